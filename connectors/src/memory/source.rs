@@ -1,0 +1,122 @@
+//! [`MemorySource`]: records from a `Vec` or an iterator.
+
+use brook_core::{Batch, BoxedBatchStream, Record, Result, Source, SourceContext};
+use futures::StreamExt;
+use futures::stream;
+
+enum Input<T> {
+    /// Records not yet split over the instances.
+    Vec(Vec<Record<T>>),
+    /// One contiguous share per instance, taken as each opens.
+    Split(Vec<Option<Vec<Record<T>>>>),
+    Iter(Option<Box<dyn Iterator<Item = Record<T>> + Send>>),
+}
+
+/// A source of records held in memory, for tests and examples.
+///
+/// From a `Vec`, the records are split into contiguous shares, one per
+/// parallel instance; from an iterator, one instance reads them all.
+pub struct MemorySource<T> {
+    input: Input<T>,
+}
+
+impl<T: Send + 'static> MemorySource<T> {
+    /// Values without event time.
+    pub fn new(values: Vec<T>) -> Self {
+        Self::from_records(values.into_iter().map(Record::untimed).collect())
+    }
+
+    /// Values with their event times.
+    pub fn from_records(records: Vec<Record<T>>) -> Self {
+        MemorySource {
+            input: Input::Vec(records),
+        }
+    }
+
+    /// Values from an iterator, which may be endless; one instance reads it.
+    pub fn from_iter<I>(iter: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        I::IntoIter: Send + 'static,
+    {
+        MemorySource {
+            input: Input::Iter(Some(Box::new(iter.into_iter().map(Record::untimed)))),
+        }
+    }
+}
+
+impl<T: Send + 'static> Source<T> for MemorySource<T> {
+    fn open(&mut self, ctx: &SourceContext) -> Result<BoxedBatchStream<T>> {
+        let size = ctx.batch_size();
+        if let Input::Vec(records) = &mut self.input {
+            let records = std::mem::take(records);
+            let p = ctx.parallelism();
+            let share = records.len().div_ceil(p).max(1);
+            let mut it = records.into_iter();
+            let shares = (0..p)
+                .map(|_| Some(it.by_ref().take(share).collect()))
+                .collect();
+            self.input = Input::Split(shares);
+        }
+        let iter: Box<dyn Iterator<Item = Record<T>> + Send> = match &mut self.input {
+            Input::Split(shares) => Box::new(
+                shares
+                    .get_mut(ctx.instance())
+                    .and_then(Option::take)
+                    .unwrap_or_default()
+                    .into_iter(),
+            ),
+            Input::Iter(it) => it.take().unwrap_or_else(|| Box::new(std::iter::empty())),
+            Input::Vec(_) => Box::new(std::iter::empty()),
+        };
+        Ok(stream::unfold(iter, move |mut it| async move {
+            let batch: Batch<T> = it.by_ref().take(size).collect();
+            (!batch.is_empty()).then_some((Ok(batch), it))
+        })
+        .boxed())
+    }
+
+    fn max_parallelism(&self) -> Option<usize> {
+        match self.input {
+            Input::Iter(_) => Some(1),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::TryStreamExt;
+
+    async fn read_all(src: &mut MemorySource<u32>, p: usize) -> Vec<Vec<u32>> {
+        let mut out = Vec::new();
+        for i in 0..p {
+            let s = src
+                .open(&SourceContext::standalone("mem", i, p))
+                .expect("open");
+            let batches: Vec<Batch<u32>> = s.try_collect().await.expect("read");
+            out.push(
+                batches
+                    .into_iter()
+                    .flat_map(|b| b.into_iter().map(|r| r.value))
+                    .collect(),
+            );
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn splits_a_vec_into_contiguous_shares() {
+        let mut src = MemorySource::new((0..10).collect());
+        let shares = read_all(&mut src, 3).await;
+        assert_eq!(shares, vec![vec![0, 1, 2, 3], vec![4, 5, 6, 7], vec![8, 9]]);
+    }
+
+    #[tokio::test]
+    async fn an_iterator_is_read_by_one_instance() {
+        let mut src = MemorySource::from_iter(0..5u32);
+        assert_eq!(src.max_parallelism(), Some(1));
+        assert_eq!(read_all(&mut src, 1).await, vec![vec![0, 1, 2, 3, 4]]);
+    }
+}

@@ -1,0 +1,79 @@
+//! What a parallel instance of a source, operator or sink knows about where
+//! it runs.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::NodeMetrics;
+
+/// The context of one parallel instance of a node.
+#[derive(Debug, Clone)]
+pub struct TaskContext {
+    pub(crate) job: Arc<str>,
+    pub(crate) node: Arc<str>,
+    pub(crate) instance: usize,
+    pub(crate) parallelism: usize,
+    pub(crate) batch_size: usize,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) metrics: Arc<NodeMetrics>,
+}
+
+impl TaskContext {
+    /// A context for tests and for running a source or sink outside a job.
+    pub fn standalone(node: &str, instance: usize, parallelism: usize) -> Self {
+        TaskContext {
+            job: Arc::from("standalone"),
+            node: Arc::from(node),
+            instance,
+            parallelism,
+            batch_size: crate::dataflow::DEFAULT_BATCH_SIZE,
+            shutdown: CancellationToken::new(),
+            metrics: Arc::new(NodeMetrics::default()),
+        }
+    }
+
+    /// The job's name.
+    pub fn job_name(&self) -> &str {
+        &self.job
+    }
+
+    /// The node's name, as given to the builder.
+    pub fn node_name(&self) -> &str {
+        &self.node
+    }
+
+    /// This instance's index, in `0..parallelism()`.
+    pub fn instance(&self) -> usize {
+        self.instance
+    }
+
+    /// The number of parallel instances of this node.
+    pub fn parallelism(&self) -> usize {
+        self.parallelism
+    }
+
+    /// The number of records a batch should hold at most.
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    /// Cancelled when the job shuts down. Sources stop reading when it is;
+    /// the runtime then drains what they produced.
+    pub fn shutdown(&self) -> &CancellationToken {
+        &self.shutdown
+    }
+
+    /// This instance's counters, for a node to count what it drops or
+    /// routes elsewhere.
+    pub fn metrics(&self) -> &NodeMetrics {
+        &self.metrics
+    }
+}
+
+/// The context given to a source instance when it opens.
+pub type SourceContext = TaskContext;
+/// The context given to a sink instance when it opens.
+pub type SinkContext = TaskContext;
+/// The context given to an operator instance when it opens.
+pub type OperatorContext = TaskContext;

@@ -1,0 +1,117 @@
+//! [`Dataflow`]: the entry point of the builder.
+
+use std::cell::RefCell;
+use std::marker::PhantomData;
+use std::rc::Rc;
+
+use crate::dataflow::config::JobConfig;
+use crate::dataflow::graph::{Graph, Logic, Node};
+use crate::dataflow::stream::Stream;
+use crate::error::Result;
+use crate::runtime::erased::{Port, SourceFactory};
+use crate::runtime::job::Job;
+use crate::source::Source;
+
+/// A dataflow under construction: add sources, chain operators on the
+/// streams they return, end every branch in a sink, then [`build`](Self::build).
+///
+/// ```
+/// use brook_core::prelude::*;
+/// # use futures::stream::{self, StreamExt};
+/// # struct Empty;
+/// # impl Source<u32> for Empty {
+/// #     fn open(&mut self, _: &SourceContext) -> Result<BoxedBatchStream<u32>> {
+/// #         Ok(stream::empty().boxed())
+/// #     }
+/// # }
+/// let flow = Dataflow::new("example");
+/// let numbers = flow.source("numbers", Empty);
+/// // `numbers` is never consumed: build() says so.
+/// let err = flow.build().err().expect("a plan error");
+/// assert!(err.to_string().contains("'numbers'"));
+/// ```
+pub struct Dataflow {
+    pub(crate) name: String,
+    pub(crate) config: JobConfig,
+    pub(crate) graph: Rc<RefCell<Graph>>,
+}
+
+impl Dataflow {
+    /// A new, empty dataflow with default settings.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self::with_config(name, JobConfig::default())
+    }
+
+    /// A new, empty dataflow with the given settings.
+    pub fn with_config(name: impl Into<String>, config: JobConfig) -> Self {
+        Dataflow {
+            name: name.into(),
+            config,
+            graph: Rc::default(),
+        }
+    }
+
+    /// The job's settings.
+    pub fn config(&self) -> &JobConfig {
+        &self.config
+    }
+
+    /// Sets the parallelism of nodes that set none.
+    pub fn set_parallelism(&mut self, parallelism: usize) -> &mut Self {
+        self.config.parallelism = parallelism;
+        self
+    }
+
+    /// Sets the most records a batch holds.
+    pub fn set_batch_size(&mut self, batch_size: usize) -> &mut Self {
+        self.config.batch_size = batch_size;
+        self
+    }
+
+    /// Sets the capacity of task input channels, in batches.
+    pub fn set_channel_capacity(&mut self, capacity: usize) -> &mut Self {
+        self.config.channel_capacity = capacity;
+        self
+    }
+
+    /// Turns operator chaining on or off for the whole dataflow.
+    pub fn set_chaining(&mut self, chaining: bool) -> &mut Self {
+        self.config.chaining = chaining;
+        self
+    }
+
+    /// Adds a source node named `name`.
+    pub fn source<T: crate::Data, S: Source<T>>(
+        &self,
+        name: impl Into<String>,
+        source: S,
+    ) -> Stream<T> {
+        let node = self.graph.borrow_mut().add(Node {
+            name: name.into(),
+            parallelism: None,
+            chaining: true,
+            inputs: Vec::new(),
+            input: None,
+            output: Some(Port::<T>::boxed()),
+            logic: Logic::Source(Box::new(SourceFactory(source, PhantomData))),
+        });
+        Stream::new(self.graph.clone(), node)
+    }
+
+    /// Validates the dataflow and plans it: each node's parallelism, each
+    /// edge's partitioning, and which nodes are chained into one task.
+    ///
+    /// # Errors
+    /// [`Error::Plan`](crate::Error::Plan) for misuse: a stream that is never
+    /// consumed, a name used twice, a parallelism of 0 or above what a node
+    /// supports, a forward edge between different parallelisms, streams of
+    /// another dataflow, or no source at all.
+    pub fn build(self) -> Result<Job> {
+        let graph = {
+            let mut g = self.graph.borrow_mut();
+            g.built = true;
+            std::mem::take(&mut *g)
+        };
+        Job::plan(self.name, self.config, graph)
+    }
+}

@@ -1,0 +1,72 @@
+//! The logical graph the builder records.
+
+use crate::metrics::NodeKind;
+use crate::runtime::erased::{
+    ErasedOperator, ErasedSink, ErasedSource, InputPort, OutputPort, Partitioning,
+};
+
+/// The index of a node in the graph; nodes are added in topological order.
+pub(crate) type NodeId = usize;
+
+/// An input edge of a node.
+pub(crate) struct Edge {
+    pub(crate) from: NodeId,
+    pub(crate) partitioning: Partitioning,
+}
+
+/// What a node runs.
+pub(crate) enum Logic {
+    Source(Box<dyn ErasedSource>),
+    Operator(Box<dyn ErasedOperator>),
+    Sink(Box<dyn ErasedSink>),
+}
+
+/// One node of the logical graph.
+pub(crate) struct Node {
+    pub(crate) name: String,
+    pub(crate) parallelism: Option<usize>,
+    pub(crate) chaining: bool,
+    pub(crate) inputs: Vec<Edge>,
+    pub(crate) input: Option<Box<dyn InputPort>>,
+    pub(crate) output: Option<Box<dyn OutputPort>>,
+    pub(crate) logic: Logic,
+}
+
+impl Node {
+    pub(crate) fn kind(&self) -> NodeKind {
+        match self.logic {
+            Logic::Source(_) => NodeKind::Source,
+            Logic::Operator(_) => NodeKind::Operator,
+            Logic::Sink(_) => NodeKind::Sink,
+        }
+    }
+
+    pub(crate) fn max_parallelism(&self) -> Option<usize> {
+        match &self.logic {
+            Logic::Source(s) => s.max_parallelism(),
+            Logic::Sink(s) => s.max_parallelism(),
+            Logic::Operator(_) => None,
+        }
+    }
+}
+
+/// The graph under construction, shared by the `Dataflow` and its streams.
+#[derive(Default)]
+pub(crate) struct Graph {
+    pub(crate) nodes: Vec<Node>,
+    /// Misuse seen while building, reported by `build()`.
+    pub(crate) errors: Vec<String>,
+    /// Set by `build()`: the streams of a built dataflow can't grow it.
+    pub(crate) built: bool,
+}
+
+impl Graph {
+    pub(crate) fn add(&mut self, node: Node) -> NodeId {
+        if self.built {
+            self.errors
+                .push(format!("node '{}' added after build()", node.name));
+        }
+        self.nodes.push(node);
+        self.nodes.len() - 1
+    }
+}

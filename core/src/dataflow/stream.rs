@@ -1,0 +1,250 @@
+//! [`Stream`] and [`KeyedStream`]: handles to a node's output while building.
+
+use std::cell::RefCell;
+use std::hash::Hash;
+use std::marker::PhantomData;
+use std::ops::Deref;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use crate::dataflow::graph::{Edge, Graph, Logic, Node, NodeId};
+use crate::operator::Operator;
+use crate::partition::hash_key;
+use crate::runtime::erased::{OperatorFactory, Partitioning, Port, SinkFactory};
+use crate::runtime::exit::KeyHashFn;
+use crate::sink::Sink;
+
+/// The output of a node, to build on.
+///
+/// A stream can feed any number of consumers (fan-out): every consumer sees
+/// every record. Methods take `&self` and return a new handle.
+/// Operators such as `map` and `filter` come from `brook-operators`' extension
+/// traits; this type has the structural ones.
+pub struct Stream<T> {
+    pub(crate) graph: Rc<RefCell<Graph>>,
+    pub(crate) node: NodeId,
+    pub(crate) partitioning: Partitioning,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for Stream<T> {
+    fn clone(&self) -> Self {
+        Stream {
+            graph: self.graph.clone(),
+            node: self.node,
+            partitioning: self.partitioning.clone(),
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for Stream<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stream")
+            .field("node", &self.graph.borrow().nodes[self.node].name)
+            .field("partitioning", &self.partitioning)
+            .finish()
+    }
+}
+
+impl<T: crate::Data> Stream<T> {
+    pub(crate) fn new(graph: Rc<RefCell<Graph>>, node: NodeId) -> Self {
+        Stream {
+            graph,
+            node,
+            partitioning: Partitioning::Default,
+            _t: PhantomData,
+        }
+    }
+
+    fn with_partitioning(&self, partitioning: Partitioning) -> Self {
+        Stream {
+            partitioning,
+            ..self.clone()
+        }
+    }
+
+    fn edge(&self) -> Edge {
+        Edge {
+            from: self.node,
+            partitioning: self.partitioning.clone(),
+        }
+    }
+
+    /// The name of the node this stream comes from.
+    pub fn node_name(&self) -> String {
+        self.graph.borrow().nodes[self.node].name.clone()
+    }
+
+    /// Sets the parallelism of the node this stream comes from.
+    pub fn parallelism(self, parallelism: usize) -> Self {
+        self.graph.borrow_mut().nodes[self.node].parallelism = Some(parallelism);
+        self
+    }
+
+    /// Keeps the node this stream comes from out of its upstream's chain:
+    /// it gets its own task, fed through a channel.
+    pub fn disable_chaining(self) -> Self {
+        self.graph.borrow_mut().nodes[self.node].chaining = false;
+        self
+    }
+
+    /// The next consumer gets batches round-robin over its instances.
+    pub fn rebalance(&self) -> Self {
+        self.with_partitioning(Partitioning::Rebalance)
+    }
+
+    /// The next consumer's instances each get every record.
+    pub fn broadcast(&self) -> Self {
+        self.with_partitioning(Partitioning::Broadcast)
+    }
+
+    /// Instance i feeds instance i of the next consumer, which must have the
+    /// same parallelism.
+    pub fn forward(&self) -> Self {
+        self.with_partitioning(Partitioning::Forward)
+    }
+
+    /// Partitions the stream by key: all records with the same key go to the
+    /// same instance of the next consumer.
+    pub fn key_by<K, F>(&self, key: F) -> KeyedStream<T, K>
+    where
+        K: Hash + Send + 'static,
+        F: Fn(&T) -> K + Send + Sync + 'static,
+    {
+        let key: Arc<dyn Fn(&T) -> K + Send + Sync> = Arc::new(key);
+        let k = key.clone();
+        let hash: KeyHashFn<T> = Arc::new(move |v: &T| hash_key(&k(v)));
+        KeyedStream {
+            stream: self.with_partitioning(Partitioning::Hash(Arc::new(hash))),
+            key,
+        }
+    }
+
+    /// Adds a node running `op` on this stream: the general form of every
+    /// per-batch operator.
+    pub fn process<U: crate::Data, O: Operator<T, U>>(
+        &self,
+        name: impl Into<String>,
+        op: O,
+    ) -> Stream<U> {
+        let node = self.graph.borrow_mut().add(Node {
+            name: name.into(),
+            parallelism: None,
+            chaining: true,
+            inputs: vec![self.edge()],
+            input: Some(Port::<T>::boxed()),
+            output: Some(Port::<U>::boxed()),
+            logic: Logic::Operator(Box::new(OperatorFactory(op, PhantomData))),
+        });
+        Stream::new(self.graph.clone(), node)
+    }
+
+    /// Merges this stream with others of the same type into one node.
+    pub fn union(&self, name: impl Into<String>, others: &[&Stream<T>]) -> Stream<T> {
+        let name = name.into();
+        let mut inputs = vec![self.edge()];
+        for o in others {
+            if !Rc::ptr_eq(&o.graph, &self.graph) {
+                self.graph
+                    .borrow_mut()
+                    .errors
+                    .push(format!("union '{name}' takes a stream of another dataflow"));
+                continue;
+            }
+            inputs.push(o.edge());
+        }
+        let node = self.graph.borrow_mut().add(Node {
+            name,
+            parallelism: None,
+            chaining: true,
+            inputs,
+            input: Some(Port::<T>::boxed()),
+            output: Some(Port::<T>::boxed()),
+            logic: Logic::Operator(Box::new(OperatorFactory::<T, T, _>(Identity, PhantomData))),
+        });
+        Stream::new(self.graph.clone(), node)
+    }
+
+    /// Ends this stream in a sink node.
+    pub fn sink<S: Sink<T>>(&self, name: impl Into<String>, sink: S) -> SinkHandle {
+        let node = self.graph.borrow_mut().add(Node {
+            name: name.into(),
+            parallelism: None,
+            chaining: true,
+            inputs: vec![self.edge()],
+            input: Some(Port::<T>::boxed()),
+            output: None,
+            logic: Logic::Sink(Box::new(SinkFactory(sink, PhantomData))),
+        });
+        SinkHandle {
+            graph: self.graph.clone(),
+            node,
+        }
+    }
+}
+
+/// A sink node, to set its parallelism.
+pub struct SinkHandle {
+    graph: Rc<RefCell<Graph>>,
+    node: NodeId,
+}
+
+impl SinkHandle {
+    /// Sets the sink's parallelism.
+    pub fn parallelism(self, parallelism: usize) -> Self {
+        self.graph.borrow_mut().nodes[self.node].parallelism = Some(parallelism);
+        self
+    }
+
+    /// Keeps the sink out of its upstream's chain.
+    pub fn disable_chaining(self) -> Self {
+        self.graph.borrow_mut().nodes[self.node].chaining = false;
+        self
+    }
+}
+
+/// Passes records through; the logic of `union`.
+#[derive(Clone, Copy)]
+struct Identity;
+
+impl<T: Send + 'static> Operator<T, T> for Identity {
+    fn process(
+        &mut self,
+        batch: crate::Batch<T>,
+        out: &mut crate::Collector<T>,
+    ) -> crate::Result<()> {
+        out.emit_batch(batch);
+        Ok(())
+    }
+}
+
+/// A stream partitioned by key. Every operator applied to it runs with all
+/// records of a key on the same instance; it derefs to [`Stream`] for them.
+pub struct KeyedStream<T, K> {
+    stream: Stream<T>,
+    key: Arc<dyn Fn(&T) -> K + Send + Sync>,
+}
+
+impl<T, K> Clone for KeyedStream<T, K> {
+    fn clone(&self) -> Self {
+        KeyedStream {
+            stream: self.stream.clone(),
+            key: self.key.clone(),
+        }
+    }
+}
+
+impl<T, K> KeyedStream<T, K> {
+    /// The key selector, for keyed operators.
+    pub fn key_selector(&self) -> Arc<dyn Fn(&T) -> K + Send + Sync> {
+        self.key.clone()
+    }
+}
+
+impl<T, K> Deref for KeyedStream<T, K> {
+    type Target = Stream<T>;
+    fn deref(&self) -> &Stream<T> {
+        &self.stream
+    }
+}

@@ -1,0 +1,193 @@
+//! Per-node counters, readable while a job runs.
+//!
+//! Every parallel instance of every node owns a [`NodeMetrics`] of relaxed
+//! atomics that it updates once per batch. [`JobMetrics::snapshot`] reads
+//! them all from any thread; later the Prometheus endpoint, the web UI and
+//! the bottleneck advice read the same snapshot.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+/// The counters of one parallel instance of one node.
+#[derive(Debug, Default)]
+pub struct NodeMetrics {
+    pub(crate) records_in: AtomicU64,
+    pub(crate) records_out: AtomicU64,
+    pub(crate) batches_in: AtomicU64,
+    pub(crate) batches_out: AtomicU64,
+    pub(crate) busy_ns: AtomicU64,
+    pub(crate) blocked_ns: AtomicU64,
+    pub(crate) queue_len: AtomicI64,
+    pub(crate) dropped: AtomicU64,
+    pub(crate) dead_lettered: AtomicU64,
+}
+
+impl NodeMetrics {
+    /// Counts records a source or operator dropped by its policy.
+    pub fn add_dropped(&self, n: u64) {
+        self.dropped.fetch_add(n, Relaxed);
+    }
+
+    /// Counts records a source or operator sent to a dead-letter sink.
+    pub fn add_dead_lettered(&self, n: u64) {
+        self.dead_lettered.fetch_add(n, Relaxed);
+    }
+
+    pub(crate) fn add_in(&self, records: usize) {
+        self.records_in.fetch_add(records as u64, Relaxed);
+        self.batches_in.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn add_out(&self, records: usize) {
+        self.records_out.fetch_add(records as u64, Relaxed);
+        self.batches_out.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn add_busy(&self, d: Duration) {
+        self.busy_ns.fetch_add(d.as_nanos() as u64, Relaxed);
+    }
+
+    pub(crate) fn add_blocked(&self, d: Duration) {
+        self.blocked_ns.fetch_add(d.as_nanos() as u64, Relaxed);
+    }
+
+    fn read(&self) -> Counters {
+        Counters {
+            records_in: self.records_in.load(Relaxed),
+            records_out: self.records_out.load(Relaxed),
+            batches_in: self.batches_in.load(Relaxed),
+            batches_out: self.batches_out.load(Relaxed),
+            busy: Duration::from_nanos(self.busy_ns.load(Relaxed)),
+            blocked: Duration::from_nanos(self.blocked_ns.load(Relaxed)),
+            queue_len: self.queue_len.load(Relaxed).max(0) as u64,
+            dropped: self.dropped.load(Relaxed),
+            dead_lettered: self.dead_lettered.load(Relaxed),
+        }
+    }
+}
+
+/// Counter values at one moment, for one instance or summed over a node.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Records received.
+    pub records_in: u64,
+    /// Records emitted.
+    pub records_out: u64,
+    /// Batches received.
+    pub batches_in: u64,
+    /// Batches emitted.
+    pub batches_out: u64,
+    /// Time spent in the node's own code.
+    pub busy: Duration,
+    /// Time spent waiting for room in a full downstream channel.
+    pub blocked: Duration,
+    /// Batches waiting in the node's input channel (chain heads only).
+    pub queue_len: u64,
+    /// Records dropped by the node's policy.
+    pub dropped: u64,
+    /// Records sent to a dead-letter sink.
+    pub dead_lettered: u64,
+}
+
+impl Counters {
+    fn add(&mut self, o: &Counters) {
+        self.records_in += o.records_in;
+        self.records_out += o.records_out;
+        self.batches_in += o.batches_in;
+        self.batches_out += o.batches_out;
+        self.busy += o.busy;
+        self.blocked += o.blocked;
+        self.queue_len += o.queue_len;
+        self.dropped += o.dropped;
+        self.dead_lettered += o.dead_lettered;
+    }
+}
+
+/// The kind of a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeKind {
+    /// Produces records.
+    Source,
+    /// Transforms records.
+    Operator,
+    /// Consumes records.
+    Sink,
+}
+
+#[derive(Debug)]
+pub(crate) struct NodeEntry {
+    pub(crate) name: String,
+    pub(crate) kind: NodeKind,
+    pub(crate) task: usize,
+    pub(crate) instances: Vec<Arc<NodeMetrics>>,
+}
+
+/// The metrics of a job: a cheap handle, clonable and readable from any
+/// thread while the job runs.
+#[derive(Debug, Clone)]
+pub struct JobMetrics {
+    pub(crate) nodes: Arc<Vec<NodeEntry>>,
+    pub(crate) started: Instant,
+}
+
+impl JobMetrics {
+    /// Reads every counter now.
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        let nodes = self
+            .nodes
+            .iter()
+            .map(|n| {
+                let instances: Vec<Counters> = n.instances.iter().map(|m| m.read()).collect();
+                let mut total = Counters::default();
+                instances.iter().for_each(|c| total.add(c));
+                NodeSnapshot {
+                    name: n.name.clone(),
+                    kind: n.kind,
+                    task: n.task,
+                    parallelism: n.instances.len(),
+                    total,
+                    instances,
+                }
+            })
+            .collect();
+        MetricsSnapshot {
+            elapsed: self.started.elapsed(),
+            nodes,
+        }
+    }
+}
+
+/// All counters of a job at one moment.
+#[derive(Debug, Clone)]
+pub struct MetricsSnapshot {
+    /// Time since the job was built.
+    pub elapsed: Duration,
+    /// One entry per node, in the order the builder added them.
+    pub nodes: Vec<NodeSnapshot>,
+}
+
+impl MetricsSnapshot {
+    /// The node with this name.
+    pub fn node(&self, name: &str) -> Option<&NodeSnapshot> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+}
+
+/// One node's counters at one moment.
+#[derive(Debug, Clone)]
+pub struct NodeSnapshot {
+    /// The node's name.
+    pub name: String,
+    /// What kind of node it is.
+    pub kind: NodeKind,
+    /// The index of the task (fused chain) the node runs in; nodes with the
+    /// same index are chained together.
+    pub task: usize,
+    /// The number of parallel instances.
+    pub parallelism: usize,
+    /// Counters summed over the instances.
+    pub total: Counters,
+    /// Counters per instance.
+    pub instances: Vec<Counters>,
+}

@@ -1,0 +1,249 @@
+//! The type-erased face of typed nodes.
+//!
+//! The graph holds nodes of many record types. Each node keeps boxed
+//! factories that know its types; when a job starts they build the typed
+//! pushers, channels and task loops, passing them around as `Box<dyn Any>`
+//! and downcasting once, at start-up. Nothing here runs per record.
+
+use std::any::Any;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use tokio::sync::mpsc;
+
+use crate::context::TaskContext;
+use crate::error::{Error, Result};
+use crate::message::Envelope;
+use crate::metrics::NodeMetrics;
+use crate::operator::{Collector, Operator};
+use crate::runtime::exit::{Exit, KeyHashFn, Route, Target};
+use crate::runtime::node::{OperatorNode, SinkNode};
+use crate::runtime::push::{BoxPush, Tee};
+use crate::runtime::task;
+use crate::sink::Sink;
+use crate::source::Source;
+
+/// A task's future, as spawned.
+pub(crate) type TaskFuture = BoxFuture<'static, Result<()>>;
+
+/// A boxed value of a type only the node that made it knows.
+pub(crate) type Erased = Box<dyn Any + Send>;
+
+/// How records leave a node for a consumer in another task.
+#[derive(Clone)]
+pub(crate) enum Partitioning {
+    /// Forward if the parallelism matches, else rebalance.
+    Default,
+    /// Instance i to instance i; needs equal parallelism.
+    Forward,
+    /// Batches round-robin over the consumer's instances.
+    Rebalance,
+    /// Every record to every instance.
+    Broadcast,
+    /// By key; holds a `KeyHashFn<T>` for the stream's type.
+    Hash(Arc<dyn Any + Send + Sync>),
+}
+
+impl std::fmt::Debug for Partitioning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Partitioning::Default => "default",
+            Partitioning::Forward => "forward",
+            Partitioning::Rebalance => "rebalance",
+            Partitioning::Broadcast => "broadcast",
+            Partitioning::Hash(_) => "hash",
+        })
+    }
+}
+
+fn downcast<T: 'static>(b: Erased, what: &str) -> Result<T> {
+    b.downcast::<T>()
+        .map(|b| *b)
+        .map_err(|_| Error::Internal(format!("type mismatch building {what}")))
+}
+
+/// The operations that need a node's input record type.
+pub(crate) trait InputPort: Send {
+    /// A bounded channel of the input type: (sender, receiver).
+    fn channel(&self, capacity: usize) -> (Erased, Erased);
+    /// Another handle to a sender made by `channel`.
+    fn clone_sender(&self, sender: &Erased) -> Result<Erased>;
+    /// The loop that feeds the chain headed by this node from its channel.
+    fn run(
+        &self,
+        rx: Erased,
+        senders: usize,
+        head: Arc<NodeMetrics>,
+        push: Erased,
+    ) -> Result<TaskFuture>;
+}
+
+/// The operations that need a node's output record type.
+pub(crate) trait OutputPort: Send {
+    /// An exit to the given targets, as a pusher of the output type.
+    #[allow(clippy::too_many_arguments)]
+    fn exit(
+        &self,
+        partitioning: &Partitioning,
+        targets: Vec<(Erased, Arc<NodeMetrics>)>,
+        batch_size: usize,
+        from: u32,
+        metrics: Arc<NodeMetrics>,
+    ) -> Result<Erased>;
+    /// A tee feeding every pusher in `outputs`.
+    fn tee(&self, outputs: Vec<Erased>) -> Result<Erased>;
+}
+
+/// The input and output port of record type `T`.
+pub(crate) struct Port<T>(PhantomData<fn() -> T>);
+
+impl<T> Port<T> {
+    pub(crate) fn boxed() -> Box<Self> {
+        Box::new(Port(PhantomData))
+    }
+}
+
+impl<T: crate::Data> InputPort for Port<T> {
+    fn channel(&self, capacity: usize) -> (Erased, Erased) {
+        let (tx, rx) = mpsc::channel::<Envelope<T>>(capacity.max(1));
+        (Box::new(tx), Box::new(rx))
+    }
+
+    fn clone_sender(&self, sender: &Erased) -> Result<Erased> {
+        sender
+            .downcast_ref::<mpsc::Sender<Envelope<T>>>()
+            .map(|s| Box::new(s.clone()) as Erased)
+            .ok_or_else(|| Error::Internal("type mismatch cloning a sender".into()))
+    }
+
+    fn run(
+        &self,
+        rx: Erased,
+        senders: usize,
+        head: Arc<NodeMetrics>,
+        push: Erased,
+    ) -> Result<TaskFuture> {
+        let rx = downcast::<mpsc::Receiver<Envelope<T>>>(rx, "an input channel")?;
+        let push = downcast::<BoxPush<T>>(push, "a chain head")?;
+        Ok(Box::pin(task::run_input(rx, senders, head, push)))
+    }
+}
+
+impl<T: crate::Data> OutputPort for Port<T> {
+    fn exit(
+        &self,
+        partitioning: &Partitioning,
+        targets: Vec<(Erased, Arc<NodeMetrics>)>,
+        batch_size: usize,
+        from: u32,
+        metrics: Arc<NodeMetrics>,
+    ) -> Result<Erased> {
+        let targets = targets
+            .into_iter()
+            .map(|(tx, head)| {
+                Ok(Target {
+                    tx: downcast(tx, "an exit")?,
+                    head,
+                })
+            })
+            .collect::<Result<Vec<Target<T>>>>()?;
+        let route = match partitioning {
+            Partitioning::Default | Partitioning::Forward => Route::Forward,
+            Partitioning::Rebalance => Route::Rebalance {
+                next: from as usize % targets.len(),
+            },
+            Partitioning::Broadcast => Route::Broadcast,
+            Partitioning::Hash(f) => Route::Hash(
+                f.downcast_ref::<KeyHashFn<T>>()
+                    .cloned()
+                    .ok_or_else(|| Error::Internal("type mismatch in a key function".into()))?,
+            ),
+        };
+        let exit: BoxPush<T> = Box::new(Exit::new(targets, route, batch_size, from, metrics));
+        Ok(Box::new(exit))
+    }
+
+    fn tee(&self, outputs: Vec<Erased>) -> Result<Erased> {
+        let outputs = outputs
+            .into_iter()
+            .map(|o| downcast::<BoxPush<T>>(o, "a tee"))
+            .collect::<Result<Vec<_>>>()?;
+        let tee: BoxPush<T> = Box::new(Tee { outputs });
+        Ok(Box::new(tee))
+    }
+}
+
+/// A source node, type-erased.
+pub(crate) trait ErasedSource: Send {
+    fn max_parallelism(&self) -> Option<usize>;
+    /// Opens one instance feeding `push` and returns its task.
+    fn start(&mut self, ctx: TaskContext, push: Erased) -> Result<TaskFuture>;
+}
+
+pub(crate) struct SourceFactory<T, S>(pub(crate) S, pub(crate) PhantomData<fn() -> T>);
+
+impl<T: crate::Data, S: Source<T>> ErasedSource for SourceFactory<T, S> {
+    fn max_parallelism(&self) -> Option<usize> {
+        self.0.max_parallelism()
+    }
+
+    fn start(&mut self, ctx: TaskContext, push: Erased) -> Result<TaskFuture> {
+        let push = downcast::<BoxPush<T>>(push, "a source")?;
+        let stream = self.0.open(&ctx).map_err(|e| e.in_node(&ctx.node))?;
+        Ok(Box::pin(task::run_source(ctx, stream, push)))
+    }
+}
+
+/// An operator node, type-erased.
+pub(crate) trait ErasedOperator: Send {
+    /// Makes one instance feeding `push` and returns its input pusher.
+    fn instantiate(&mut self, ctx: TaskContext, push: Erased) -> Result<Erased>;
+}
+
+pub(crate) struct OperatorFactory<In, Out, O>(pub(crate) O, pub(crate) PhantomData<fn(In) -> Out>);
+
+impl<In: crate::Data, Out: crate::Data, O: Operator<In, Out>> ErasedOperator
+    for OperatorFactory<In, Out, O>
+{
+    fn instantiate(&mut self, ctx: TaskContext, push: Erased) -> Result<Erased> {
+        let next = downcast::<BoxPush<Out>>(push, "an operator")?;
+        let mut op = self.0.clone();
+        op.open(&ctx).map_err(|e| e.in_node(&ctx.node))?;
+        let node: BoxPush<In> = Box::new(OperatorNode {
+            name: ctx.node.clone(),
+            op,
+            out: Collector::default(),
+            next,
+            metrics: ctx.metrics.clone(),
+            _in: PhantomData,
+        });
+        Ok(Box::new(node))
+    }
+}
+
+/// A sink node, type-erased.
+pub(crate) trait ErasedSink: Send {
+    fn max_parallelism(&self) -> Option<usize>;
+    /// Opens one instance and returns its input pusher.
+    fn instantiate(&mut self, ctx: TaskContext) -> Result<Erased>;
+}
+
+pub(crate) struct SinkFactory<T, S>(pub(crate) S, pub(crate) PhantomData<fn(T)>);
+
+impl<T: crate::Data, S: Sink<T>> ErasedSink for SinkFactory<T, S> {
+    fn max_parallelism(&self) -> Option<usize> {
+        self.0.max_parallelism()
+    }
+
+    fn instantiate(&mut self, ctx: TaskContext) -> Result<Erased> {
+        let writer = self.0.open(&ctx).map_err(|e| e.in_node(&ctx.node))?;
+        let node: BoxPush<T> = Box::new(SinkNode {
+            name: ctx.node.clone(),
+            writer,
+            metrics: ctx.metrics.clone(),
+            _t: PhantomData,
+        });
+        Ok(Box::new(node))
+    }
+}

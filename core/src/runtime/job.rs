@@ -1,0 +1,387 @@
+//! [`Job`]: a planned dataflow, and [`RunningJob`]: one that runs.
+//!
+//! # Shutdown
+//! Cancelling the token passed to [`Job::start`] stops the sources; what
+//! they produced still drains through the dataflow, every operator sees end
+//! of input, sinks flush and close, and the job ends with `Ok`.
+//!
+//! # Failure
+//! The first task to fail ends the job: every other task is aborted, and the
+//! error returned names the node that failed. Errors that are only an echo
+//! of another failure (a channel closed because its reader died) are never
+//! reported in place of the cause.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::FutureExt;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::context::TaskContext;
+use crate::dataflow::JobConfig;
+use crate::dataflow::graph::{Graph, Logic, NodeId};
+use crate::error::{Error, Result};
+use crate::metrics::{JobMetrics, NodeEntry, NodeMetrics};
+use crate::runtime::erased::{Erased, Partitioning, TaskFuture};
+use crate::runtime::plan::Plan;
+
+/// A validated, planned dataflow, ready to run.
+pub struct Job {
+    name: Arc<str>,
+    config: JobConfig,
+    graph: Graph,
+    plan: Plan,
+    metrics: Vec<Vec<Arc<NodeMetrics>>>,
+    job_metrics: JobMetrics,
+    shutdown: CancellationToken,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job")
+            .field("name", &self.name)
+            .field("plan", &self.describe())
+            .finish()
+    }
+}
+
+impl Job {
+    pub(crate) fn plan(name: String, config: JobConfig, graph: Graph) -> Result<Job> {
+        let plan = Plan::new(&config, &graph)?;
+        let metrics: Vec<Vec<Arc<NodeMetrics>>> = plan
+            .parallelism
+            .iter()
+            .map(|&p| (0..p).map(|_| Arc::new(NodeMetrics::default())).collect())
+            .collect();
+        let entries = graph
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(id, n)| NodeEntry {
+                name: n.name.clone(),
+                kind: n.kind(),
+                task: plan.task_of[id],
+                instances: metrics[id].clone(),
+            })
+            .collect();
+        let job_metrics = JobMetrics {
+            nodes: Arc::new(entries),
+            started: Instant::now(),
+        };
+        Ok(Job {
+            name: name.into(),
+            config,
+            graph,
+            plan,
+            metrics,
+            job_metrics,
+            shutdown: CancellationToken::new(),
+        })
+    }
+
+    /// The job's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The job's metrics handle; it stays valid while and after the job runs.
+    pub fn metrics(&self) -> JobMetrics {
+        self.job_metrics.clone()
+    }
+
+    /// The number of tasks per parallel instance set: one per fused chain.
+    pub fn task_count(&self) -> usize {
+        self.plan.heads.len()
+    }
+
+    /// The parallelism the plan gave the node named `name`.
+    pub fn parallelism_of(&self, name: &str) -> Option<usize> {
+        self.graph
+            .nodes
+            .iter()
+            .position(|n| n.name == name)
+            .map(|id| self.plan.parallelism[id])
+    }
+
+    /// A readable description of the plan: tasks, their chains, parallelism
+    /// and the partitioning of the edges between them.
+    pub fn describe(&self) -> String {
+        let mut s = String::new();
+        for (t, &head) in self.plan.heads.iter().enumerate() {
+            let chain: Vec<&str> = (0..self.graph.nodes.len())
+                .filter(|&id| self.plan.task_of[id] == t)
+                .map(|id| self.graph.nodes[id].name.as_str())
+                .collect();
+            let inputs: Vec<String> = self.graph.nodes[head]
+                .inputs
+                .iter()
+                .zip(&self.plan.partitioning[head])
+                .map(|(e, p)| format!("{} ({p:?})", self.graph.nodes[e.from].name))
+                .collect();
+            let _ = write!(
+                s,
+                "task {t} x{}: {}",
+                self.plan.parallelism[head],
+                chain.join(" -> ")
+            );
+            if !inputs.is_empty() {
+                let _ = write!(s, " <- {}", inputs.join(", "));
+            }
+            s.push('\n');
+        }
+        s
+    }
+
+    /// Runs the job to completion: until every source is exhausted, or the
+    /// token is cancelled and the dataflow has drained.
+    ///
+    /// # Errors
+    /// The first failure of any node, naming it.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
+        self.start(shutdown)?.wait().await
+    }
+
+    /// Starts every task on the current tokio runtime and returns at once.
+    ///
+    /// # Errors
+    /// A source, operator or sink that fails to open, or no tokio runtime.
+    pub fn start(mut self, shutdown: CancellationToken) -> Result<RunningJob> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::Config(
+                "a job must be started inside a tokio runtime".into(),
+            ));
+        }
+        self.shutdown = shutdown.clone();
+        // One input channel per instance of every task fed by channels.
+        let mut receivers: Vec<Vec<Option<Erased>>> = Vec::new();
+        let mut senders: Vec<Vec<Erased>> = Vec::new();
+        for &head in &self.plan.heads {
+            let (mut tx, mut rx) = (Vec::new(), Vec::new());
+            if let Some(port) = &self.graph.nodes[head].input {
+                for _ in 0..self.plan.parallelism[head] {
+                    let (s, r) = port.channel(self.config.channel_capacity);
+                    tx.push(s);
+                    rx.push(Some(r));
+                }
+            }
+            senders.push(tx);
+            receivers.push(rx);
+        }
+
+        let mut tasks = JoinSet::new();
+        let mut names = std::collections::HashMap::new();
+        for t in 0..self.plan.heads.len() {
+            let head = self.plan.heads[t];
+            for instance in 0..self.plan.parallelism[head] {
+                let fut = self.task(t, instance, &senders, &mut receivers)?;
+                let name = self.graph.nodes[head].name.clone();
+                let guarded = {
+                    let name = name.clone();
+                    async move {
+                        match std::panic::AssertUnwindSafe(fut).catch_unwind().await {
+                            Ok(r) => r,
+                            Err(panic) => Err(Error::from_panic(panic).in_node(&name)),
+                        }
+                    }
+                };
+                let handle = tasks.spawn(guarded);
+                names.insert(handle.id(), name);
+            }
+        }
+        drop(senders);
+        tracing::info!(job = %self.name, tasks = tasks.len(), "Job started.");
+        Ok(RunningJob {
+            name: self.name.clone(),
+            tasks,
+            names,
+            metrics: self.job_metrics.clone(),
+            shutdown,
+        })
+    }
+
+    /// Builds the chain of task `t`, instance `instance`, and its driving loop.
+    fn task(
+        &mut self,
+        t: usize,
+        instance: usize,
+        senders: &[Vec<Erased>],
+        receivers: &mut [Vec<Option<Erased>>],
+    ) -> Result<TaskFuture> {
+        let head = self.plan.heads[t];
+        let ctx = self.context(head, instance);
+        if let Logic::Source(_) = self.graph.nodes[head].logic {
+            let out = self.outputs(head, instance, senders)?;
+            let out = out.ok_or_else(|| Error::Internal("a source without outputs".into()))?;
+            let Logic::Source(source) = &mut self.graph.nodes[head].logic else {
+                unreachable!()
+            };
+            return source.start(ctx, out);
+        }
+        let push = self.build_push(head, instance, senders)?;
+        let rx = receivers[t][instance]
+            .take()
+            .ok_or_else(|| Error::Internal("receiver taken twice".into()))?;
+        let port = self.graph.nodes[head]
+            .input
+            .as_ref()
+            .ok_or_else(|| Error::Internal("head without input".into()))?;
+        port.run(
+            rx,
+            self.plan.senders(&self.graph, head),
+            self.metrics[head][instance].clone(),
+            push,
+        )
+    }
+
+    fn context(&self, node: NodeId, instance: usize) -> TaskContext {
+        TaskContext {
+            job: self.name.clone(),
+            node: Arc::from(self.graph.nodes[node].name.as_str()),
+            instance,
+            parallelism: self.plan.parallelism[node],
+            batch_size: self.config.batch_size,
+            shutdown: self.shutdown.clone(),
+            metrics: self.metrics[node][instance].clone(),
+        }
+    }
+
+    /// The pusher that takes the output of `node`: its chained consumers and
+    /// exits to other tasks, behind a tee when there are several.
+    fn outputs(
+        &mut self,
+        node: NodeId,
+        instance: usize,
+        senders: &[Vec<Erased>],
+    ) -> Result<Option<Erased>> {
+        let mut outs = Vec::new();
+        for (consumer, edge) in self.plan.consumers[node].clone() {
+            if self.plan.chained[consumer] {
+                outs.push(self.build_push(consumer, instance, senders)?);
+                continue;
+            }
+            let t = self.plan.task_of[consumer];
+            let port = self.graph.nodes[consumer]
+                .input
+                .as_ref()
+                .ok_or_else(|| Error::Internal("no input".into()))?;
+            let part = &self.plan.partitioning[consumer][edge];
+            let which: Vec<usize> = match part {
+                Partitioning::Forward => vec![instance],
+                _ => (0..self.plan.parallelism[consumer]).collect(),
+            };
+            let targets = which
+                .into_iter()
+                .map(|i| {
+                    Ok((
+                        port.clone_sender(&senders[t][i])?,
+                        self.metrics[consumer][i].clone(),
+                    ))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let from = self.plan.sender_offset(&self.graph, consumer, edge) + instance;
+            let output = self.graph.nodes[node]
+                .output
+                .as_ref()
+                .ok_or_else(|| Error::Internal("no output".into()))?;
+            let exit = output.exit(
+                part,
+                targets,
+                self.config.batch_size,
+                from as u32,
+                self.metrics[node][instance].clone(),
+            )?;
+            outs.push(exit);
+        }
+        match outs.len() {
+            0 => Ok(None),
+            1 => Ok(outs.pop()),
+            _ => {
+                let output = self.graph.nodes[node]
+                    .output
+                    .as_ref()
+                    .ok_or_else(|| Error::Internal("no output".into()))?;
+                output.tee(outs).map(Some)
+            }
+        }
+    }
+
+    /// The input pusher of `node` (an operator or sink) with its outputs.
+    fn build_push(
+        &mut self,
+        node: NodeId,
+        instance: usize,
+        senders: &[Vec<Erased>],
+    ) -> Result<Erased> {
+        let out = self.outputs(node, instance, senders)?;
+        let ctx = self.context(node, instance);
+        match (&mut self.graph.nodes[node].logic, out) {
+            (Logic::Operator(op), Some(out)) => op.instantiate(ctx, out),
+            (Logic::Sink(sink), None) => sink.instantiate(ctx),
+            _ => Err(Error::Internal(format!(
+                "node {node} is misplaced in a chain"
+            ))),
+        }
+    }
+}
+
+/// A job whose tasks are running.
+pub struct RunningJob {
+    name: Arc<str>,
+    tasks: JoinSet<Result<()>>,
+    names: std::collections::HashMap<tokio::task::Id, String>,
+    metrics: JobMetrics,
+    shutdown: CancellationToken,
+}
+
+impl RunningJob {
+    /// The job's metrics, readable while it runs.
+    pub fn metrics(&self) -> &JobMetrics {
+        &self.metrics
+    }
+
+    /// Asks the job to shut down gracefully: sources stop and the rest drains.
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Waits for the job to end.
+    ///
+    /// # Errors
+    /// The failure that ended the job, naming the node it came from.
+    ///
+    /// # Cancellation
+    /// Dropping the future aborts every task of the job.
+    pub async fn wait(mut self) -> Result<()> {
+        let mut errors = Vec::new();
+        while let Some(joined) = self.tasks.join_next_with_id().await {
+            let result = match joined {
+                Ok((_, r)) => r,
+                Err(e) if e.is_cancelled() => continue,
+                Err(e) => {
+                    let name = self.names.get(&e.id()).cloned().unwrap_or_default();
+                    Err(match e.try_into_panic() {
+                        Ok(panic) => Error::from_panic(panic).in_node(&name),
+                        Err(e) => Error::Internal(e.to_string()).in_node(&name),
+                    })
+                }
+            };
+            if let Err(e) = result {
+                if errors.is_empty() {
+                    self.tasks.abort_all();
+                }
+                errors.push(e);
+            }
+        }
+        // Report the cause, not an echo of it.
+        let primary = errors.iter().position(|e| !e.is_secondary()).unwrap_or(0);
+        if errors.is_empty() {
+            tracing::info!(job = %self.name, "Job finished.");
+            return Ok(());
+        }
+        let e = errors.swap_remove(primary);
+        tracing::error!(job = %self.name, error = %e, "Job failed.");
+        Err(e)
+    }
+}

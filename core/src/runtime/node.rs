@@ -1,0 +1,166 @@
+//! The pushers that run user code: operators and sinks.
+//!
+//! Each call into user code is timed (busy time), counted, and guarded:
+//! an error or a panic becomes an [`Error::Node`] naming the node.
+
+use std::marker::PhantomData;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::FutureExt;
+
+use crate::error::{Error, Result};
+use crate::metrics::NodeMetrics;
+use crate::operator::{Collector, Operator};
+use crate::record::{Batch, EventTime};
+use crate::runtime::push::{BoxPush, Push, PushFut};
+use crate::sink::SinkWriter;
+
+/// An [`Operator`] inside a chain.
+pub(crate) struct OperatorNode<In, Out, O> {
+    pub(crate) name: Arc<str>,
+    pub(crate) op: O,
+    pub(crate) out: Collector<Out>,
+    pub(crate) next: BoxPush<Out>,
+    pub(crate) metrics: Arc<NodeMetrics>,
+    pub(crate) _in: PhantomData<fn(In)>,
+}
+
+impl<In, Out, O> OperatorNode<In, Out, O>
+where
+    In: Send + 'static,
+    Out: Send + 'static,
+    O: Operator<In, Out>,
+{
+    /// Runs user code, timing it and turning errors and panics into node errors.
+    fn call(&mut self, f: impl FnOnce(&mut O, &mut Collector<Out>) -> Result<()>) -> Result<()> {
+        let start = Instant::now();
+        let r = catch_unwind(AssertUnwindSafe(|| f(&mut self.op, &mut self.out)));
+        self.metrics.add_busy(start.elapsed());
+        match r {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.in_node(&self.name)),
+            Err(panic) => Err(Error::from_panic(panic).in_node(&self.name)),
+        }
+    }
+
+    /// Takes the collected output, counting it.
+    fn take_output(&mut self) -> Option<Batch<Out>> {
+        let out = self.out.take();
+        if out.is_empty() {
+            return None;
+        }
+        self.metrics.add_out(out.len());
+        Some(out)
+    }
+}
+
+impl<In, Out, O> Push<In> for OperatorNode<In, Out, O>
+where
+    In: Send + 'static,
+    Out: Send + 'static,
+    O: Operator<In, Out>,
+{
+    fn push(&mut self, batch: Batch<In>) -> PushFut<'_> {
+        self.metrics.add_in(batch.len());
+        if let Err(e) = self.call(|op, out| op.process(batch, out)) {
+            return PushFut::err(e);
+        }
+        match self.take_output() {
+            Some(out) => self.next.push(out),
+            None => PushFut::ok(),
+        }
+    }
+
+    fn watermark(&mut self, wm: EventTime) -> PushFut<'_> {
+        if let Err(e) = self.call(|op, out| op.on_watermark(wm, out)) {
+            return PushFut::err(e);
+        }
+        let out = self.take_output();
+        PushFut::wait(async move {
+            if let Some(out) = out {
+                self.next.push(out).await?;
+            }
+            self.next.watermark(wm).await
+        })
+    }
+
+    fn flush(&mut self) -> PushFut<'_> {
+        self.next.flush()
+    }
+
+    fn end(&mut self) -> PushFut<'_> {
+        if let Err(e) = self.call(|op, out| op.on_end(out)) {
+            return PushFut::err(e);
+        }
+        let out = self.take_output();
+        PushFut::wait(async move {
+            if let Some(out) = out {
+                self.next.push(out).await?;
+            }
+            self.next.end().await
+        })
+    }
+}
+
+/// A [`SinkWriter`] at the end of a chain.
+pub(crate) struct SinkNode<T, W> {
+    pub(crate) name: Arc<str>,
+    pub(crate) writer: W,
+    pub(crate) metrics: Arc<NodeMetrics>,
+    pub(crate) _t: PhantomData<fn(T)>,
+}
+
+impl<T: Send + 'static, W: SinkWriter<T>> SinkNode<T, W> {
+    /// Awaits a writer call, timing it and turning errors and panics into
+    /// node errors.
+    async fn guarded(
+        name: &str,
+        metrics: &NodeMetrics,
+        fut: impl std::future::Future<Output = Result<()>>,
+    ) -> Result<()> {
+        let start = Instant::now();
+        let r = AssertUnwindSafe(fut).catch_unwind().await;
+        metrics.add_busy(start.elapsed());
+        match r {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.in_node(name)),
+            Err(panic) => Err(Error::from_panic(panic).in_node(name)),
+        }
+    }
+}
+
+impl<T: Send + 'static, W: SinkWriter<T>> Push<T> for SinkNode<T, W> {
+    fn push(&mut self, batch: Batch<T>) -> PushFut<'_> {
+        self.metrics.add_in(batch.len());
+        PushFut::wait(Self::guarded(
+            &self.name,
+            &self.metrics,
+            self.writer.write(batch),
+        ))
+    }
+
+    fn watermark(&mut self, wm: EventTime) -> PushFut<'_> {
+        PushFut::wait(Self::guarded(
+            &self.name,
+            &self.metrics,
+            self.writer.on_watermark(wm),
+        ))
+    }
+
+    fn flush(&mut self) -> PushFut<'_> {
+        PushFut::wait(Self::guarded(
+            &self.name,
+            &self.metrics,
+            self.writer.flush(),
+        ))
+    }
+
+    fn end(&mut self) -> PushFut<'_> {
+        PushFut::wait(async move {
+            Self::guarded(&self.name, &self.metrics, self.writer.flush()).await?;
+            Self::guarded(&self.name, &self.metrics, self.writer.close()).await
+        })
+    }
+}

@@ -1,0 +1,107 @@
+//! The push interface that links the nodes of a fused chain.
+//!
+//! A chain is a tree of `Push` objects built at start-up: each node owns the
+//! pushers of its outputs (chained nodes, channel exits, or a tee of several).
+//! Operators run synchronously and hand their output straight to the next
+//! pusher; only the channel exits and sinks ever wait, so a pusher returns a
+//! [`PushFut`] that is ready at once unless something had to wait.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures::future::BoxFuture;
+
+use crate::error::Result;
+use crate::record::{Batch, EventTime};
+
+/// The future of one push: ready at once, or waiting on a channel or sink.
+pub(crate) enum PushFut<'a> {
+    Ready(Option<Result<()>>),
+    Wait(BoxFuture<'a, Result<()>>),
+}
+
+impl PushFut<'_> {
+    pub(crate) fn ok() -> Self {
+        PushFut::Ready(Some(Ok(())))
+    }
+
+    pub(crate) fn err(e: crate::Error) -> Self {
+        PushFut::Ready(Some(Err(e)))
+    }
+}
+
+impl<'a> PushFut<'a> {
+    pub(crate) fn wait(f: impl Future<Output = Result<()>> + Send + 'a) -> Self {
+        PushFut::Wait(Box::pin(f))
+    }
+}
+
+impl Future for PushFut<'_> {
+    type Output = Result<()>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        match self.get_mut() {
+            PushFut::Ready(r) => Poll::Ready(r.take().unwrap_or(Ok(()))),
+            PushFut::Wait(f) => f.as_mut().poll(cx),
+        }
+    }
+}
+
+/// The input side of a node (or of a channel exit) inside a chain.
+pub(crate) trait Push<T>: Send {
+    /// Takes a batch of records.
+    fn push(&mut self, batch: Batch<T>) -> PushFut<'_>;
+    /// The input watermark advanced to `wm`.
+    fn watermark(&mut self, wm: EventTime) -> PushFut<'_>;
+    /// The task's input is idle: send on anything buffered.
+    fn flush(&mut self) -> PushFut<'_>;
+    /// End of input: emit what is left, then pass the end on.
+    fn end(&mut self) -> PushFut<'_>;
+}
+
+/// A pusher boxed for the chain tree.
+pub(crate) type BoxPush<T> = Box<dyn Push<T>>;
+
+/// Fan-out inside a chain: every output gets every batch.
+pub(crate) struct Tee<T> {
+    pub(crate) outputs: Vec<BoxPush<T>>,
+}
+
+impl<T: crate::Data> Push<T> for Tee<T> {
+    fn push(&mut self, batch: Batch<T>) -> PushFut<'_> {
+        PushFut::wait(async move {
+            let (last, rest) = self.outputs.split_last_mut().expect("a tee has outputs");
+            for out in rest {
+                out.push(batch.clone()).await?;
+            }
+            last.push(batch).await
+        })
+    }
+
+    fn watermark(&mut self, wm: EventTime) -> PushFut<'_> {
+        PushFut::wait(async move {
+            for out in &mut self.outputs {
+                out.watermark(wm).await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn flush(&mut self) -> PushFut<'_> {
+        PushFut::wait(async move {
+            for out in &mut self.outputs {
+                out.flush().await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn end(&mut self) -> PushFut<'_> {
+        PushFut::wait(async move {
+            for out in &mut self.outputs {
+                out.end().await?;
+            }
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,82 @@
+//! [`StreamExt`]: the closure operators as methods on streams.
+
+use brook_core::{BoxError, Data, Stream};
+
+use crate::{Filter, FlatMap, Inspect, Map, TryMap};
+
+/// The closure operators as methods on [`Stream`] (and, through deref, on
+/// `KeyedStream`, where they run partitioned by key).
+///
+/// Each instance of a node gets its own clone of the closure, so a closure
+/// may keep per-instance state in what it captures.
+pub trait StreamExt<T: Data> {
+    /// One output per input.
+    fn map<U: Data, F>(&self, name: impl Into<String>, f: F) -> Stream<U>
+    where
+        F: FnMut(T) -> U + Clone + Send + 'static;
+
+    /// One output per input, or an error that fails the job naming this node.
+    fn try_map<U: Data, E: Into<BoxError>, F>(&self, name: impl Into<String>, f: F) -> Stream<U>
+    where
+        F: FnMut(T) -> std::result::Result<U, E> + Clone + Send + 'static;
+
+    /// The inputs the predicate accepts.
+    fn filter<F>(&self, name: impl Into<String>, f: F) -> Stream<T>
+    where
+        F: FnMut(&T) -> bool + Clone + Send + 'static;
+
+    /// Any number of outputs per input.
+    fn flat_map<U: Data, I: IntoIterator<Item = U>, F>(
+        &self,
+        name: impl Into<String>,
+        f: F,
+    ) -> Stream<U>
+    where
+        F: FnMut(T) -> I + Clone + Send + 'static;
+
+    /// Sees every input and passes it on unchanged.
+    fn inspect<F>(&self, name: impl Into<String>, f: F) -> Stream<T>
+    where
+        F: FnMut(&T) + Clone + Send + 'static;
+}
+
+impl<T: Data> StreamExt<T> for Stream<T> {
+    fn map<U: Data, F>(&self, name: impl Into<String>, f: F) -> Stream<U>
+    where
+        F: FnMut(T) -> U + Clone + Send + 'static,
+    {
+        self.process(name, Map(f))
+    }
+
+    fn try_map<U: Data, E: Into<BoxError>, F>(&self, name: impl Into<String>, f: F) -> Stream<U>
+    where
+        F: FnMut(T) -> std::result::Result<U, E> + Clone + Send + 'static,
+    {
+        self.process(name, TryMap(f))
+    }
+
+    fn filter<F>(&self, name: impl Into<String>, f: F) -> Stream<T>
+    where
+        F: FnMut(&T) -> bool + Clone + Send + 'static,
+    {
+        self.process(name, Filter(f))
+    }
+
+    fn flat_map<U: Data, I: IntoIterator<Item = U>, F>(
+        &self,
+        name: impl Into<String>,
+        f: F,
+    ) -> Stream<U>
+    where
+        F: FnMut(T) -> I + Clone + Send + 'static,
+    {
+        self.process(name, FlatMap(f))
+    }
+
+    fn inspect<F>(&self, name: impl Into<String>, f: F) -> Stream<T>
+    where
+        F: FnMut(&T) + Clone + Send + 'static,
+    {
+        self.process(name, Inspect(f))
+    }
+}

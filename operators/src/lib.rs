@@ -1,0 +1,22 @@
+//! # brook-operators
+//!
+//! Brook's operators, one per file, and [`StreamExt`], which puts them on
+//! streams as methods: `map`, `try_map`, `filter`, `flat_map`, `inspect`.
+//!
+//! Which to use: a closure operator for stateless per-record work; an
+//! [`Operator`](brook_core::Operator) through `Stream::process` when the
+//! logic keeps state across batches or acts on watermarks and end of input.
+
+mod ext;
+mod filter;
+mod flat_map;
+mod inspect;
+mod map;
+mod try_map;
+
+pub use ext::StreamExt;
+pub use filter::Filter;
+pub use flat_map::FlatMap;
+pub use inspect::Inspect;
+pub use map::Map;
+pub use try_map::TryMap;

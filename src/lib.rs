@@ -1,0 +1,35 @@
+//! # Brook
+//!
+//! A stream processing framework: typed dataflows over files, Kafka and
+//! Parquet, run as one process that uses every core.
+//!
+//! ```
+//! use brook::prelude::*;
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let flow = Dataflow::new("squares");
+//! let out = CollectSink::new();
+//! let squares = out.handle();
+//! flow.source("numbers", MemorySource::new((1..=10u64).collect()))
+//!     .map("square", |n| n * n)
+//!     .filter("odd", |n| n % 2 == 1)
+//!     .sink("collect", out);
+//! flow.build()?.run(CancellationToken::new()).await?;
+//! let mut got = squares.values();
+//! got.sort();
+//! assert_eq!(got, vec![1, 9, 25, 49, 81]);
+//! # Ok::<(), brook::Error>(()) }).unwrap();
+//! ```
+
+pub use brook_connectors as connectors;
+pub use brook_core as core;
+pub use brook_core::{Error, Result};
+pub use brook_operators as operators;
+
+/// Everything a pipeline author needs, in one import.
+pub mod prelude {
+    pub use brook_connectors::file::*;
+    pub use brook_connectors::{CollectSink, Collected, MemorySource, StdoutSink};
+    pub use brook_core::prelude::*;
+    pub use brook_operators::StreamExt;
+}

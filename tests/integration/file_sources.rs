@@ -1,0 +1,1 @@
+//! File sources run inside jobs (written with the file connector).
