@@ -1,3 +1,9 @@
 //! Brook's integration tests: one binary, one module per area.
 
 mod file_sources;
+mod plan;
+mod runtime_backpressure;
+mod runtime_failures;
+mod runtime_metrics;
+mod runtime_parallel;
+mod support;

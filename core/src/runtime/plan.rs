@@ -141,20 +141,35 @@ impl Plan {
         })
     }
 
+    /// The number of upstream instances that feed one instance of `node`
+    /// along input edge `edge`: one over a forward edge, all of them else.
+    fn edge_senders(&self, graph: &Graph, node: NodeId, edge: usize) -> usize {
+        match self.partitioning[node][edge] {
+            Partitioning::Forward => 1,
+            _ => self.parallelism[graph.nodes[node].inputs[edge].from],
+        }
+    }
+
     /// The number of senders feeding each instance of `head`.
     pub(crate) fn senders(&self, graph: &Graph, head: NodeId) -> usize {
-        graph.nodes[head]
-            .inputs
-            .iter()
-            .map(|e| self.parallelism[e.from])
+        (0..graph.nodes[head].inputs.len())
+            .map(|e| self.edge_senders(graph, head, e))
             .sum()
     }
 
-    /// The sender index of instance 0 of input edge `edge` of `node`.
-    pub(crate) fn sender_offset(&self, graph: &Graph, node: NodeId, edge: usize) -> usize {
-        graph.nodes[node].inputs[..edge]
-            .iter()
-            .map(|e| self.parallelism[e.from])
-            .sum()
+    /// The sender index, at each instance of `node`, of upstream instance
+    /// `instance` along input edge `edge`.
+    pub(crate) fn sender_index(
+        &self,
+        graph: &Graph,
+        node: NodeId,
+        edge: usize,
+        instance: usize,
+    ) -> usize {
+        let offset: usize = (0..edge).map(|e| self.edge_senders(graph, node, e)).sum();
+        match self.partitioning[node][edge] {
+            Partitioning::Forward => offset,
+            _ => offset + instance,
+        }
     }
 }

@@ -1,0 +1,60 @@
+//! Helpers shared by the integration tests.
+
+use std::future::Future;
+use std::time::Duration;
+
+use brook::prelude::*;
+
+/// Runs `fut` on a fresh two-worker runtime, failing the test if it takes
+/// longer than a minute (a hang is a bug, never a slow machine).
+pub(crate) fn block_on<F: Future>(fut: F) -> F::Output {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(60), fut)
+            .await
+            .expect("the job hung")
+    })
+}
+
+/// A config with the given default parallelism and small batches, so that
+/// even small inputs cross several batches and channels.
+pub(crate) fn config(parallelism: usize) -> JobConfig {
+    JobConfig {
+        parallelism,
+        batch_size: 16,
+        channel_capacity: 2,
+        chaining: true,
+    }
+}
+
+/// Sorts values so outputs of parallel runs compare as multisets.
+pub(crate) fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
+    v.sort();
+    v
+}
+
+/// A sink that sleeps for `delay` per batch.
+pub(crate) struct SlowSink {
+    pub(crate) delay: Duration,
+}
+
+/// One instance of a [`SlowSink`].
+pub(crate) struct SlowWriter(Duration);
+
+impl<T: Send + 'static> Sink<T> for SlowSink {
+    type Writer = SlowWriter;
+    fn open(&mut self, _ctx: &SinkContext) -> Result<SlowWriter> {
+        Ok(SlowWriter(self.delay))
+    }
+}
+
+impl<T: Send + 'static> SinkWriter<T> for SlowWriter {
+    async fn write(&mut self, _batch: Batch<T>) -> Result<()> {
+        tokio::time::sleep(self.0).await;
+        Ok(())
+    }
+}
