@@ -21,6 +21,10 @@
 //! # Ok::<(), brook::Error>(()) }).unwrap();
 //! ```
 
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 pub use brook_connectors as connectors;
 pub use brook_core as core;
 pub use brook_core::{Error, Result};

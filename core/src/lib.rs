@@ -86,7 +86,7 @@ pub use tokio_util::sync::CancellationToken;
 pub mod prelude {
     pub use crate::{
         Batch, BoxedBatchStream, CancellationToken, Collector, Data, Dataflow, Error, EventTime,
-        Job, JobConfig, KeyedStream, Operator, OperatorContext, Record, Result, Sink, SinkContext,
-        SinkWriter, Source, SourceContext, Stream,
+        Job, JobConfig, KeyedStream, NO_TIMESTAMP, Operator, OperatorContext, Record, Result, Sink,
+        SinkContext, SinkWriter, Source, SourceContext, Stream,
     };
 }
