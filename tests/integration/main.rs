@@ -6,4 +6,5 @@ mod runtime_backpressure;
 mod runtime_failures;
 mod runtime_metrics;
 mod runtime_parallel;
+mod send_sync;
 mod support;
