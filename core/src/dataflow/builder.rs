@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 use std::rc::Rc;
 
 use crate::dataflow::config::JobConfig;
-use crate::dataflow::graph::{Graph, Logic, Node};
+use crate::dataflow::graph::{Graph, Logic};
 use crate::dataflow::stream::Stream;
 use crate::error::Result;
 use crate::runtime::erased::{Port, SourceFactory};
@@ -86,15 +86,13 @@ impl Dataflow {
         name: impl Into<String>,
         source: S,
     ) -> Stream<T> {
-        let node = self.graph.borrow_mut().add(Node {
-            name: name.into(),
-            parallelism: None,
-            chaining: true,
-            inputs: Vec::new(),
-            input: None,
-            output: Some(Port::<T>::boxed()),
-            logic: Logic::Source(Box::new(SourceFactory(source, PhantomData))),
-        });
+        let node = self.graph.borrow_mut().add_node(
+            name.into(),
+            Vec::new(),
+            None,
+            Some(Port::<T>::boxed()),
+            Logic::Source(Box::new(SourceFactory(source, PhantomData))),
+        );
         Stream::new(self.graph.clone(), node)
     }
 

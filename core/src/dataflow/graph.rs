@@ -61,7 +61,27 @@ pub(crate) struct Graph {
 }
 
 impl Graph {
-    pub(crate) fn add(&mut self, node: Node) -> NodeId {
+    /// Adds a node with default settings.
+    pub(crate) fn add_node(
+        &mut self,
+        name: String,
+        inputs: Vec<Edge>,
+        input: Option<Box<dyn InputPort>>,
+        output: Option<Box<dyn OutputPort>>,
+        logic: Logic,
+    ) -> NodeId {
+        self.add(Node {
+            name,
+            parallelism: None,
+            chaining: true,
+            inputs,
+            input,
+            output,
+            logic,
+        })
+    }
+
+    fn add(&mut self, node: Node) -> NodeId {
         if self.built {
             self.errors
                 .push(format!("node '{}' added after build()", node.name));

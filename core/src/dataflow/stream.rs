@@ -7,7 +7,7 @@ use std::ops::Deref;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use crate::dataflow::graph::{Edge, Graph, Logic, Node, NodeId};
+use crate::dataflow::graph::{Edge, Graph, Logic, NodeId};
 use crate::operator::Operator;
 use crate::partition::hash_key;
 use crate::runtime::erased::{OperatorFactory, Partitioning, Port, SinkFactory};
@@ -128,15 +128,13 @@ impl<T: crate::Data> Stream<T> {
         name: impl Into<String>,
         op: O,
     ) -> Stream<U> {
-        let node = self.graph.borrow_mut().add(Node {
-            name: name.into(),
-            parallelism: None,
-            chaining: true,
-            inputs: vec![self.edge()],
-            input: Some(Port::<T>::boxed()),
-            output: Some(Port::<U>::boxed()),
-            logic: Logic::Operator(Box::new(OperatorFactory(op, PhantomData))),
-        });
+        let node = self.graph.borrow_mut().add_node(
+            name.into(),
+            vec![self.edge()],
+            Some(Port::<T>::boxed()),
+            Some(Port::<U>::boxed()),
+            Logic::Operator(Box::new(OperatorFactory(op, PhantomData))),
+        );
         Stream::new(self.graph.clone(), node)
     }
 
@@ -154,29 +152,25 @@ impl<T: crate::Data> Stream<T> {
             }
             inputs.push(o.edge());
         }
-        let node = self.graph.borrow_mut().add(Node {
+        let node = self.graph.borrow_mut().add_node(
             name,
-            parallelism: None,
-            chaining: true,
             inputs,
-            input: Some(Port::<T>::boxed()),
-            output: Some(Port::<T>::boxed()),
-            logic: Logic::Operator(Box::new(OperatorFactory::<T, T, _>(Identity, PhantomData))),
-        });
+            Some(Port::<T>::boxed()),
+            Some(Port::<T>::boxed()),
+            Logic::Operator(Box::new(OperatorFactory::<T, T, _>(Identity, PhantomData))),
+        );
         Stream::new(self.graph.clone(), node)
     }
 
     /// Ends this stream in a sink node.
     pub fn sink<S: Sink<T>>(&self, name: impl Into<String>, sink: S) -> SinkHandle {
-        let node = self.graph.borrow_mut().add(Node {
-            name: name.into(),
-            parallelism: None,
-            chaining: true,
-            inputs: vec![self.edge()],
-            input: Some(Port::<T>::boxed()),
-            output: None,
-            logic: Logic::Sink(Box::new(SinkFactory(sink, PhantomData))),
-        });
+        let node = self.graph.borrow_mut().add_node(
+            name.into(),
+            vec![self.edge()],
+            Some(Port::<T>::boxed()),
+            None,
+            Logic::Sink(Box::new(SinkFactory(sink, PhantomData))),
+        );
         SinkHandle {
             graph: self.graph.clone(),
             node,

@@ -280,7 +280,9 @@ impl Job {
                     ))
                 })
                 .collect::<Result<Vec<_>>>()?;
-            let from = self.plan.sender_index(&self.graph, consumer, edge, instance);
+            let from = self
+                .plan
+                .sender_index(&self.graph, consumer, edge, instance);
             let output = self.graph.nodes[node]
                 .output
                 .as_ref()
