@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::FutureExt;
+use tracing::Instrument;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -186,7 +187,8 @@ impl Job {
                         }
                     }
                 };
-                let handle = tasks.spawn(guarded);
+                let span = tracing::info_span!("task", job = %self.name, head = %name, instance);
+                let handle = tasks.spawn(guarded.instrument(span));
                 names.insert(handle.id(), name);
             }
         }
