@@ -76,10 +76,17 @@ fn log_line(i: u64) -> String {
     let service = (h >> 32) % 50;
     let (level, status) = match (h >> 56) % 20 {
         0..=7 => ("DEBUG", 200),
-        8..=16 => ("INFO", if (h >> 20) % 50 == 0 { 404 } else { 200 }),
+        8..=16 => (
+            "INFO",
+            if (h >> 20).is_multiple_of(50) {
+                404
+            } else {
+                200
+            },
+        ),
         17..=18 => (
             "WARN",
-            if (h >> 20) % (service + 2) == 0 {
+            if (h >> 20).is_multiple_of(service + 2) {
                 503
             } else {
                 200
@@ -121,7 +128,7 @@ async fn main() -> anyhow::Result<()> {
     let stats = results.handle();
     flow.source(
         "generate",
-        MemorySource::from_iter((0..events).map(log_line)),
+        MemorySource::from_iterator((0..events).map(log_line)),
     )
     .rebalance()
     .try_map("parse", |line: String| {

@@ -19,7 +19,6 @@ const MESSAGES: [&str; 8] = [
 /// A log event, as a source would produce it.
 #[derive(Clone, Debug)]
 pub(crate) struct LogEvent {
-    pub(crate) ts: i64,
     pub(crate) service: u16,
     pub(crate) status: u16,
     pub(crate) latency_ms: f64,
@@ -41,6 +40,7 @@ pub(crate) struct Totals {
     pub(crate) count: u64,
     pub(crate) errors: u64,
     pub(crate) words: u64,
+    pub(crate) service_sum: u64,
     pub(crate) latency: f64,
 }
 
@@ -53,7 +53,6 @@ pub(crate) fn event(i: u64) -> LogEvent {
         _ => 200,
     };
     LogEvent {
-        ts: 1_700_000_000_000 + (i / 100) as i64,
         service: ((h >> 20) % 50) as u16,
         status,
         latency_ms: ((h >> 8) % 100_000) as f64 / 1000.0,
@@ -79,6 +78,7 @@ impl Totals {
         self.count += 1;
         self.errors += s.is_5xx as u64;
         self.words += s.words as u64;
+        self.service_sum += s.service as u64;
         self.latency += s.latency_ms;
     }
 }
@@ -119,6 +119,7 @@ impl SinkWriter<Summary> for FoldWriter {
         t.count += self.1.count;
         t.errors += self.1.errors;
         t.words += self.1.words;
+        t.service_sum += self.1.service_sum;
         t.latency += self.1.latency;
         Ok(())
     }
@@ -132,7 +133,7 @@ pub(crate) fn dataflow(n: u64, chaining: bool, totals: Arc<Mutex<Totals>>) -> Jo
         ..JobConfig::default()
     };
     let flow = Dataflow::with_config("bench", config);
-    flow.source("events", MemorySource::from_iter((0..n).map(event)))
+    flow.source("events", MemorySource::from_iterator((0..n).map(event)))
         .map("summarise", summarise)
         .filter("interesting", interesting)
         .sink("fold", FoldSink(totals));

@@ -52,7 +52,8 @@ impl NodeMetrics {
         self.blocked_ns.fetch_add(d.as_nanos() as u64, Relaxed);
     }
 
-    fn read(&self) -> Counters {
+    /// The counters' values now.
+    pub fn counters(&self) -> Counters {
         Counters {
             records_in: self.records_in.load(Relaxed),
             records_out: self.records_out.load(Relaxed),
@@ -82,7 +83,8 @@ pub struct Counters {
     pub busy: Duration,
     /// Time spent waiting for room in a full downstream channel.
     pub blocked: Duration,
-    /// Batches waiting in the node's input channel (chain heads only).
+    /// Messages (batches and control) waiting in the node's input channel
+    /// (chain heads only).
     pub queue_len: u64,
     /// Records dropped by the node's policy.
     pub dropped: u64,
@@ -138,7 +140,7 @@ impl JobMetrics {
             .nodes
             .iter()
             .map(|n| {
-                let instances: Vec<Counters> = n.instances.iter().map(|m| m.read()).collect();
+                let instances: Vec<Counters> = n.instances.iter().map(|m| m.counters()).collect();
                 let mut total = Counters::default();
                 instances.iter().for_each(|c| total.add(c));
                 NodeSnapshot {

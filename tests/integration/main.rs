@@ -6,5 +6,6 @@ mod runtime_backpressure;
 mod runtime_failures;
 mod runtime_metrics;
 mod runtime_parallel;
+mod runtime_robustness;
 mod send_sync;
 mod support;

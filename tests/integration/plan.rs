@@ -64,7 +64,7 @@ fn forward_between_different_parallelisms_is_refused() {
 #[test]
 fn more_parallelism_than_a_source_supports_is_refused() {
     let flow = Dataflow::with_config("f", config(2));
-    flow.source("iter", MemorySource::from_iter(0..3i64))
+    flow.source("iter", MemorySource::from_iterator(0..3i64))
         .parallelism(2)
         .sink("out", CollectSink::new());
     assert!(plan_error(flow).contains("supports at most 1"));
@@ -103,7 +103,7 @@ fn forward_edges_at_equal_parallelism_are_chained() {
     assert_eq!(build(false).task_count(), 5);
     // A source limited to one instance feeds the next node by rebalance.
     let flow = Dataflow::with_config("f", config(2));
-    flow.source("iter", MemorySource::from_iter(0..3i64))
+    flow.source("iter", MemorySource::from_iterator(0..3i64))
         .map("m", |v| v)
         .sink("out", CollectSink::new());
     let job = flow.build().expect("plan");

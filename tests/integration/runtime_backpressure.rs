@@ -16,7 +16,7 @@ fn a_slow_sink_holds_the_source_back() {
         chaining: true,
     };
     let flow = Dataflow::with_config("backpressure", cfg);
-    flow.source("endless", MemorySource::from_iter(0u64..))
+    flow.source("endless", MemorySource::from_iterator(0u64..))
         .map("double", |v| v * 2)
         .disable_chaining()
         .sink(

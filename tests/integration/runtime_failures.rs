@@ -93,7 +93,7 @@ impl SinkWriter<i64> for FailingWriter {
 fn a_failing_or_panicking_sink_fails_the_job_naming_the_sink() {
     for panic in [false, true] {
         let flow = Dataflow::with_config("sink-fails", config(2));
-        flow.source("numbers", MemorySource::from_iter(0i64..))
+        flow.source("numbers", MemorySource::from_iterator(0i64..))
             .map("id", |v| v)
             .sink("writer", Failing { panic })
             .disable_chaining();

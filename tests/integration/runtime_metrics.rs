@@ -38,7 +38,7 @@ fn graceful_shutdown_drains_an_endless_source() {
     let flow = Dataflow::with_config("shutdown", config(2));
     let out = CollectSink::new();
     let h = out.handle();
-    flow.source("endless", MemorySource::from_iter(0u64..))
+    flow.source("endless", MemorySource::from_iterator(0u64..))
         .map("m", |v| v)
         .sink("out", out);
     let job = flow.build().expect("plan");

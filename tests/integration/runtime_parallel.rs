@@ -124,7 +124,7 @@ fn rebalance_spreads_batches_over_instances() {
     let flow = Dataflow::with_config("rebalance", config(4));
     let out = CollectSink::new();
     let h = out.handle();
-    flow.source("numbers", MemorySource::from_iter(0..10_000i64))
+    flow.source("numbers", MemorySource::from_iterator(0..10_000i64))
         .rebalance()
         .process("tag", TagInstance::default())
         .sink("out", out);

@@ -34,7 +34,7 @@ impl<T: Send + 'static> MemorySource<T> {
     }
 
     /// Values from an iterator, which may be endless; one instance reads it.
-    pub fn from_iter<I>(iter: I) -> Self
+    pub fn from_iterator<I>(iter: I) -> Self
     where
         I: IntoIterator<Item = T>,
         I::IntoIter: Send + 'static,
@@ -115,7 +115,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_iterator_is_read_by_one_instance() {
-        let mut src = MemorySource::from_iter(0..5u32);
+        let mut src = MemorySource::from_iterator(0..5u32);
         assert_eq!(src.max_parallelism(), Some(1));
         assert_eq!(read_all(&mut src, 1).await, vec![vec![0, 1, 2, 3, 4]]);
     }

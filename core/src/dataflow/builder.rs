@@ -107,8 +107,13 @@ impl Dataflow {
     pub fn build(self) -> Result<Job> {
         let graph = {
             let mut g = self.graph.borrow_mut();
-            g.built = true;
-            std::mem::take(&mut *g)
+            // Streams still held by the caller see an empty, built graph:
+            // growing it is reported, never silently accepted.
+            let built = Graph {
+                built: true,
+                ..Graph::default()
+            };
+            std::mem::replace(&mut *g, built)
         };
         Job::plan(self.name, self.config, graph)
     }

@@ -81,6 +81,22 @@ impl Graph {
         })
     }
 
+    /// Changes a node's settings; a stream kept past `build()` has no node
+    /// left to change, which is recorded as misuse.
+    pub(crate) fn update(&mut self, id: NodeId, f: impl FnOnce(&mut Node)) {
+        match self.nodes.get_mut(id) {
+            Some(node) => f(node),
+            None => self
+                .errors
+                .push("a stream was used after build()".to_string()),
+        }
+    }
+
+    /// The name of a node, or "" for a stream kept past `build()`.
+    pub(crate) fn name(&self, id: NodeId) -> &str {
+        self.nodes.get(id).map_or("", |n| n.name.as_str())
+    }
+
     fn add(&mut self, node: Node) -> NodeId {
         if self.built {
             self.errors

@@ -41,7 +41,7 @@ impl<T> Clone for Stream<T> {
 impl<T> std::fmt::Debug for Stream<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Stream")
-            .field("node", &self.graph.borrow().nodes[self.node].name)
+            .field("node", &self.graph.borrow().name(self.node))
             .field("partitioning", &self.partitioning)
             .finish()
     }
@@ -73,19 +73,23 @@ impl<T: crate::Data> Stream<T> {
 
     /// The name of the node this stream comes from.
     pub fn node_name(&self) -> String {
-        self.graph.borrow().nodes[self.node].name.clone()
+        self.graph.borrow().name(self.node).to_string()
     }
 
     /// Sets the parallelism of the node this stream comes from.
     pub fn parallelism(self, parallelism: usize) -> Self {
-        self.graph.borrow_mut().nodes[self.node].parallelism = Some(parallelism);
+        self.graph
+            .borrow_mut()
+            .update(self.node, |n| n.parallelism = Some(parallelism));
         self
     }
 
     /// Keeps the node this stream comes from out of its upstream's chain:
     /// it gets its own task, fed through a channel.
     pub fn disable_chaining(self) -> Self {
-        self.graph.borrow_mut().nodes[self.node].chaining = false;
+        self.graph
+            .borrow_mut()
+            .update(self.node, |n| n.chaining = false);
         self
     }
 
@@ -187,13 +191,17 @@ pub struct SinkHandle {
 impl SinkHandle {
     /// Sets the sink's parallelism.
     pub fn parallelism(self, parallelism: usize) -> Self {
-        self.graph.borrow_mut().nodes[self.node].parallelism = Some(parallelism);
+        self.graph
+            .borrow_mut()
+            .update(self.node, |n| n.parallelism = Some(parallelism));
         self
     }
 
     /// Keeps the sink out of its upstream's chain.
     pub fn disable_chaining(self) -> Self {
-        self.graph.borrow_mut().nodes[self.node].chaining = false;
+        self.graph
+            .borrow_mut()
+            .update(self.node, |n| n.chaining = false);
         self
     }
 }

@@ -19,7 +19,7 @@ use crate::metrics::NodeMetrics;
 use crate::operator::{Collector, Operator};
 use crate::runtime::exit::{Exit, KeyHashFn, Route, Target};
 use crate::runtime::node::{OperatorNode, SinkNode};
-use crate::runtime::push::{BoxPush, Tee};
+use crate::runtime::push::{BoxPush, Feeder, Tee};
 use crate::runtime::task;
 use crate::sink::Sink;
 use crate::source::Source;
@@ -57,6 +57,15 @@ impl std::fmt::Debug for Partitioning {
     }
 }
 
+/// Runs user code that opens a node, turning an error or a panic into an
+/// error naming the node.
+fn guard_open<R>(node: &str, f: impl FnOnce() -> Result<R>) -> Result<R> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r.map_err(|e| e.in_node(node)),
+        Err(panic) => Err(Error::from_panic(panic).in_node(node)),
+    }
+}
+
 fn downcast<T: 'static>(b: Erased, what: &str) -> Result<T> {
     b.downcast::<T>()
         .map(|b| *b)
@@ -82,17 +91,16 @@ pub(crate) trait InputPort: Send {
 /// The operations that need a node's output record type.
 pub(crate) trait OutputPort: Send {
     /// An exit to the given targets, as a pusher of the output type.
-    #[allow(clippy::too_many_arguments)]
     fn exit(
         &self,
         partitioning: &Partitioning,
         targets: Vec<(Erased, Arc<NodeMetrics>)>,
         batch_size: usize,
         from: u32,
-        metrics: Arc<NodeMetrics>,
+        feeder: Feeder,
     ) -> Result<Erased>;
     /// A tee feeding every pusher in `outputs`.
-    fn tee(&self, outputs: Vec<Erased>) -> Result<Erased>;
+    fn tee(&self, outputs: Vec<Erased>, feeder: Feeder) -> Result<Erased>;
 }
 
 /// The input and output port of record type `T`.
@@ -137,7 +145,7 @@ impl<T: crate::Data> OutputPort for Port<T> {
         targets: Vec<(Erased, Arc<NodeMetrics>)>,
         batch_size: usize,
         from: u32,
-        metrics: Arc<NodeMetrics>,
+        feeder: Feeder,
     ) -> Result<Erased> {
         let targets = targets
             .into_iter()
@@ -160,16 +168,19 @@ impl<T: crate::Data> OutputPort for Port<T> {
                     .ok_or_else(|| Error::Internal("type mismatch in a key function".into()))?,
             ),
         };
-        let exit: BoxPush<T> = Box::new(Exit::new(targets, route, batch_size, from, metrics));
+        let exit: BoxPush<T> = Box::new(Exit::new(targets, route, batch_size, from, feeder));
         Ok(Box::new(exit))
     }
 
-    fn tee(&self, outputs: Vec<Erased>) -> Result<Erased> {
+    fn tee(&self, outputs: Vec<Erased>, feeder: Feeder) -> Result<Erased> {
         let outputs = outputs
             .into_iter()
             .map(|o| downcast::<BoxPush<T>>(o, "a tee"))
             .collect::<Result<Vec<_>>>()?;
-        let tee: BoxPush<T> = Box::new(Tee { outputs });
+        let tee: BoxPush<T> = Box::new(Tee {
+            outputs,
+            node: feeder.node,
+        });
         Ok(Box::new(tee))
     }
 }
@@ -190,7 +201,7 @@ impl<T: crate::Data, S: Source<T>> ErasedSource for SourceFactory<T, S> {
 
     fn start(&mut self, ctx: TaskContext, push: Erased) -> Result<TaskFuture> {
         let push = downcast::<BoxPush<T>>(push, "a source")?;
-        let stream = self.0.open(&ctx).map_err(|e| e.in_node(&ctx.node))?;
+        let stream = guard_open(&ctx.node, || self.0.open(&ctx))?;
         Ok(Box::pin(task::run_source(ctx, stream, push)))
     }
 }
@@ -208,8 +219,11 @@ impl<In: crate::Data, Out: crate::Data, O: Operator<In, Out>> ErasedOperator
 {
     fn instantiate(&mut self, ctx: TaskContext, push: Erased) -> Result<Erased> {
         let next = downcast::<BoxPush<Out>>(push, "an operator")?;
-        let mut op = self.0.clone();
-        op.open(&ctx).map_err(|e| e.in_node(&ctx.node))?;
+        let op = guard_open(&ctx.node, || {
+            let mut op = self.0.clone();
+            op.open(&ctx)?;
+            Ok(op)
+        })?;
         let node: BoxPush<In> = Box::new(OperatorNode {
             name: ctx.node.clone(),
             op,
@@ -237,7 +251,7 @@ impl<T: crate::Data, S: Sink<T>> ErasedSink for SinkFactory<T, S> {
     }
 
     fn instantiate(&mut self, ctx: TaskContext) -> Result<Erased> {
-        let writer = self.0.open(&ctx).map_err(|e| e.in_node(&ctx.node))?;
+        let writer = guard_open(&ctx.node, || self.0.open(&ctx))?;
         let node: BoxPush<T> = Box::new(SinkNode {
             name: ctx.node.clone(),
             writer,

@@ -6,6 +6,7 @@
 //! without waiting; only when the channel is full does it wait, and that
 //! wait is counted as time blocked on backpressure.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
@@ -17,7 +18,7 @@ use crate::message::{Envelope, Message};
 use crate::metrics::NodeMetrics;
 use crate::partition::instance_for_hash;
 use crate::record::{Batch, EventTime, Record};
-use crate::runtime::push::{Push, PushFut};
+use crate::runtime::push::{Feeder, Push, PushFut};
 
 /// A function from a record's value to the hash of its key.
 pub(crate) type KeyHashFn<T> = Arc<dyn Fn(&T) -> u64 + Send + Sync>;
@@ -48,8 +49,8 @@ pub(crate) struct Exit<T> {
     pub(crate) bufs: Vec<Vec<Record<T>>>,
     pub(crate) batch_size: usize,
     pub(crate) from: u32,
-    /// The metrics of the node that feeds this exit (blocked time).
-    pub(crate) metrics: Arc<NodeMetrics>,
+    /// The node that feeds this exit (errors, blocked time).
+    pub(crate) feeder: Feeder,
 }
 
 impl<T: crate::Data> Exit<T> {
@@ -58,7 +59,7 @@ impl<T: crate::Data> Exit<T> {
         route: Route<T>,
         batch_size: usize,
         from: u32,
-        metrics: Arc<NodeMetrics>,
+        feeder: Feeder,
     ) -> Self {
         let n = match route {
             Route::Broadcast => 1,
@@ -70,7 +71,7 @@ impl<T: crate::Data> Exit<T> {
             route,
             batch_size: batch_size.max(1),
             from,
-            metrics,
+            feeder,
         }
     }
 
@@ -144,6 +145,12 @@ impl<T: crate::Data> Exit<T> {
                 }
             }
         }
+        // A trickle of partial batches must still rotate over the targets.
+        if let Route::Rebalance { next } = &mut self.route
+            && !ready.is_empty()
+        {
+            *next = (*next + 1) % self.targets.len();
+        }
         ready
     }
 
@@ -208,15 +215,22 @@ impl<T: crate::Data> Exit<T> {
         let target = &self.targets[t];
         let start = Instant::now();
         let r = target.tx.send(env).await;
-        self.metrics.add_blocked(start.elapsed());
+        self.feeder.metrics.add_blocked(start.elapsed());
         r.map_err(|_| Error::DownstreamClosed)?;
         target.head.queue_len.fetch_add(1, Relaxed);
         Ok(())
     }
 
+    /// Runs routing, which calls user code (key functions, `clone`),
+    /// turning a panic into an error naming the node that feeds the exit.
+    fn guarded<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> Result<R> {
+        catch_unwind(AssertUnwindSafe(|| f(self)))
+            .map_err(|panic| Error::from_panic(panic).in_node(&self.feeder.node))
+    }
+
     /// Flushes the buffers, then sends a control message to every target.
     async fn control(&mut self, msg: Message<T>) -> Result<()> {
-        let ready = self.drain();
+        let ready = self.guarded(Self::drain)?;
         self.send_all(ready).await?;
         for t in 0..self.targets.len() {
             let env = Envelope {
@@ -231,7 +245,10 @@ impl<T: crate::Data> Exit<T> {
 
 impl<T: crate::Data> Push<T> for Exit<T> {
     fn push(&mut self, batch: Batch<T>) -> PushFut<'_> {
-        let ready = self.route(batch);
+        let ready = match self.guarded(|exit| exit.route(batch)) {
+            Ok(ready) => ready,
+            Err(e) => return PushFut::err(e),
+        };
         if ready.is_empty() {
             return PushFut::ok();
         }
@@ -243,7 +260,10 @@ impl<T: crate::Data> Push<T> for Exit<T> {
     }
 
     fn flush(&mut self) -> PushFut<'_> {
-        let ready = self.drain();
+        let ready = match self.guarded(Self::drain) {
+            Ok(ready) => ready,
+            Err(e) => return PushFut::err(e),
+        };
         if ready.is_empty() {
             return PushFut::ok();
         }

@@ -16,9 +16,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::FutureExt;
-use tracing::Instrument;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::context::TaskContext;
 use crate::dataflow::JobConfig;
@@ -27,6 +27,7 @@ use crate::error::{Error, Result};
 use crate::metrics::{JobMetrics, NodeEntry, NodeMetrics};
 use crate::runtime::erased::{Erased, Partitioning, TaskFuture};
 use crate::runtime::plan::Plan;
+use crate::runtime::push::Feeder;
 
 /// A validated, planned dataflow, ready to run.
 pub struct Job {
@@ -171,26 +172,31 @@ impl Job {
             receivers.push(rx);
         }
 
-        let mut tasks = JoinSet::new();
-        let mut names = std::collections::HashMap::new();
+        // Open every node before spawning any task: a job that fails to
+        // start has read and written nothing.
+        let mut built = Vec::new();
         for t in 0..self.plan.heads.len() {
             let head = self.plan.heads[t];
             for instance in 0..self.plan.parallelism[head] {
                 let fut = self.task(t, instance, &senders, &mut receivers)?;
-                let name = self.graph.nodes[head].name.clone();
-                let guarded = {
-                    let name = name.clone();
-                    async move {
-                        match std::panic::AssertUnwindSafe(fut).catch_unwind().await {
-                            Ok(r) => r,
-                            Err(panic) => Err(Error::from_panic(panic).in_node(&name)),
-                        }
-                    }
-                };
-                let span = tracing::info_span!("task", job = %self.name, head = %name, instance);
-                let handle = tasks.spawn(guarded.instrument(span));
-                names.insert(handle.id(), name);
+                built.push((self.graph.nodes[head].name.clone(), instance, fut));
             }
+        }
+        let mut tasks = JoinSet::new();
+        let mut names = std::collections::HashMap::new();
+        for (name, instance, fut) in built {
+            let guarded = {
+                let name = name.clone();
+                async move {
+                    match std::panic::AssertUnwindSafe(fut).catch_unwind().await {
+                        Ok(r) => r,
+                        Err(panic) => Err(Error::from_panic(panic).in_node(&name)),
+                    }
+                }
+            };
+            let span = tracing::info_span!("task", job = %self.name, head = %name, instance);
+            let handle = tasks.spawn(guarded.instrument(span));
+            names.insert(handle.id(), name);
         }
         drop(senders);
         tracing::info!(job = %self.name, tasks = tasks.len(), "Job started.");
@@ -294,7 +300,7 @@ impl Job {
                 targets,
                 self.config.batch_size,
                 from as u32,
-                self.metrics[node][instance].clone(),
+                self.feeder(node, instance),
             )?;
             outs.push(exit);
         }
@@ -306,8 +312,15 @@ impl Job {
                     .output
                     .as_ref()
                     .ok_or_else(|| Error::Internal("no output".into()))?;
-                output.tee(outs).map(Some)
+                output.tee(outs, self.feeder(node, instance)).map(Some)
             }
+        }
+    }
+
+    fn feeder(&self, node: NodeId, instance: usize) -> Feeder {
+        Feeder {
+            node: Arc::from(self.graph.nodes[node].name.as_str()),
+            metrics: self.metrics[node][instance].clone(),
         }
     }
 

@@ -113,15 +113,22 @@ pub(crate) struct SinkNode<T, W> {
 }
 
 impl<T: Send + 'static, W: SinkWriter<T>> SinkNode<T, W> {
-    /// Awaits a writer call, timing it and turning errors and panics into
-    /// node errors.
-    async fn guarded(
+    /// Calls the writer and awaits it, timing the call and turning errors
+    /// and panics (in making the future or in running it) into node errors.
+    async fn guarded<'w, F>(
         name: &str,
         metrics: &NodeMetrics,
-        fut: impl std::future::Future<Output = Result<()>>,
-    ) -> Result<()> {
+        writer: &'w mut W,
+        call: impl FnOnce(&'w mut W) -> F,
+    ) -> Result<()>
+    where
+        F: std::future::Future<Output = Result<()>> + 'w,
+    {
         let start = Instant::now();
-        let r = AssertUnwindSafe(fut).catch_unwind().await;
+        let r = match catch_unwind(AssertUnwindSafe(|| call(writer))) {
+            Ok(fut) => AssertUnwindSafe(fut).catch_unwind().await,
+            Err(panic) => Err(panic),
+        };
         metrics.add_busy(start.elapsed());
         match r {
             Ok(Ok(())) => Ok(()),
@@ -134,33 +141,31 @@ impl<T: Send + 'static, W: SinkWriter<T>> SinkNode<T, W> {
 impl<T: Send + 'static, W: SinkWriter<T>> Push<T> for SinkNode<T, W> {
     fn push(&mut self, batch: Batch<T>) -> PushFut<'_> {
         self.metrics.add_in(batch.len());
-        PushFut::wait(Self::guarded(
-            &self.name,
-            &self.metrics,
-            self.writer.write(batch),
-        ))
+        let (name, metrics) = (&self.name, &self.metrics);
+        PushFut::wait(Self::guarded(name, metrics, &mut self.writer, move |w| {
+            w.write(batch)
+        }))
     }
 
     fn watermark(&mut self, wm: EventTime) -> PushFut<'_> {
-        PushFut::wait(Self::guarded(
-            &self.name,
-            &self.metrics,
-            self.writer.on_watermark(wm),
-        ))
+        let (name, metrics) = (&self.name, &self.metrics);
+        PushFut::wait(Self::guarded(name, metrics, &mut self.writer, move |w| {
+            w.on_watermark(wm)
+        }))
     }
 
     fn flush(&mut self) -> PushFut<'_> {
-        PushFut::wait(Self::guarded(
-            &self.name,
-            &self.metrics,
-            self.writer.flush(),
-        ))
+        let (name, metrics) = (&self.name, &self.metrics);
+        PushFut::wait(Self::guarded(name, metrics, &mut self.writer, |w| {
+            w.flush()
+        }))
     }
 
     fn end(&mut self) -> PushFut<'_> {
         PushFut::wait(async move {
-            Self::guarded(&self.name, &self.metrics, self.writer.flush()).await?;
-            Self::guarded(&self.name, &self.metrics, self.writer.close()).await
+            let (name, metrics) = (&self.name, &self.metrics);
+            Self::guarded(name, metrics, &mut self.writer, |w| w.flush()).await?;
+            Self::guarded(name, metrics, &mut self.writer, |w| w.close()).await
         })
     }
 }

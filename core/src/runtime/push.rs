@@ -10,7 +10,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use std::sync::Arc;
+
 use futures::future::BoxFuture;
+
+use crate::metrics::NodeMetrics;
 
 use crate::error::Result;
 use crate::record::{Batch, EventTime};
@@ -62,9 +66,24 @@ pub(crate) trait Push<T>: Send {
 /// A pusher boxed for the chain tree.
 pub(crate) type BoxPush<T> = Box<dyn Push<T>>;
 
+/// The node whose output a tee or an exit carries: errors and panics there
+/// (a key function, a `clone` of the user's type) are reported as its own.
+pub(crate) struct Feeder {
+    pub(crate) node: Arc<str>,
+    pub(crate) metrics: Arc<NodeMetrics>,
+}
+
+/// Clones a batch, turning a panic in the user's `clone` into an error
+/// naming `node`.
+pub(crate) fn guarded_clone<T: Clone>(node: &str, batch: &Batch<T>) -> crate::Result<Batch<T>> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| batch.clone()))
+        .map_err(|panic| crate::Error::from_panic(panic).in_node(node))
+}
+
 /// Fan-out inside a chain: every output gets every batch.
 pub(crate) struct Tee<T> {
     pub(crate) outputs: Vec<BoxPush<T>>,
+    pub(crate) node: Arc<str>,
 }
 
 impl<T: crate::Data> Push<T> for Tee<T> {
@@ -72,7 +91,7 @@ impl<T: crate::Data> Push<T> for Tee<T> {
         PushFut::wait(async move {
             let (last, rest) = self.outputs.split_last_mut().expect("a tee has outputs");
             for out in rest {
-                out.push(batch.clone()).await?;
+                out.push(guarded_clone(&self.node, &batch)?).await?;
             }
             last.push(batch).await
         })

@@ -66,6 +66,10 @@ pub(crate) async fn run_source<T: Send + 'static>(
                 }
                 ctx.metrics.add_out(batch.len());
                 out.push(batch).await?;
+                // A source that is always ready, feeding a chain that never
+                // waits, must still give its thread back now and then, or
+                // cancellation and aborts could not reach the other tasks.
+                tokio::task::consume_budget().await;
             }
         }
     }
@@ -100,12 +104,15 @@ pub(crate) async fn run_input<T: Send + 'static>(
         let advanced = match env.msg {
             Message::Batch(batch) => {
                 out.push(batch).await?;
+                tokio::task::consume_budget().await;
                 continue;
             }
             Message::Watermark(wm) => {
                 watermarks[from] = watermarks[from].max(wm);
                 true
             }
+            // Checkpoints (barrier alignment and snapshots) are not built
+            // yet, and nothing sends barriers.
             Message::Barrier(_) => false,
             Message::End => {
                 ended += 1;
