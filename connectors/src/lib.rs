@@ -2,7 +2,7 @@
 //!
 //! Where records come from and go to:
 //! - [`memory`]: a source from a `Vec` or an iterator, and a collecting sink;
-//! - [`file`]: JSON-lines and CSV sources over files, directories and globs,
+//! - [`file`](mod@file): JSON-lines and CSV sources over files, directories and globs,
 //!   split across parallel readers, with a follow mode for growing logs and a
 //!   policy for bad lines;
 //! - [`StdoutSink`]: one line per record on standard output.

@@ -1,1 +1,54 @@
-//! File sources (being written).
+//! File sources: JSON lines ([`JsonLinesSource`]) and CSV ([`CsvSource`])
+//! over a file, a directory or a glob pattern.
+//!
+//! ```no_run
+//! use brook_connectors::file::{BadLinePolicy, JsonLinesSource};
+//!
+//! #[derive(serde::Deserialize)]
+//! struct Hit { path: String, status: u16 }
+//!
+//! let source = JsonLinesSource::<Hit>::new("access/*.jsonl")
+//!     .on_bad_line(BadLinePolicy::Drop);
+//! ```
+//!
+//! # Parallel reading
+//! Files are cut into byte ranges that the parallel instances share. A
+//! range's reader owns the lines that start in it, so every line is read
+//! exactly once, whatever the cut points: lines may be longer than a range,
+//! end in `\n` or `\r\n`, and the last may lack its terminator. Blank lines
+//! (empty, or only whitespace) are skipped; they are not records. Each instance emits its lines in file
+//! order; there is no order across instances.
+//!
+//! # I/O and backpressure
+//! Each instance reads on tokio's blocking pool, in chunks of about 1 MiB cut
+//! at a line end, and sends them over a small bounded channel to its stream,
+//! which parses them into batches of at most `batch_size` records. A slow
+//! downstream fills the channel and holds the reader back.
+//!
+//! # Bad lines
+//! [`BadLinePolicy`] decides: fail the job naming `path:line`, drop and
+//! count the line, or send it as a [`DeadLetter`] to a sink.
+//!
+//! # Shutdown
+//! A stream ends when its files are read. In follow mode
+//! ([`FileSource::follow`]) it never ends by itself: the job drops it at
+//! shutdown, and the reader notices within about one poll interval.
+
+mod csv_format;
+mod follow;
+mod format;
+mod plan;
+mod policy;
+mod reader;
+mod source;
+mod stream;
+
+#[cfg(test)]
+mod tests;
+
+pub use csv_format::{Csv, CsvParser};
+pub use format::{JsonLines, LineFormat};
+pub use policy::{BadLinePolicy, DeadLetter, DeadLetterTarget};
+pub use source::{
+    CsvSource, DEFAULT_POLL_INTERVAL, DEFAULT_SPLIT_SIZE, FileSource, JsonLinesSource,
+};

@@ -1,0 +1,189 @@
+//! Follow mode: tails growing files like `tail -F`, on a blocking thread.
+//!
+//! Each file is read to its end, then polled for more. A last line without
+//! its `\n` is held until the `\n` arrives. A file that shrinks was
+//! truncated: reading starts over from its beginning. A file whose path now
+//! names another file was rotated (Unix only): the rest of the old file is
+//! read, then the new file from its beginning.
+
+use std::fs::File;
+use std::io::{Seek, SeekFrom};
+use std::sync::Arc;
+use std::time::Duration;
+
+use memchr::{memchr, memrchr};
+
+use super::plan::{FileEntry, Split};
+use super::reader::{
+    BufferPool, CHUNK_SIZE, Msg, Stop, Tx, fill, finish, io_error, send, send_lines,
+};
+
+/// Tails `files` until the stream is dropped; notices that within about one
+/// `poll` interval.
+pub(crate) fn follow_files(
+    files: Vec<Split>,
+    has_header: bool,
+    poll: Duration,
+    tx: Tx,
+    pool: BufferPool,
+) {
+    let mut tails: Vec<Tail> = files
+        .into_iter()
+        .enumerate()
+        .map(|(slot, split)| Tail {
+            slot,
+            entry: split.file,
+            has_header,
+            file: None,
+            buf: Vec::new(),
+            offset: 0,
+            started: false,
+        })
+        .collect();
+    let r = (|| loop {
+        let mut progress = false;
+        for tail in &mut tails {
+            progress |= tail.poll(&tx, &pool)?;
+        }
+        if tx.is_closed() {
+            return Err(Stop::Closed);
+        }
+        if !progress {
+            std::thread::sleep(poll);
+        }
+    })();
+    finish(&tx, r);
+}
+
+/// One followed file.
+struct Tail {
+    slot: usize,
+    entry: Arc<FileEntry>,
+    has_header: bool,
+    file: Option<File>,
+    /// Read but not yet sent: the start of an unfinished line.
+    buf: Vec<u8>,
+    /// The offset of `buf[0]`.
+    offset: u64,
+    /// Whether `Msg::Start` was sent for the current file.
+    started: bool,
+}
+
+impl Tail {
+    /// Reads what is new; returns whether anything was.
+    fn poll(&mut self, tx: &Tx, pool: &BufferPool) -> Result<bool, Stop> {
+        let Some(file) = &mut self.file else {
+            return self.open();
+        };
+        let len = file
+            .metadata()
+            .map_err(io_error("reading metadata of", &self.entry))?
+            .len();
+        let read_to = self.offset + self.buf.len() as u64;
+        if len < read_to {
+            tracing::warn!(
+                file = %self.entry.path.display(),
+                offset = read_to,
+                size = len,
+                "Followed file shrank; reading it again from the start."
+            );
+            file.seek(SeekFrom::Start(0))
+                .map_err(io_error("seeking in", &self.entry))?;
+            self.restart();
+            return Ok(true);
+        }
+        if len == read_to {
+            return self.check_rotation(tx, pool);
+        }
+        let want = usize::try_from(len - read_to).map_or(CHUNK_SIZE, |n| n.min(CHUNK_SIZE));
+        let n = fill(file, &mut self.buf, want).map_err(io_error("reading", &self.entry))?;
+        if n == 0 {
+            return Ok(false);
+        }
+        if !self.started && !self.start(tx)? {
+            return Ok(true);
+        }
+        // Whole lines go; an unfinished one waits for its `\n`.
+        let new = self.buf.len().saturating_sub(n);
+        let cut = memrchr(b'\n', &self.buf[new..]).map_or(0, |i| new + i + 1);
+        send_lines(tx, pool, self.slot, &mut self.offset, &mut self.buf, cut)?;
+        Ok(true)
+    }
+
+    /// Opens the file if it exists (again); returns whether it was opened.
+    fn open(&mut self) -> Result<bool, Stop> {
+        match File::open(&self.entry.path) {
+            Ok(file) => {
+                self.file = Some(file);
+                self.restart();
+                Ok(true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io_error("opening", &self.entry)(e)),
+        }
+    }
+
+    /// Starts the file over from its beginning.
+    fn restart(&mut self) {
+        self.buf.clear();
+        self.offset = 0;
+        self.started = false;
+    }
+
+    /// Sends `Msg::Start`, once the header is complete when there is one;
+    /// returns whether it was sent.
+    fn start(&mut self, tx: &Tx) -> Result<bool, Stop> {
+        let (header, lines_before) = if self.has_header {
+            let Some(i) = memchr(b'\n', &self.buf) else {
+                return Ok(false);
+            };
+            let mut header: Vec<u8> = self.buf.drain(..=i).collect();
+            header.pop();
+            if header.last() == Some(&b'\r') {
+                header.pop();
+            }
+            self.offset += i as u64 + 1;
+            (Some(header), Some(1))
+        } else {
+            (None, Some(0))
+        };
+        self.started = true;
+        let start = Msg::Start {
+            slot: self.slot,
+            file: self.entry.clone(),
+            header,
+            lines_before,
+        };
+        send(tx, start).map(|()| true)
+    }
+
+    /// At the end of the file: if its path now names another file, sends the
+    /// unfinished last line and switches to the new file.
+    fn check_rotation(&mut self, tx: &Tx, pool: &BufferPool) -> Result<bool, Stop> {
+        if !self.rotated() {
+            return Ok(false);
+        }
+        tracing::info!(file = %self.entry.path.display(), "Followed file was replaced; reading the new one.");
+        if self.started {
+            let cut = self.buf.len();
+            send_lines(tx, pool, self.slot, &mut self.offset, &mut self.buf, cut)?;
+        }
+        self.file = None;
+        self.open()
+    }
+
+    #[cfg(unix)]
+    fn rotated(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let (Some(file), Ok(now)) = (&self.file, std::fs::metadata(&self.entry.path)) else {
+            return false;
+        };
+        file.metadata()
+            .is_ok_and(|open| (open.dev(), open.ino()) != (now.dev(), now.ino()))
+    }
+
+    #[cfg(not(unix))]
+    fn rotated(&self) -> bool {
+        false
+    }
+}

@@ -1,0 +1,56 @@
+//! [`LineFormat`]: how one line of a file becomes one value, and
+//! [`JsonLines`], the JSON-lines format.
+
+use brook_core::BoxError;
+use serde::de::DeserializeOwned;
+
+/// How the lines of a file become values of type `T`.
+///
+/// [`FileSource`](super::FileSource) splits files into lines and hands each
+/// non-blank line, without its line terminator (`\n` or `\r\n`), to
+/// [`LineFormat::parse`]. Implemented by [`JsonLines`] and [`Csv`](super::Csv);
+/// implement it for other line-oriented formats.
+pub trait LineFormat<T>: Send + Sync + 'static {
+    /// Parsing state for one file (or one byte range of a file): for CSV,
+    /// the header and scratch buffers. Made once per file and reused for
+    /// every line, so parsing need not allocate.
+    type Parser: Send + 'static;
+
+    /// Whether the first line of every file is a header rather than a
+    /// record. The header is given to [`LineFormat::parser`].
+    fn has_header(&self) -> bool {
+        false
+    }
+
+    /// Makes the parser for one file, given its header line (without line
+    /// terminator) when [`LineFormat::has_header`] is true and the file has
+    /// one.
+    ///
+    /// # Errors
+    /// A header that cannot be used; the source fails naming the file.
+    fn parser(&self, header: Option<&[u8]>) -> Result<Self::Parser, BoxError>;
+
+    /// Parses one line (without line terminator, never blank).
+    ///
+    /// # Errors
+    /// A line that is not a valid record; the source's
+    /// [`BadLinePolicy`](super::BadLinePolicy) decides what happens to it.
+    fn parse(&self, parser: &mut Self::Parser, line: &[u8]) -> Result<T, BoxError>;
+}
+
+/// JSON lines: one JSON value per line, deserialized with `serde_json`
+/// straight from the read buffer.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JsonLines;
+
+impl<T: DeserializeOwned + Send + 'static> LineFormat<T> for JsonLines {
+    type Parser = ();
+
+    fn parser(&self, _header: Option<&[u8]>) -> Result<(), BoxError> {
+        Ok(())
+    }
+
+    fn parse(&self, _parser: &mut (), line: &[u8]) -> Result<T, BoxError> {
+        Ok(serde_json::from_slice(line)?)
+    }
+}

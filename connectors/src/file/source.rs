@@ -1,0 +1,226 @@
+//! [`FileSource`]: the source over files, directories and globs that
+//! [`JsonLinesSource`] and [`CsvSource`] are.
+
+use std::marker::PhantomData;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use brook_core::{BoxedBatchStream, Error, Result, Source, SourceContext};
+use tokio::sync::mpsc;
+
+use super::csv_format::Csv;
+use super::follow::follow_files;
+use super::format::{JsonLines, LineFormat};
+use super::plan::{Plan, list_files};
+use super::policy::BadLinePolicy;
+use super::reader::{BufferPool, CHANNEL_CAPACITY, read_splits};
+use super::stream::{LineStream, Mode};
+
+/// The default [`FileSource::split_size`]: 8 MiB.
+pub const DEFAULT_SPLIT_SIZE: u64 = 8 << 20;
+/// The default [`FileSource::poll_interval`]: 100 ms.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// A source of JSON lines: one JSON value per line.
+///
+/// ```no_run
+/// use brook_connectors::file::JsonLinesSource;
+///
+/// #[derive(serde::Deserialize)]
+/// struct Event { user: String, bytes: u64 }
+///
+/// let source = JsonLinesSource::<Event>::new("logs/*.jsonl");
+/// ```
+pub type JsonLinesSource<T> = FileSource<T, JsonLines>;
+
+/// A source of CSV rows: one row per line, by default with a header row
+/// that names the fields. A row must fit on one line (see [`Csv`]).
+///
+/// ```no_run
+/// use brook_connectors::file::CsvSource;
+///
+/// #[derive(serde::Deserialize)]
+/// struct Trip { city: String, km: f64 }
+///
+/// let source = CsvSource::<Trip>::new("trips.csv").delimiter(b';');
+/// ```
+pub type CsvSource<T> = FileSource<T, Csv>;
+
+/// A source that reads lines from files and parses each non-blank one into a
+/// value of type `T` with a [`LineFormat`]. Records carry no event time
+/// ([`NO_TIMESTAMP`](brook_core::NO_TIMESTAMP)).
+///
+/// The path is a file, a directory (its regular, non-hidden files, sorted by
+/// name) or a glob pattern (`logs/*.jsonl`).
+///
+/// # Parallelism
+/// When the first instance opens, the files are listed and cut into byte
+/// ranges of at least [`split_size`](FileSource::split_size) bytes, which the
+/// instances share, balanced by bytes. Each line is read exactly once, by the
+/// instance whose range it starts in; each instance emits its lines in file
+/// order. In [follow mode](FileSource::follow) files are not cut: they are
+/// given to the instances whole, round-robin.
+pub struct FileSource<T, F> {
+    path: PathBuf,
+    format: Arc<F>,
+    follow: bool,
+    poll_interval: Duration,
+    split_size: u64,
+    on_bad_line: BadLinePolicy,
+    plan: Option<Plan>,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T> FileSource<T, JsonLines> {
+    /// A JSON-lines source over a file, a directory or a glob pattern.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self::with_format(path, JsonLines)
+    }
+}
+
+impl<T> FileSource<T, Csv> {
+    /// A CSV source over a file, a directory or a glob pattern; comma
+    /// separated, with a header row.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self::with_format(path, Csv::new())
+    }
+
+    /// Whether each file starts with a header row (default: true). Every
+    /// reader of a file reads its first line for the header.
+    pub fn has_headers(mut self, yes: bool) -> Self {
+        self.format = Arc::new(self.format.has_headers(yes));
+        self
+    }
+
+    /// The field delimiter (default: `b','`).
+    pub fn delimiter(mut self, delimiter: u8) -> Self {
+        self.format = Arc::new(self.format.delimiter(delimiter));
+        self
+    }
+}
+
+impl<T, F> FileSource<T, F> {
+    /// A source over a file, a directory or a glob pattern, with any line
+    /// format.
+    pub fn with_format(path: impl Into<PathBuf>, format: F) -> Self {
+        FileSource {
+            path: path.into(),
+            format: Arc::new(format),
+            follow: false,
+            poll_interval: DEFAULT_POLL_INTERVAL,
+            split_size: DEFAULT_SPLIT_SIZE,
+            on_bad_line: BadLinePolicy::Fail,
+            plan: None,
+            _t: PhantomData,
+        }
+    }
+
+    /// Whether to follow the files as they grow, like `tail -F` (default:
+    /// false). A followed file is read to its end, then polled every
+    /// [`poll_interval`](Self::poll_interval); an unfinished last line waits
+    /// for its `\n`; a file that shrinks is read again from its start. The
+    /// source then never ends by itself: the job stops it at shutdown. Files
+    /// are listed once, when the source opens.
+    pub fn follow(mut self, follow: bool) -> Self {
+        self.follow = follow;
+        self
+    }
+
+    /// How often a followed file is checked for new lines (default: 100 ms).
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval;
+        self
+    }
+
+    /// The smallest byte range a file is cut into for parallel readers
+    /// (default: [`DEFAULT_SPLIT_SIZE`]). Ranges are larger when the input
+    /// divided by the parallelism is.
+    pub fn split_size(mut self, bytes: u64) -> Self {
+        self.split_size = bytes;
+        self
+    }
+
+    /// What to do with a line that cannot be parsed (default:
+    /// [`BadLinePolicy::Fail`]).
+    pub fn on_bad_line(mut self, policy: BadLinePolicy) -> Self {
+        self.on_bad_line = policy;
+        self
+    }
+
+    /// The ranges or files planned for instance `instance`, once planned.
+    #[cfg(test)]
+    pub(crate) fn planned_share(&self, instance: usize) -> Vec<super::plan::Split> {
+        self.plan
+            .as_ref()
+            .map(|p| p.share(instance))
+            .unwrap_or_default()
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.split_size == 0 {
+            return Err(Error::Config(
+                "file source: split_size must be at least 1".into(),
+            ));
+        }
+        if self.follow && self.poll_interval.is_zero() {
+            return Err(Error::Config(
+                "file source: poll_interval must not be zero".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl<T, F> Source<T> for FileSource<T, F>
+where
+    T: Send + 'static,
+    F: LineFormat<T>,
+{
+    /// Opens one instance: plans the read on the first call (listing the
+    /// files, a little blocking I/O), then returns a stream whose reader
+    /// starts on tokio's blocking pool when first polled.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when no file matches the path or a setting is
+    /// invalid; [`Error::Io`] when the files cannot be listed; any error
+    /// of the dead-letter sink's `open`.
+    ///
+    /// # Cancellation
+    /// Dropping the stream stops its reader (in follow mode within about one
+    /// poll interval) and drops the dead-letter writer without closing it.
+    fn open(&mut self, ctx: &SourceContext) -> Result<BoxedBatchStream<T>> {
+        self.validate()?;
+        let p = ctx.parallelism().max(1);
+        let plan = match self.plan.take() {
+            Some(plan) if plan.parallelism == p => plan,
+            _ => {
+                let files = list_files(&self.path)?;
+                if self.follow {
+                    Plan::round_robin(files, p)
+                } else {
+                    Plan::split(files, p, self.split_size)
+                }
+            }
+        };
+        let share = plan.share(ctx.instance());
+        self.plan = Some(plan);
+        let mode = match &self.on_bad_line {
+            BadLinePolicy::Fail => Mode::Fail,
+            BadLinePolicy::Drop => Mode::Drop,
+            BadLinePolicy::DeadLetter(target) => Mode::DeadLetter(target.open(ctx)?),
+        };
+        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+        let pool = BufferPool::default();
+        let has_header = self.format.has_header();
+        let reader: Box<dyn FnOnce() + Send> = if self.follow {
+            let (poll, pool) = (self.poll_interval, pool.clone());
+            Box::new(move || follow_files(share, has_header, poll, tx, pool))
+        } else {
+            let pool = pool.clone();
+            Box::new(move || read_splits(share, has_header, tx, pool))
+        };
+        let stream = LineStream::new(self.format.clone(), ctx.clone(), mode, reader, rx, pool);
+        Ok(stream.into_stream())
+    }
+}

@@ -1,0 +1,177 @@
+//! Bad-line policies: fail, drop and dead-letter, with the counts adding up.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use brook_core::{Batch, Error, Result, Sink, SinkContext, SinkWriter};
+
+use super::{contexts, counter, read_with};
+use crate::CollectSink;
+use crate::file::{BadLinePolicy, DeadLetter, JsonLinesSource};
+
+#[derive(Debug, serde::Deserialize)]
+struct N {
+    n: u32,
+}
+
+/// A JSON-lines file with blank lines, mixed line endings and bad lines.
+struct Sample {
+    text: String,
+    good: Vec<u32>,
+    /// `(line, offset, raw)` of every bad line.
+    bad: Vec<(u64, u64, String)>,
+    non_blank: usize,
+}
+
+fn sample(n: u32, is_bad: impl Fn(u32) -> bool) -> Sample {
+    let mut s = Sample {
+        text: String::new(),
+        good: Vec::new(),
+        bad: Vec::new(),
+        non_blank: 0,
+    };
+    for i in 0..n {
+        let offset = s.text.len() as u64;
+        let line = if i % 7 == 3 {
+            String::new()
+        } else if is_bad(i) {
+            let raw = format!("{{\"n\": bad{i}");
+            s.bad.push((u64::from(i) + 1, offset, raw.clone()));
+            raw
+        } else {
+            s.good.push(i);
+            format!("{{\"n\":{i}}}")
+        };
+        s.non_blank += usize::from(!line.is_empty());
+        s.text.push_str(&line);
+        s.text.push_str(if i % 2 == 0 { "\r\n" } else { "\n" });
+    }
+    s
+}
+
+fn write(dir: &Path, s: &Sample) -> std::path::PathBuf {
+    let path = dir.join("mixed.jsonl");
+    std::fs::write(&path, &s.text).expect("write");
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_names_the_file_and_absolute_line_in_a_later_split() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = sample(60, |i| i == 46);
+    let path = write(dir.path(), &s);
+    let mut src = JsonLinesSource::<N>::new(&path).split_size(1);
+    let results = read_with(&mut src, &contexts(3)).await;
+    let failed: Vec<usize> = (0..3).filter(|&i| results[i].is_err()).collect();
+    // The bad line is read by an instance whose range starts mid-file.
+    assert_eq!(failed.len(), 1);
+    assert_ne!(failed[0], 0);
+    let Some(Err(err)) = results.into_iter().nth(failed[0]) else {
+        panic!("no error");
+    };
+    let Error::BadRecord { location, reason } = &err else {
+        panic!("not a bad record: {err}");
+    };
+    assert_eq!(location, &format!("{}:47", path.display()));
+    assert!(!reason.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drop_skips_and_counts_bad_lines() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = sample(3000, |i| i % 10 == 5);
+    let path = write(dir.path(), &s);
+    let ctxs = contexts(2);
+    let mut src = JsonLinesSource::<N>::new(&path)
+        .split_size(1)
+        .on_bad_line(BadLinePolicy::Drop);
+    let results = read_with(&mut src, &ctxs).await;
+    let mut good: Vec<u32> = results
+        .into_iter()
+        .flat_map(|r| r.expect("read"))
+        .map(|v| v.n)
+        .collect();
+    good.sort();
+    assert_eq!(good, s.good);
+    let dropped: u64 = ctxs.iter().map(|c| counter(c, "dropped")).sum();
+    assert_eq!(dropped as usize, s.bad.len());
+    assert_eq!(good.len() + dropped as usize, s.non_blank);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_carry_the_raw_line_and_reason() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // More bad lines than a batch holds.
+    let s = sample(5000, |i| i % 2 == 1);
+    assert!(s.bad.len() > 2 * brook_core::dataflow::DEFAULT_BATCH_SIZE);
+    let path = write(dir.path(), &s);
+    let ctxs = contexts(3);
+    let sink = CollectSink::<DeadLetter>::new();
+    let letters = sink.handle();
+    let mut src = JsonLinesSource::<N>::new(&path)
+        .split_size(1)
+        .on_bad_line(BadLinePolicy::dead_letter(sink));
+    let results = read_with(&mut src, &ctxs).await;
+    let good: usize = results.into_iter().map(|r| r.expect("read").len()).sum();
+    assert_eq!(good, s.good.len());
+
+    let mut dead = letters.values();
+    dead.sort_by_key(|d| d.line);
+    let got: Vec<(u64, u64, String)> = dead
+        .iter()
+        .map(|d| (d.line, d.offset, d.raw.clone()))
+        .collect();
+    assert_eq!(got, s.bad);
+    let source = path.display().to_string();
+    assert!(
+        dead.iter()
+            .all(|d| d.source == source && !d.reason.is_empty())
+    );
+    let counted: u64 = ctxs.iter().map(|c| counter(c, "dead_lettered")).sum();
+    assert_eq!(counted as usize, dead.len());
+    assert_eq!(good + dead.len(), s.non_blank);
+}
+
+/// Counts the writers opened and closed.
+#[derive(Clone, Default)]
+struct Lifecycle(Arc<Mutex<(usize, usize, usize)>>);
+
+impl Lifecycle {
+    fn get(&self) -> (usize, usize, usize) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Sink<DeadLetter> for Lifecycle {
+    type Writer = Lifecycle;
+    fn open(&mut self, _ctx: &SinkContext) -> Result<Lifecycle> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).0 += 1;
+        Ok(self.clone())
+    }
+}
+
+impl SinkWriter<DeadLetter> for Lifecycle {
+    async fn write(&mut self, batch: Batch<DeadLetter>) -> Result<()> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).1 += batch.len();
+        Ok(())
+    }
+
+    async fn close(&mut self) -> Result<()> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).2 += 1;
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_instance_opens_and_closes_its_dead_letter_writer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = sample(100, |i| i % 3 == 0);
+    let path = write(dir.path(), &s);
+    let sink = Lifecycle::default();
+    let mut src = JsonLinesSource::<N>::new(&path)
+        .split_size(1)
+        .on_bad_line(BadLinePolicy::dead_letter(sink.clone()));
+    let results = read_with(&mut src, &contexts(4)).await;
+    assert!(results.iter().all(Result::is_ok));
+    assert_eq!(sink.get(), (4, s.bad.len(), 4));
+}
