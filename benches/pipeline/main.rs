@@ -2,7 +2,9 @@
 //!
 //! `cargo bench --bench pipeline` measures source -> map -> filter -> sink
 //! in records per second, chained (one task) and unchained (four tasks and
-//! three channels), against a hand-written loop doing the same work.
+//! three channels), against a hand-written loop doing the same work; and,
+//! as `overhead-floor`, the same over bare integers, where the work per
+//! record is a few instructions and what remains is Brook's own cost.
 
 mod workload;
 
@@ -11,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use brook::prelude::CancellationToken;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 
-use workload::{Totals, dataflow, hand_loop};
+use workload::{Totals, dataflow, hand_loop, trivial_dataflow, trivial_loop};
 
 const N: u64 = 1_000_000;
 
@@ -74,5 +76,37 @@ fn pipeline(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, pipeline);
+/// The per-record cost of Brook itself: bare integers, almost no work.
+fn overhead_floor(c: &mut Criterion) {
+    let n = 10 * N;
+    let expected = trivial_loop(n);
+    let mut g = c.benchmark_group("overhead-floor");
+    g.throughput(Throughput::Elements(n));
+    g.sample_size(10);
+    g.bench_function("hand-written loop", |b| {
+        b.iter(|| std::hint::black_box(trivial_loop(n)))
+    });
+    let one_core = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    g.bench_function("brook chained p=1", |b| {
+        b.iter_batched(
+            || {
+                let sum = Arc::new(Mutex::new(0));
+                (trivial_dataflow(n, sum.clone()), sum)
+            },
+            |(job, sum)| {
+                one_core
+                    .block_on(job.run(CancellationToken::new()))
+                    .expect("run");
+                assert_eq!(*sum.lock().expect("sum"), expected);
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, pipeline, overhead_floor);
 criterion_main!(benches);

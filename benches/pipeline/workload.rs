@@ -139,3 +139,52 @@ pub(crate) fn dataflow(n: u64, chaining: bool, totals: Arc<Mutex<Totals>>) -> Jo
         .sink("fold", FoldSink(totals));
     flow.build().expect("valid dataflow")
 }
+
+/// The overhead floor: the same shape of pipeline over bare integers, where
+/// the work per record is a few instructions and everything else is Brook.
+pub(crate) fn trivial_loop(n: u64) -> u64 {
+    (0..n)
+        .map(|v| v.wrapping_mul(3) + 1)
+        .filter(|v| v % 4 != 0)
+        .fold(0, u64::wrapping_add)
+}
+
+/// A sink summing integers, published at close.
+pub(crate) struct SumSink(pub(crate) Arc<Mutex<u64>>);
+pub(crate) struct SumWriter(Arc<Mutex<u64>>, u64);
+
+impl Sink<u64> for SumSink {
+    type Writer = SumWriter;
+    fn open(&mut self, _: &SinkContext) -> Result<SumWriter> {
+        Ok(SumWriter(self.0.clone(), 0))
+    }
+}
+
+impl SinkWriter<u64> for SumWriter {
+    async fn write(&mut self, batch: Batch<u64>) -> Result<()> {
+        self.1 = batch.values().fold(self.1, |a, v| a.wrapping_add(*v));
+        Ok(())
+    }
+    async fn close(&mut self) -> Result<()> {
+        let mut t = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *t = t.wrapping_add(self.1);
+        Ok(())
+    }
+}
+
+/// The trivial pipeline, chained at parallelism 1.
+pub(crate) fn trivial_dataflow(n: u64, sum: Arc<Mutex<u64>>) -> Job {
+    let config = JobConfig {
+        parallelism: 1,
+        ..JobConfig::default()
+    };
+    let flow = Dataflow::with_config("floor", config);
+    flow.source("numbers", MemorySource::from_iterator(0..n))
+        .map("times-3-plus-1", |v: u64| v.wrapping_mul(3) + 1)
+        .filter("not-div-4", |v| v % 4 != 0)
+        .sink("sum", SumSink(sum));
+    flow.build().expect("valid dataflow")
+}

@@ -9,7 +9,16 @@ enum Input<T> {
     Vec(Vec<Record<T>>),
     /// One contiguous share per instance, taken as each opens.
     Split(Vec<Option<Vec<Record<T>>>>),
-    Iter(Option<Box<dyn Iterator<Item = Record<T>> + Send>>),
+    Iter(Option<NextBatch<T>>),
+}
+
+/// Takes the next batch of at most `n` records. Boxed once per source, it is
+/// called once per batch, so the iterator itself is never called through a
+/// `dyn` per record.
+type NextBatch<T> = Box<dyn FnMut(usize) -> Batch<T> + Send>;
+
+fn batches<T, I: Iterator<Item = Record<T>> + Send + 'static>(mut it: I) -> NextBatch<T> {
+    Box::new(move |n| it.by_ref().take(n).collect())
 }
 
 /// A source of records held in memory, for tests and examples.
@@ -40,7 +49,7 @@ impl<T: Send + 'static> MemorySource<T> {
         I::IntoIter: Send + 'static,
     {
         MemorySource {
-            input: Input::Iter(Some(Box::new(iter.into_iter().map(Record::untimed)))),
+            input: Input::Iter(Some(batches(iter.into_iter().map(Record::untimed)))),
         }
     }
 }
@@ -58,20 +67,20 @@ impl<T: Send + 'static> Source<T> for MemorySource<T> {
                 .collect();
             self.input = Input::Split(shares);
         }
-        let iter: Box<dyn Iterator<Item = Record<T>> + Send> = match &mut self.input {
-            Input::Split(shares) => Box::new(
+        let next: NextBatch<T> = match &mut self.input {
+            Input::Split(shares) => batches(
                 shares
                     .get_mut(ctx.instance())
                     .and_then(Option::take)
                     .unwrap_or_default()
                     .into_iter(),
             ),
-            Input::Iter(it) => it.take().unwrap_or_else(|| Box::new(std::iter::empty())),
-            Input::Vec(_) => Box::new(std::iter::empty()),
+            Input::Iter(next) => next.take().unwrap_or_else(|| batches(std::iter::empty())),
+            Input::Vec(_) => batches(std::iter::empty()),
         };
-        Ok(stream::unfold(iter, move |mut it| async move {
-            let batch: Batch<T> = it.by_ref().take(size).collect();
-            (!batch.is_empty()).then_some((Ok(batch), it))
+        Ok(stream::unfold(next, move |mut next| async move {
+            let batch = next(size);
+            (!batch.is_empty()).then_some((Ok(batch), next))
         })
         .boxed())
     }
