@@ -89,7 +89,9 @@ pub(crate) struct Tee<T> {
 impl<T: crate::Data> Push<T> for Tee<T> {
     fn push(&mut self, batch: Batch<T>) -> PushFut<'_> {
         PushFut::wait(async move {
-            let (last, rest) = self.outputs.split_last_mut().expect("a tee has outputs");
+            let Some((last, rest)) = self.outputs.split_last_mut() else {
+                return Err(crate::Error::Internal("a tee without outputs".into()));
+            };
             for out in rest {
                 out.push(guarded_clone(&self.node, &batch)?).await?;
             }
