@@ -116,7 +116,9 @@ impl<T: crate::Data> Stream<T> {
         K: Hash + Send + 'static,
         F: Fn(&T) -> K + Send + Sync + 'static,
     {
-        let key: Arc<dyn Fn(&T) -> K + Send + Sync> = Arc::new(key);
+        // The hash function calls the concrete `F`: one dynamic call per
+        // record, not two.
+        let key = Arc::new(key);
         let k = key.clone();
         let hash: KeyHashFn<T> = Arc::new(move |v: &T| hash_key(&k(v)));
         KeyedStream {
