@@ -193,3 +193,51 @@ async fn a_follow_job_reads_appended_lines_until_cancelled() {
     ids.sort();
     assert_eq!(ids, (0..21).collect::<Vec<_>>());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_long_lines_are_bad_lines_in_a_job() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = events_path(&dir);
+    let (good, _) = write_events(&path, 2000, 0);
+    // Two lines far over the limit, one of them the unfinished last line.
+    let long = format!("{{\"id\":9999,\"user\":\"{}\"}}", "z".repeat(10_000));
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .expect("open");
+    write!(file, "{long}\n{long}").expect("append");
+    drop(file);
+
+    let run = |policy: BadLinePolicy| {
+        let mut flow = Dataflow::new("long-lines");
+        flow.set_parallelism(2);
+        let out = CollectSink::new();
+        let got = out.handle();
+        let src = JsonLinesSource::<Event>::new(&path)
+            .split_size(4096)
+            .max_line_length(256)
+            .on_bad_line(policy);
+        flow.source("src", src).sink("collect", out);
+        let job = flow.build().expect("build");
+        (job, got)
+    };
+    let (job, got) = run(BadLinePolicy::Drop);
+    let metrics = job.metrics();
+    job.run(CancellationToken::new()).await.expect("run");
+    let total = metrics.snapshot().node("src").expect("src metrics").total;
+    assert_eq!(total.dropped, 2);
+    assert_eq!(got.len(), good.len());
+
+    let (job, _) = run(BadLinePolicy::Fail);
+    let err = job
+        .run(CancellationToken::new())
+        .await
+        .expect_err("the job fails");
+    let message = err.to_string();
+    // 2000 events and 20 blank lines before it.
+    assert!(
+        message.contains(&format!("{}:2021", path.display())),
+        "{message}"
+    );
+    assert!(message.contains("256 bytes"), "{message}");
+}

@@ -4,7 +4,9 @@
 //! its `\n` is held until the `\n` arrives. A file that shrinks was
 //! truncated: reading starts over from its beginning. A file whose path now
 //! names another file was rotated (Unix only): the rest of the old file is
-//! read, then the new file from its beginning.
+//! read, then the new file from its beginning. A line that grows past the
+//! maximum line length is reported as soon as it does, then skipped through
+//! its `\n`.
 
 use std::fs::File;
 use std::io::{Seek, SeekFrom};
@@ -15,14 +17,15 @@ use memchr::{memchr, memrchr};
 
 use super::plan::{FileEntry, Split};
 use super::reader::{
-    BufferPool, CHUNK_SIZE, Msg, Stop, Tx, fill, finish, io_error, send, send_lines,
+    BufferPool, Msg, ReadOptions, Stop, Tx, fill, finish, header_too_long, io_error, send,
+    send_lines, strip_cr,
 };
 
 /// Tails `files` until the stream is dropped; notices that within about one
 /// `poll` interval.
 pub(crate) fn follow_files(
     files: Vec<Split>,
-    has_header: bool,
+    opts: ReadOptions,
     poll: Duration,
     tx: Tx,
     pool: BufferPool,
@@ -33,11 +36,12 @@ pub(crate) fn follow_files(
         .map(|(slot, split)| Tail {
             slot,
             entry: split.file,
-            has_header,
+            opts,
             file: None,
             buf: Vec::new(),
             offset: 0,
             started: false,
+            skipping: false,
         })
         .collect();
     let r = (|| loop {
@@ -59,7 +63,7 @@ pub(crate) fn follow_files(
 struct Tail {
     slot: usize,
     entry: Arc<FileEntry>,
-    has_header: bool,
+    opts: ReadOptions,
     file: Option<File>,
     /// Read but not yet sent: the start of an unfinished line.
     buf: Vec<u8>,
@@ -67,6 +71,9 @@ struct Tail {
     offset: u64,
     /// Whether `Msg::Start` was sent for the current file.
     started: bool,
+    /// Whether a too-long line is being skipped: `buf` is dropped up to the
+    /// next `\n`.
+    skipping: bool,
 }
 
 impl Tail {
@@ -95,10 +102,14 @@ impl Tail {
         if len == read_to {
             return self.check_rotation(tx, pool);
         }
-        let want = usize::try_from(len - read_to).map_or(CHUNK_SIZE, |n| n.min(CHUNK_SIZE));
+        let chunk = self.opts.chunk;
+        let want = usize::try_from(len - read_to).map_or(chunk, |n| n.min(chunk));
         let n = fill(file, &mut self.buf, want).map_err(io_error("reading", &self.entry))?;
         if n == 0 {
             return Ok(false);
+        }
+        if self.skipping && !self.skip() {
+            return Ok(true);
         }
         if !self.started && !self.start(tx)? {
             return Ok(true);
@@ -107,7 +118,41 @@ impl Tail {
         let new = self.buf.len().saturating_sub(n);
         let cut = memrchr(b'\n', &self.buf[new..]).map_or(0, |i| new + i + 1);
         send_lines(tx, pool, self.slot, &mut self.offset, &mut self.buf, cut)?;
+        if self.buf.len() > self.opts.max_line {
+            // An unfinished line already too long: report it, skip it.
+            let prefix = self.buf[..self.opts.prefix_len()].to_vec();
+            let (slot, offset) = (self.slot, self.offset);
+            send(
+                tx,
+                Msg::LongLine {
+                    slot,
+                    offset,
+                    prefix,
+                },
+            )?;
+            self.skipping = true;
+            self.skip();
+        }
         Ok(true)
+    }
+
+    /// Drops `buf` through its first `\n`, which ends the line being
+    /// skipped; returns whether the line ended.
+    fn skip(&mut self) -> bool {
+        match memchr(b'\n', &self.buf) {
+            Some(i) => {
+                self.buf.drain(..=i);
+                self.offset += i as u64 + 1;
+                self.skipping = false;
+                true
+            }
+            None => {
+                self.offset += self.buf.len() as u64;
+                // Frees what the long line made the buffer grow to.
+                self.buf = Vec::new();
+                false
+            }
+        }
     }
 
     /// Opens the file if it exists (again); returns whether it was opened.
@@ -128,22 +173,30 @@ impl Tail {
         self.buf.clear();
         self.offset = 0;
         self.started = false;
+        self.skipping = false;
     }
 
     /// Sends `Msg::Start`, once the header is complete when there is one;
     /// returns whether it was sent.
+    ///
+    /// # Errors
+    /// A header longer than the maximum line length fails the reader.
     fn start(&mut self, tx: &Tx) -> Result<bool, Stop> {
-        let (header, lines_before) = if self.has_header {
-            let Some(i) = memchr(b'\n', &self.buf) else {
+        let (header, lines_before) = if self.opts.has_header {
+            let newline = memchr(b'\n', &self.buf);
+            if newline.unwrap_or(self.buf.len()) > self.opts.max_line {
+                return Err(Stop::Failed(header_too_long(
+                    &self.entry,
+                    self.opts.max_line,
+                )));
+            }
+            let Some(i) = newline else {
                 return Ok(false);
             };
             let mut header: Vec<u8> = self.buf.drain(..=i).collect();
             header.pop();
-            if header.last() == Some(&b'\r') {
-                header.pop();
-            }
             self.offset += i as u64 + 1;
-            (Some(header), Some(1))
+            (Some(strip_cr(header)), Some(1))
         } else {
             (None, Some(0))
         };

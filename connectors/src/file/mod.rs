@@ -27,19 +27,30 @@
 //!
 //! # Bad lines
 //! [`BadLinePolicy`] decides: fail the job naming `path:line`, drop and
-//! count the line, or send it as a [`DeadLetter`] to a sink.
+//! count the line, or send it as a [`DeadLetter`] to a sink. A line longer
+//! than [`FileSource::max_line_length`] is a bad line too: it is never
+//! buffered whole, only its first bytes are kept.
+//!
+//! # Memory
+//! Each instance holds a few chunks, one line of at most the maximum line
+//! length, and parsing state for the files it is reading at the moment (all
+//! its files in follow mode), not for every file it has read.
 //!
 //! # Shutdown
-//! A stream ends when its files are read. In follow mode
+//! A stream ends when its files are read; if its reader stops before that
+//! (it panicked), the stream fails naming the file. In follow mode
 //! ([`FileSource::follow`]) it never ends by itself: the job drops it at
 //! shutdown, and the reader notices within about one poll interval.
 
+mod bad_line;
 mod csv_format;
 mod follow;
 mod format;
+mod lines;
 mod plan;
 mod policy;
 mod reader;
+mod slots;
 mod source;
 mod stream;
 
@@ -50,5 +61,6 @@ pub use csv_format::{Csv, CsvParser};
 pub use format::{JsonLines, LineFormat};
 pub use policy::{BadLinePolicy, DeadLetter, DeadLetterTarget};
 pub use source::{
-    CsvSource, DEFAULT_POLL_INTERVAL, DEFAULT_SPLIT_SIZE, FileSource, JsonLinesSource,
+    CsvSource, DEFAULT_MAX_LINE_LENGTH, DEFAULT_POLL_INTERVAL, DEFAULT_SPLIT_SIZE, FileSource,
+    JsonLinesSource,
 };

@@ -7,6 +7,8 @@ use std::sync::atomic::AtomicBool;
 
 use brook_core::{Error, Result};
 
+use super::lines::LineIndex;
+
 /// One file to read.
 #[derive(Debug)]
 pub(crate) struct FileEntry {
@@ -15,6 +17,20 @@ pub(crate) struct FileEntry {
     pub(crate) size: u64,
     /// Whether a warning about a dropped line was logged for this file.
     pub(crate) warned: AtomicBool,
+    /// The line counts known so far, shared by the file's readers.
+    pub(crate) lines: LineIndex,
+}
+
+impl FileEntry {
+    /// A file of `size` bytes, nothing known about its lines yet.
+    pub(crate) fn new(path: PathBuf, size: u64) -> Self {
+        FileEntry {
+            path,
+            size,
+            warned: AtomicBool::new(false),
+            lines: LineIndex::default(),
+        }
+    }
 }
 
 /// A byte range `[start, end)` of a file. Its reader owns every line that
@@ -122,11 +138,7 @@ pub(crate) fn list_files(path: &Path) -> Result<Vec<FileEntry>> {
             let size = std::fs::metadata(&path)
                 .map_err(|e| Error::io(format!("reading {}", path.display()), e))?
                 .len();
-            Ok(FileEntry {
-                path,
-                size,
-                warned: AtomicBool::new(false),
-            })
+            Ok(FileEntry::new(path, size))
         })
         .collect()
 }

@@ -8,9 +8,12 @@ use futures::future::BoxFuture;
 
 /// What a file source does with a line it cannot parse.
 ///
+/// A line longer than [`FileSource::max_line_length`](super::FileSource::max_line_length)
+/// is a bad line too, blank or not.
+///
 /// Whatever the policy, every non-blank line of a file is accounted for:
 /// records emitted + lines dropped + lines dead-lettered = non-blank lines
-/// (not counting a CSV header).
+/// (not counting a CSV header; counting too-long lines).
 #[derive(Clone, Default)]
 pub enum BadLinePolicy {
     /// Fail the job with [`Error::BadRecord`](brook_core::Error::BadRecord),
@@ -18,7 +21,8 @@ pub enum BadLinePolicy {
     #[default]
     Fail,
     /// Skip the line and count it in the node's `dropped` metric; log one
-    /// warning per file, naming the first bad line.
+    /// warning per file, naming the first bad line's byte offset (and its
+    /// line number when known without counting lines).
     Drop,
     /// Send the line as a [`DeadLetter`] to a sink, and count it in the
     /// node's `dead_lettered` metric. Build it with
@@ -55,6 +59,8 @@ pub struct DeadLetter {
     /// The byte offset of the line's start in the file.
     pub offset: u64,
     /// The line without its terminator, as UTF-8 (invalid bytes replaced).
+    /// For a line longer than the maximum line length, only its first bytes
+    /// (at most 1 KiB), and `reason` says so.
     pub raw: String,
     /// Why the line could not be parsed.
     pub reason: String,

@@ -26,17 +26,44 @@ pub(crate) const CHANNEL_CAPACITY: usize = 2;
 /// Buffers kept for reuse.
 const POOL_SIZE: usize = 4;
 
+/// The first bytes of a too-long line that a reader keeps, at most.
+pub(crate) const LONG_LINE_PREFIX: usize = 1 << 10;
+
+/// What every reader of one source needs to know.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ReadOptions {
+    /// Whether the first line of each file is a header.
+    pub(crate) has_header: bool,
+    /// The longest line, in bytes before its `\n`, that is buffered.
+    pub(crate) max_line: usize,
+    /// How much to read at once: [`CHUNK_SIZE`] but in tests.
+    pub(crate) chunk: usize,
+}
+
+impl ReadOptions {
+    /// How much to read at once past the end of a range, or to skip the
+    /// line before a range's first.
+    fn lookahead(&self) -> usize {
+        LOOKAHEAD.min(self.chunk)
+    }
+
+    /// How much of a too-long line is kept.
+    pub(crate) fn prefix_len(&self) -> usize {
+        self.max_line.min(LONG_LINE_PREFIX)
+    }
+}
+
 /// What a reader sends its stream.
 #[derive(Debug)]
 pub(crate) enum Msg {
-    /// A file, or a range of one, starts; later chunks name it by `slot`.
+    /// A file, or a range of one, starts; later messages name it by `slot`.
     /// Sent again for the same slot when a followed file starts over.
     Start {
         slot: usize,
         file: Arc<FileEntry>,
         /// The file's first line, when the format has a header.
         header: Option<Vec<u8>>,
-        /// The number of lines before the first chunk, when known without
+        /// The number of `\n` before the first chunk, when known without
         /// reading the file from its start.
         lines_before: Option<u64>,
     },
@@ -47,6 +74,20 @@ pub(crate) enum Msg {
         offset: u64,
         data: Vec<u8>,
     },
+    /// A line starting at `offset` that is longer than the maximum line
+    /// length: its first bytes. The reader skips the rest of it.
+    LongLine {
+        slot: usize,
+        offset: u64,
+        prefix: Vec<u8>,
+    },
+    /// The range in `slot` is read; no later message names the slot. `next`
+    /// is where the line after its last one starts, when that last line
+    /// ended in `\n`.
+    End { slot: usize, next: Option<u64> },
+    /// Every range is read: the reader ends normally. A reader that stops
+    /// without sending this failed.
+    Done,
 }
 
 /// The sending half of a reader's channel.
@@ -72,11 +113,16 @@ impl BufferPool {
         reused.unwrap_or_else(|| Vec::with_capacity(CHUNK_SIZE + LOOKAHEAD))
     }
 
-    /// Gives a buffer back for reuse.
+    /// Gives a buffer back for reuse. Buffers much smaller or larger than
+    /// a chunk (a long line's prefix, a buffer a long line grew) are freed.
     pub(crate) fn give(&self, mut buf: Vec<u8>) {
+        let cap = buf.capacity();
+        if !(CHUNK_SIZE..=2 * (CHUNK_SIZE + LOOKAHEAD)).contains(&cap) {
+            return;
+        }
         buf.clear();
         let mut pool = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if pool.len() < POOL_SIZE && buf.capacity() <= 2 * (CHUNK_SIZE + LOOKAHEAD) {
+        if pool.len() < POOL_SIZE {
             pool.push(buf);
         }
     }
@@ -150,11 +196,12 @@ pub(crate) fn send_lines(
 
 /// Reads the ranges of one instance in order. Runs on a blocking thread
 /// until done, or until the stream is dropped.
-pub(crate) fn read_splits(splits: Vec<Split>, has_header: bool, tx: Tx, pool: BufferPool) {
+pub(crate) fn read_splits(splits: Vec<Split>, opts: ReadOptions, tx: Tx, pool: BufferPool) {
     let r = splits
         .iter()
         .enumerate()
-        .try_for_each(|(slot, split)| read_split(slot, split, has_header, &tx, &pool));
+        .try_for_each(|(slot, split)| read_split(slot, split, opts, &tx, &pool))
+        .and_then(|()| send(&tx, Msg::Done));
     finish(&tx, r);
 }
 
@@ -162,21 +209,21 @@ pub(crate) fn read_splits(splits: Vec<Split>, has_header: bool, tx: Tx, pool: Bu
 fn read_split(
     slot: usize,
     split: &Split,
-    has_header: bool,
+    opts: ReadOptions,
     tx: &Tx,
     pool: &BufferPool,
 ) -> Result<(), Stop> {
     let entry = &split.file;
     let mut file = File::open(&entry.path).map_err(io_error("opening", entry))?;
     let (mut header, mut first, mut lines_before) = (None, split.start, None);
-    if has_header {
-        let (line, end) = read_first_line(&mut file, entry)?;
+    if opts.has_header {
+        let head = read_first_line(&mut file, entry, opts)?;
         if split.start == 0 {
             // The header is not a record: the first line is the next one.
-            first = end;
-            lines_before = Some(u64::from(line.is_some()));
+            first = head.next;
+            lines_before = Some(head.newlines);
         }
-        header = line;
+        header = head.line;
     } else if split.start == 0 {
         lines_before = Some(0);
     }
@@ -189,101 +236,192 @@ fn read_split(
             lines_before,
         },
     )?;
-
-    let mut buf = pool.take();
-    // The offset of `buf[0]`, always the start of a line once skipping ends.
-    let mut offset;
-    if split.start > 0 {
-        offset = split.start - 1;
-        file.seek(SeekFrom::Start(offset))
-            .map_err(io_error("seeking in", entry))?;
-        // Skip through the first `\n`: the line before it is the previous
-        // range's. Stop early once no line can start in this range.
-        loop {
-            if offset >= split.end {
-                return Ok(());
-            }
-            let n = fill(&mut file, &mut buf, LOOKAHEAD).map_err(io_error("reading", entry))?;
-            if let Some(i) = memchr(b'\n', &buf) {
-                buf.drain(..=i);
-                offset += i as u64 + 1;
-                break;
-            }
-            if n == 0 {
-                return Ok(());
-            }
-            offset += buf.len() as u64;
-            buf.clear();
-        }
-    } else {
-        offset = first;
-        file.seek(SeekFrom::Start(offset))
-            .map_err(io_error("seeking in", entry))?;
-    }
-
-    // `buf` holds no `\n` before `scanned`; the last owned line is the one
-    // holding byte `end - 1`.
-    let mut scanned = 0;
-    while offset < split.end {
-        let read_to = offset + buf.len() as u64;
-        let want = if read_to < split.end {
-            let left = usize::try_from(split.end - read_to).unwrap_or(usize::MAX);
-            CHUNK_SIZE.min(left.saturating_add(LOOKAHEAD))
-        } else {
-            LOOKAHEAD
-        };
-        let n = fill(&mut file, &mut buf, want).map_err(io_error("reading", entry))?;
-        let eof = n < want;
-        let last = usize::try_from(split.end - 1 - offset).unwrap_or(usize::MAX);
-        let from = scanned.max(last);
-        let end_of_range = if buf.len() > from {
-            memchr(b'\n', &buf[from..]).map(|i| from + i + 1)
-        } else {
-            None
-        };
-        let (cut, done) = match end_of_range {
-            Some(cut) => (cut, true),
-            None if eof => (buf.len(), true),
-            None => (
-                memrchr(b'\n', &buf[scanned..]).map_or(0, |i| scanned + i + 1),
-                false,
-            ),
-        };
-        send_lines(tx, pool, slot, &mut offset, &mut buf, cut)?;
-        if done {
-            break;
-        }
-        scanned = buf.len();
-    }
-    pool.give(buf);
-    Ok(())
+    let mut range = Range {
+        slot,
+        split,
+        opts,
+        file,
+        buf: pool.take(),
+        offset: first,
+    };
+    let next = range.read(tx, pool);
+    pool.give(range.buf);
+    send(tx, Msg::End { slot, next: next? })
 }
 
-/// Reads a file's first line, without its line terminator, and the offset
-/// of the line after it. `None` for an empty file.
+/// The read of one range.
+struct Range<'a> {
+    slot: usize,
+    split: &'a Split,
+    opts: ReadOptions,
+    file: File,
+    /// Read but not yet sent.
+    buf: Vec<u8>,
+    /// The offset of `buf[0]`, always the start of a line once skipping
+    /// the previous range's last line ends.
+    offset: u64,
+}
+
+impl Range<'_> {
+    /// Sends the range's lines; returns where the line after the last one
+    /// starts when the last one ended in `\n`.
+    fn read(&mut self, tx: &Tx, pool: &BufferPool) -> Result<Option<u64>, Stop> {
+        let (split, entry) = (self.split, &*self.split.file);
+        if split.start > 0 {
+            // The line through the first `\n` is the previous range's.
+            self.offset = split.start - 1;
+        }
+        self.file
+            .seek(SeekFrom::Start(self.offset))
+            .map_err(io_error("seeking in", entry))?;
+        if split.start > 0 && !self.skip_line(self.opts.lookahead())? {
+            return Ok(None);
+        }
+        // `buf` holds no `\n` before `scanned`; the last owned line is the
+        // one holding byte `end - 1`.
+        let mut scanned = 0;
+        loop {
+            if self.offset >= split.end {
+                return Ok(Some(self.offset));
+            }
+            let read_to = self.offset + self.buf.len() as u64;
+            let (chunk, lookahead) = (self.opts.chunk, self.opts.lookahead());
+            let want = if read_to < split.end {
+                let left = usize::try_from(split.end - read_to).unwrap_or(usize::MAX);
+                chunk.min(left.saturating_add(lookahead))
+            } else {
+                lookahead
+            };
+            let n =
+                fill(&mut self.file, &mut self.buf, want).map_err(io_error("reading", entry))?;
+            let eof = n < want;
+            let buf = &self.buf;
+            let last = usize::try_from(split.end - 1 - self.offset).unwrap_or(usize::MAX);
+            let from = scanned.max(last);
+            let end_of_range = if buf.len() > from {
+                memchr(b'\n', &buf[from..]).map(|i| from + i + 1)
+            } else {
+                None
+            };
+            let (cut, done) = match end_of_range {
+                Some(cut) => (cut, true),
+                None if eof => (buf.len(), true),
+                None => (
+                    memrchr(b'\n', &buf[scanned..]).map_or(0, |i| scanned + i + 1),
+                    false,
+                ),
+            };
+            send_lines(tx, pool, self.slot, &mut self.offset, &mut self.buf, cut)?;
+            if done {
+                return Ok(end_of_range.map(|_| self.offset));
+            }
+            scanned = self.buf.len();
+            if self.buf.len() > self.opts.max_line {
+                // An unfinished line already too long: report it, skip it.
+                let prefix = self.buf[..self.opts.prefix_len()].to_vec();
+                let (slot, offset) = (self.slot, self.offset);
+                send(
+                    tx,
+                    Msg::LongLine {
+                        slot,
+                        offset,
+                        prefix,
+                    },
+                )?;
+                if !self.skip_line(self.opts.chunk)? {
+                    return Ok(None);
+                }
+                scanned = 0;
+            }
+        }
+    }
+
+    /// Skips what `buf` holds and the file through its next `\n`, reading
+    /// `step` bytes at a time, and keeps what follows in `buf`. Returns false
+    /// at the end of the file, or once no line can start in the range.
+    fn skip_line(&mut self, step: usize) -> Result<bool, Stop> {
+        let entry = &*self.split.file;
+        loop {
+            self.offset += self.buf.len() as u64;
+            self.buf.clear();
+            if self.offset >= self.split.end {
+                return Ok(false);
+            }
+            let n =
+                fill(&mut self.file, &mut self.buf, step).map_err(io_error("reading", entry))?;
+            if let Some(i) = memchr(b'\n', &self.buf) {
+                self.buf.drain(..=i);
+                self.offset += i as u64 + 1;
+                return Ok(true);
+            }
+            if n < step {
+                return Ok(false);
+            }
+        }
+    }
+}
+
+/// A file's first line, as read for its header.
+pub(crate) struct FirstLine {
+    /// The line without its terminator; `None` for an empty file.
+    pub(crate) line: Option<Vec<u8>>,
+    /// The offset of the line after it.
+    pub(crate) next: u64,
+    /// 1 when the line ends in `\n`, else 0.
+    pub(crate) newlines: u64,
+}
+
+/// Reads a file's first line, for its header.
+///
+/// # Errors
+/// [`Error::BadRecord`] naming the file when the line is longer than
+/// the maximum line length; [`Error::Io`] when reading fails.
 pub(crate) fn read_first_line(
     file: &mut File,
     entry: &FileEntry,
-) -> Result<(Option<Vec<u8>>, u64), Stop> {
+    opts: ReadOptions,
+) -> Result<FirstLine, Stop> {
     file.seek(SeekFrom::Start(0))
         .map_err(io_error("seeking in", entry))?;
-    let mut line = Vec::new();
+    let (mut line, max_line) = (Vec::new(), opts.max_line);
     loop {
         let from = line.len();
-        let n = fill(file, &mut line, LOOKAHEAD).map_err(io_error("reading", entry))?;
-        if let Some(i) = memchr(b'\n', &line[from..]) {
-            line.truncate(from + i);
-            let end = line.len() as u64 + 1;
-            return Ok((Some(strip_cr(line)), end));
+        let n = fill(file, &mut line, opts.lookahead()).map_err(io_error("reading", entry))?;
+        let newline = memchr(b'\n', &line[from..]).map(|i| from + i);
+        if newline.unwrap_or(line.len()) > max_line {
+            return Err(Stop::Failed(header_too_long(entry, max_line)));
+        }
+        if let Some(i) = newline {
+            line.truncate(i);
+            return Ok(FirstLine {
+                line: Some(strip_cr(line)),
+                next: i as u64 + 1,
+                newlines: 1,
+            });
         }
         if n == 0 {
-            let end = line.len() as u64;
-            return Ok(((!line.is_empty()).then(|| strip_cr(line)), end));
+            return Ok(FirstLine {
+                next: line.len() as u64,
+                line: (!line.is_empty()).then(|| strip_cr(line)),
+                newlines: 0,
+            });
         }
     }
 }
 
-fn strip_cr(mut line: Vec<u8>) -> Vec<u8> {
+/// The error for a header line longer than `max_line` bytes.
+pub(crate) fn header_too_long(entry: &FileEntry, max_line: usize) -> Error {
+    Error::BadRecord {
+        location: format!("{}:1", entry.path.display()),
+        reason: format!(
+            "the header line exceeds the maximum line length of {max_line} bytes \
+             (see FileSource::max_line_length)"
+        ),
+    }
+}
+
+/// A line without its trailing `\r`.
+pub(crate) fn strip_cr(mut line: Vec<u8>) -> Vec<u8> {
     if line.last() == Some(&b'\r') {
         line.pop();
     }

@@ -9,18 +9,21 @@ use std::time::Duration;
 use brook_core::{BoxedBatchStream, Error, Result, Source, SourceContext};
 use tokio::sync::mpsc;
 
+use super::bad_line::Mode;
 use super::csv_format::Csv;
 use super::follow::follow_files;
 use super::format::{JsonLines, LineFormat};
 use super::plan::{Plan, list_files};
 use super::policy::BadLinePolicy;
-use super::reader::{BufferPool, CHANNEL_CAPACITY, read_splits};
-use super::stream::{LineStream, Mode};
+use super::reader::{BufferPool, CHANNEL_CAPACITY, CHUNK_SIZE, ReadOptions, read_splits};
+use super::stream::LineStream;
 
 /// The default [`FileSource::split_size`]: 8 MiB.
 pub const DEFAULT_SPLIT_SIZE: u64 = 8 << 20;
 /// The default [`FileSource::poll_interval`]: 100 ms.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// The default [`FileSource::max_line_length`]: 16 MiB.
+pub const DEFAULT_MAX_LINE_LENGTH: usize = 16 << 20;
 
 /// A source of JSON lines: one JSON value per line.
 ///
@@ -67,6 +70,9 @@ pub struct FileSource<T, F> {
     follow: bool,
     poll_interval: Duration,
     split_size: u64,
+    max_line: usize,
+    /// How much a reader reads at once; changed only by tests.
+    chunk_size: usize,
     on_bad_line: BadLinePolicy,
     plan: Option<Plan>,
     _t: PhantomData<fn() -> T>,
@@ -110,6 +116,8 @@ impl<T, F> FileSource<T, F> {
             follow: false,
             poll_interval: DEFAULT_POLL_INTERVAL,
             split_size: DEFAULT_SPLIT_SIZE,
+            max_line: DEFAULT_MAX_LINE_LENGTH,
+            chunk_size: CHUNK_SIZE,
             on_bad_line: BadLinePolicy::Fail,
             plan: None,
             _t: PhantomData,
@@ -141,10 +149,32 @@ impl<T, F> FileSource<T, F> {
         self
     }
 
+    /// The longest line, in bytes before its `\n`, that the source reads
+    /// (default: [`DEFAULT_MAX_LINE_LENGTH`], 16 MiB). It bounds the memory a
+    /// line can take, whether or not it ever ends.
+    ///
+    /// A longer line is not buffered: the reader keeps its first bytes (at
+    /// most 1 KiB), skips the rest through its `\n`, and the line is a bad
+    /// line, whatever it holds, for the [`on_bad_line`](Self::on_bad_line)
+    /// policy: the job fails naming `path:line`, the line is dropped and
+    /// counted, or its first bytes go to the dead-letter sink. A CSV header
+    /// longer than this fails the job naming the file.
+    pub fn max_line_length(mut self, bytes: usize) -> Self {
+        self.max_line = bytes;
+        self
+    }
+
     /// What to do with a line that cannot be parsed (default:
     /// [`BadLinePolicy::Fail`]).
     pub fn on_bad_line(mut self, policy: BadLinePolicy) -> Self {
         self.on_bad_line = policy;
+        self
+    }
+
+    /// How much a reader reads at once, for tests with small files.
+    #[cfg(test)]
+    pub(crate) fn chunk_size(mut self, bytes: usize) -> Self {
+        self.chunk_size = bytes.max(1);
         self
     }
 
@@ -161,6 +191,11 @@ impl<T, F> FileSource<T, F> {
         if self.split_size == 0 {
             return Err(Error::Config(
                 "file source: split_size must be at least 1".into(),
+            ));
+        }
+        if self.max_line == 0 {
+            return Err(Error::Config(
+                "file source: max_line_length must be at least 1".into(),
             ));
         }
         if self.follow && self.poll_interval.is_zero() {
@@ -212,15 +247,20 @@ where
         };
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
         let pool = BufferPool::default();
-        let has_header = self.format.has_header();
+        let opts = ReadOptions {
+            has_header: self.format.has_header(),
+            max_line: self.max_line,
+            chunk: self.chunk_size,
+        };
         let reader: Box<dyn FnOnce() + Send> = if self.follow {
             let (poll, pool) = (self.poll_interval, pool.clone());
-            Box::new(move || follow_files(share, has_header, poll, tx, pool))
+            Box::new(move || follow_files(share, opts, poll, tx, pool))
         } else {
             let pool = pool.clone();
-            Box::new(move || read_splits(share, has_header, tx, pool))
+            Box::new(move || read_splits(share, opts, tx, pool))
         };
-        let stream = LineStream::new(self.format.clone(), ctx.clone(), mode, reader, rx, pool);
+        let format = self.format.clone();
+        let stream = LineStream::new(format, ctx.clone(), mode, self.max_line, reader, rx, pool);
         Ok(stream.into_stream())
     }
 }

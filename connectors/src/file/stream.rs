@@ -1,34 +1,30 @@
-//! The async side of a file source: turns the chunks a reader sends into
-//! batches of records, applying the bad-line policy.
+//! The async side of a file source: turns what a reader sends into batches
+//! of records, applying the bad-line policy.
+//!
+//! The stream keeps state only for the files (or ranges) a reader has
+//! started and not yet ended, so memory does not grow with the number of
+//! files. It yields to the runtime between units of work that make no
+//! records (blank or bad lines), so one poll never runs through a file.
 
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 
 use brook_core::{Batch, BoxedBatchStream, Error, NO_TIMESTAMP, Result, TaskContext};
 use futures::StreamExt;
 use memchr::memchr;
 use tokio::sync::mpsc::{Receiver, error::TryRecvError};
+use tokio::task::JoinHandle;
+use tokio::task::coop::consume_budget;
 
+use super::bad_line::{At, BadLines, Mode, Problem};
 use super::format::LineFormat;
+use super::lines::newlines_before;
 use super::plan::FileEntry;
-use super::policy::{DeadLetter, ErasedWriter};
 use super::reader::{BufferPool, Msg};
+use super::slots::{Slot, Slots};
 
-/// What the stream does with a bad line.
-pub(crate) enum Mode {
-    Fail,
-    Drop,
-    DeadLetter(Box<dyn ErasedWriter>),
-}
-
-/// A file (or a range of one) being parsed.
-struct Slot<P> {
-    file: Arc<FileEntry>,
-    parser: P,
-    /// The number of lines in the file before the current chunk, once known.
-    lines_before: Option<u64>,
-}
+/// Lines that make no record looked at per unit of the task's cooperative
+/// budget.
+const LINES_PER_UNIT: usize = 256;
 
 /// The chunk being parsed.
 struct Cursor {
@@ -39,6 +35,9 @@ struct Cursor {
     pos: usize,
     /// Lines of `data` already consumed, blank ones included.
     lines: u64,
+    /// Lines longer than this are too long: the maximum line length, or 0
+    /// when `data` is the first bytes of one too-long line.
+    limit: usize,
 }
 
 /// Why parsing a chunk stopped.
@@ -50,6 +49,8 @@ enum Step {
     /// A bad line needs its line number, which needs the lines before the
     /// chunk counted.
     NeedLines,
+    /// Enough lines that made no record for one unit of budget.
+    Budget,
     /// The chunk is parsed.
     ChunkDone,
     Failed(Error),
@@ -59,19 +60,24 @@ enum Step {
 pub(crate) struct LineStream<T, F: LineFormat<T>> {
     format: Arc<F>,
     ctx: TaskContext,
-    mode: Mode,
+    bad: BadLines,
     batch_size: usize,
+    max_line: usize,
     /// The reader, started on the blocking pool when first polled.
     reader: Option<Box<dyn FnOnce() + Send>>,
+    /// The running reader, to learn why it stopped if it stops early.
+    handle: Option<JoinHandle<()>>,
     rx: Receiver<Result<Msg>>,
     pool: BufferPool,
-    slots: Vec<Option<Slot<F::Parser>>>,
+    /// The files started and not yet ended, by slot.
+    slots: Slots<F::Parser>,
+    /// The file started last, to name if the reader stops early.
+    last_file: Option<Arc<FileEntry>>,
     chunk: Option<Cursor>,
-    dead: Batch<DeadLetter>,
-    /// Whether dead letters were written since the last flush.
-    unflushed: bool,
     /// An error to yield after the batch that preceded it.
     failed: Option<Error>,
+    /// Whether the reader said it is done.
+    read_all: bool,
     done: bool,
 }
 
@@ -80,6 +86,7 @@ impl<T: Send + 'static, F: LineFormat<T>> LineStream<T, F> {
         format: Arc<F>,
         ctx: TaskContext,
         mode: Mode,
+        max_line: usize,
         reader: Box<dyn FnOnce() + Send>,
         rx: Receiver<Result<Msg>>,
         pool: BufferPool,
@@ -88,15 +95,17 @@ impl<T: Send + 'static, F: LineFormat<T>> LineStream<T, F> {
             format,
             batch_size: ctx.batch_size().max(1),
             ctx,
-            mode,
+            bad: BadLines::new(mode, max_line),
+            max_line,
             reader: Some(reader),
+            handle: None,
             rx,
             pool,
-            slots: Vec::new(),
+            slots: Slots::new(),
+            last_file: None,
             chunk: None,
-            dead: Batch::new(),
-            unflushed: false,
             failed: None,
+            read_all: false,
             done: false,
         }
     }
@@ -117,11 +126,17 @@ impl<T: Send + 'static, F: LineFormat<T>> LineStream<T, F> {
         .boxed()
     }
 
+    /// The number of files (or ranges) whose state the stream holds.
+    #[cfg(test)]
+    pub(crate) fn live_slots(&self) -> usize {
+        self.slots.len()
+    }
+
     /// The next batch, or `None` at the end of the input.
-    async fn next_batch(&mut self) -> Result<Option<Batch<T>>> {
+    pub(crate) async fn next_batch(&mut self) -> Result<Option<Batch<T>>> {
         if let Some(reader) = self.reader.take() {
-            // Detached: the reader ends by itself when the receiver is gone.
-            drop(tokio::task::spawn_blocking(reader));
+            // Ends by itself when the receiver is gone.
+            self.handle = Some(tokio::task::spawn_blocking(reader));
         }
         if self.done {
             return Ok(None);
@@ -141,8 +156,13 @@ impl<T: Send + 'static, F: LineFormat<T>> LineStream<T, F> {
             };
             let failed = match step {
                 Step::Full => break,
+                Step::Budget => {
+                    consume_budget().await;
+                    continue;
+                }
                 Step::DeadFull => {
-                    self.write_dead().await?;
+                    self.bad.write(&self.ctx).await?;
+                    consume_budget().await;
                     continue;
                 }
                 Step::NeedLines => match self.count_lines().await {
@@ -150,24 +170,30 @@ impl<T: Send + 'static, F: LineFormat<T>> LineStream<T, F> {
                     Err(e) => e,
                 },
                 Step::Failed(e) => e,
-                Step::ChunkDone => match self.next_message(batch.is_empty()).await {
-                    Ok(true) => continue,
-                    Ok(false) if batch.is_empty() => {
-                        self.finish().await?;
-                        self.done = true;
-                        return Ok(None);
+                Step::ChunkDone => {
+                    // Chunks of lines that make no records must not keep
+                    // the task from yielding.
+                    consume_budget().await;
+                    match self.next_message(batch.is_empty()).await {
+                        Ok(true) => continue,
+                        Ok(false) if batch.is_empty() => {
+                            self.bad.finish(&self.ctx).await?;
+                            self.done = true;
+                            return Ok(None);
+                        }
+                        Ok(false) => break,
+                        Err(e) => e,
                     }
-                    Ok(false) => break,
-                    Err(e) => e,
-                },
+                }
             };
             if batch.is_empty() {
+                self.bad.salvage(&self.ctx).await;
                 return Err(failed);
             }
             self.failed = Some(failed);
             break;
         }
-        self.write_dead().await?;
+        self.bad.write(&self.ctx).await?;
         Ok(Some(batch))
     }
 
@@ -177,27 +203,35 @@ impl<T: Send + 'static, F: LineFormat<T>> LineStream<T, F> {
             self.chunk = Some(cur);
             return;
         }
-        if let Some(Some(slot)) = self.slots.get_mut(cur.slot) {
+        if let Some(slot) = self.slots.get_mut(cur.slot) {
             slot.lines_before = slot.lines_before.map(|n| n + cur.lines);
         }
+        // A too-long line's first bytes are too few to pool: dropped.
         self.pool.give(cur.data);
     }
 
     /// Takes the reader's next message; waits for one only when `wait`.
     /// Returns false at the end of the input, or when not waiting and none
     /// is ready.
+    ///
+    /// # Errors
+    /// What the reader sent; [`Error::Internal`] naming the file when the
+    /// reader stopped without saying it was done.
     async fn next_message(&mut self, wait: bool) -> Result<bool> {
+        if self.read_all {
+            return Ok(false);
+        }
         let msg = match self.rx.try_recv() {
             Ok(msg) => msg,
-            Err(TryRecvError::Disconnected) => return Ok(false),
+            Err(TryRecvError::Disconnected) => return Err(self.reader_lost().await),
             Err(TryRecvError::Empty) if !wait => return Ok(false),
             Err(TryRecvError::Empty) => {
                 // Idle: let the dead-letter sink catch up before waiting.
-                self.write_dead().await?;
-                self.flush_dead().await?;
+                self.bad.write(&self.ctx).await?;
+                self.bad.flush().await?;
                 match self.rx.recv().await {
                     Some(msg) => msg,
-                    None => return Ok(false),
+                    None => return Err(self.reader_lost().await),
                 }
             }
         };
@@ -215,40 +249,84 @@ impl<T: Send + 'static, F: LineFormat<T>> LineStream<T, F> {
                             location: format!("{}:1", file.path.display()),
                             reason: format!("bad header: {e}"),
                         })?;
-                if self.slots.len() <= slot {
-                    self.slots.resize_with(slot + 1, || None);
-                }
-                self.slots[slot] = Some(Slot {
+                self.last_file = Some(file.clone());
+                let slot_state = Slot {
                     file,
                     parser,
                     lines_before,
-                });
+                };
+                self.slots.insert(slot, slot_state);
             }
             Msg::Chunk { slot, offset, data } => {
-                self.chunk = Some(Cursor {
-                    slot,
-                    offset,
-                    data,
-                    pos: 0,
-                    lines: 0,
-                });
+                self.chunk = Some(Cursor::new(slot, offset, data, self.max_line));
+            }
+            // Its first bytes, never empty, hold no `\n`: with a limit of 0
+            // they are one too-long line.
+            Msg::LongLine {
+                slot,
+                offset,
+                prefix,
+            } => self.chunk = Some(Cursor::new(slot, offset, prefix, 0)),
+            Msg::End { slot, next } => {
+                // The next range of this file, here or in another instance,
+                // starts at `next`: its line numbers need no count.
+                if let Some(ended) = self.slots.remove(slot)
+                    && let (Some(lines), Some(next)) = (ended.lines_before, next)
+                {
+                    ended.file.lines.insert(next, lines);
+                }
+            }
+            Msg::Done => {
+                self.read_all = true;
+                return Ok(false);
             }
         }
         Ok(true)
     }
 
+    /// Why the reader stopped without saying it was done, naming the file.
+    async fn reader_lost(&mut self) -> Error {
+        let why = match self.handle.take() {
+            // Its sender is gone, so the reader has ended or is ending.
+            Some(handle) => match handle.await {
+                Ok(()) => "it ended early".to_string(),
+                Err(e) if e.is_panic() => {
+                    let panic = e.into_panic();
+                    let text = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "a panic".into());
+                    format!("it panicked: {text}")
+                }
+                Err(e) => e.to_string(),
+            },
+            None => "it is gone".into(),
+        };
+        let open = self.slots.last().map(|s| &s.file);
+        let place = match (open, &self.last_file) {
+            (Some(file), _) => format!("while reading {}", file.path.display()),
+            (None, Some(file)) => format!("after reading {}", file.path.display()),
+            (None, None) => "before reading any file".into(),
+        };
+        Error::Internal(format!("the file reader stopped {place}: {why}"))
+    }
+
     /// Parses lines of `cur` into `batch` until one of them is full, the
-    /// chunk ends, or a bad line needs attention.
+    /// chunk ends, a bad line needs attention, or a unit of budget is used.
     fn parse(&mut self, cur: &mut Cursor, batch: &mut Batch<T>) -> Step {
-        let Some(Some(slot)) = self.slots.get_mut(cur.slot) else {
+        let Some(slot) = self.slots.get_mut(cur.slot) else {
             return Step::Failed(Error::Internal("a chunk of a file never started".into()));
         };
-        let mut dropped = 0;
+        let (mut dropped, limit) = (0, cur.limit);
+        // Spent only on lines that make no record: a batch bounds the
+        // others.
+        let mut budget = LINES_PER_UNIT;
         let step = loop {
             if batch.len() >= self.batch_size {
                 break Step::Full;
             }
-            if self.dead.len() >= self.batch_size {
+            if self.bad.pending() >= self.batch_size {
                 break Step::DeadFull;
             }
             let Some(rest) = cur.data.get(cur.pos..).filter(|r| !r.is_empty()) else {
@@ -258,57 +336,40 @@ impl<T: Send + 'static, F: LineFormat<T>> LineStream<T, F> {
                 Some(i) => (i, cur.pos + i + 1),
                 None => (rest.len(), cur.data.len()),
             };
-            let mut line = &rest[..len];
-            if let [head @ .., b'\r'] = line {
-                line = head;
-            }
-            if !line.iter().all(u8::is_ascii_whitespace) {
-                match self.format.parse(&mut slot.parser, line) {
-                    Ok(value) => batch.push(NO_TIMESTAMP, value),
-                    Err(e) => {
-                        let needs_line = match self.mode {
-                            Mode::Drop => !slot.file.warned.load(Relaxed),
-                            Mode::Fail | Mode::DeadLetter(_) => true,
-                        };
-                        if needs_line && slot.lines_before.is_none() {
-                            break Step::NeedLines;
+            let raw = &rest[..len];
+            let problem = if len > limit {
+                Some(Problem::TooLong)
+            } else {
+                let line = match raw {
+                    [head @ .., b'\r'] => head,
+                    line => line,
+                };
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    None
+                } else {
+                    match self.format.parse(&mut slot.parser, line) {
+                        Ok(value) => {
+                            batch.push(NO_TIMESTAMP, value);
+                            cur.pos = next;
+                            cur.lines += 1;
+                            continue;
                         }
-                        let number = slot.lines_before.unwrap_or(0) + cur.lines + 1;
-                        let path = &slot.file.path;
-                        match self.mode {
-                            Mode::Fail => {
-                                break Step::Failed(Error::BadRecord {
-                                    location: format!("{}:{number}", path.display()),
-                                    reason: e.to_string(),
-                                });
-                            }
-                            Mode::Drop => {
-                                dropped += 1;
-                                if !slot.file.warned.swap(true, Relaxed) {
-                                    tracing::warn!(
-                                        file = %path.display(),
-                                        line = number,
-                                        reason = %e,
-                                        "Dropped a bad line; later ones in this file are dropped without a warning."
-                                    );
-                                }
-                            }
-                            Mode::DeadLetter(_) => self.dead.push(
-                                NO_TIMESTAMP,
-                                DeadLetter {
-                                    source: path.display().to_string(),
-                                    line: number,
-                                    offset: cur.offset + cur.pos as u64,
-                                    raw: String::from_utf8_lossy(line).into_owned(),
-                                    reason: e.to_string(),
-                                },
-                            ),
-                        }
+                        Err(e) => Some(Problem::Parse(e)),
                     }
+                }
+            };
+            if let Some(problem) = problem {
+                match bad_line(&mut self.bad, slot, cur, raw, &problem) {
+                    Ok(was_dropped) => dropped += u64::from(was_dropped),
+                    Err(step) => break step,
                 }
             }
             cur.pos = next;
             cur.lines += 1;
+            budget -= 1;
+            if budget == 0 {
+                break Step::Budget;
+            }
         };
         if dropped > 0 {
             self.ctx.metrics().add_dropped(dropped);
@@ -316,77 +377,55 @@ impl<T: Send + 'static, F: LineFormat<T>> LineStream<T, F> {
         step
     }
 
-    /// Counts the lines before the current chunk, reading the file from its
-    /// start on a blocking thread.
+    /// Counts the lines before the current chunk on a blocking thread, from
+    /// the nearest point of the file already known.
     async fn count_lines(&mut self) -> Result<()> {
         let Some(cur) = &self.chunk else {
             return Ok(());
         };
-        let Some(Some(slot)) = self.slots.get_mut(cur.slot) else {
+        let Some(slot) = self.slots.get_mut(cur.slot) else {
             return Ok(());
         };
-        let (path, offset) = (slot.file.path.clone(), cur.offset);
-        let counted = tokio::task::spawn_blocking(move || count_newlines(path, offset))
+        let (file, offset) = (slot.file.clone(), cur.offset);
+        let counted = tokio::task::spawn_blocking(move || newlines_before(&file, offset))
             .await
             .map_err(|e| Error::Internal(format!("counting lines: {e}")))??;
         slot.lines_before = Some(counted);
         Ok(())
     }
-
-    /// Writes the dead letters gathered so far.
-    async fn write_dead(&mut self) -> Result<()> {
-        let Mode::DeadLetter(writer) = &mut self.mode else {
-            return Ok(());
-        };
-        if self.dead.is_empty() {
-            return Ok(());
-        }
-        let dead = std::mem::take(&mut self.dead);
-        let n = dead.len() as u64;
-        writer.write(dead).await?;
-        self.ctx.metrics().add_dead_lettered(n);
-        self.unflushed = true;
-        Ok(())
-    }
-
-    /// Flushes the dead-letter sink if anything was written since the last
-    /// flush.
-    async fn flush_dead(&mut self) -> Result<()> {
-        if let Mode::DeadLetter(writer) = &mut self.mode
-            && self.unflushed
-        {
-            writer.flush().await?;
-            self.unflushed = false;
-        }
-        Ok(())
-    }
-
-    /// At the end of the input: writes, flushes and closes the dead-letter
-    /// sink.
-    async fn finish(&mut self) -> Result<()> {
-        self.write_dead().await?;
-        self.flush_dead().await?;
-        if let Mode::DeadLetter(writer) = &mut self.mode {
-            writer.close().await?;
-        }
-        Ok(())
-    }
 }
 
-/// The number of `\n` in the first `offset` bytes of a file.
-fn count_newlines(path: PathBuf, offset: u64) -> Result<u64> {
-    use std::io::Read;
-    let io = |e| Error::io(format!("reading {}", path.display()), e);
-    let mut file = std::fs::File::open(&path).map_err(io)?.take(offset);
-    let mut buf = vec![0; super::reader::CHUNK_SIZE];
-    let mut count = 0;
-    loop {
-        let n = match file.read(&mut buf) {
-            Ok(0) => return Ok(count),
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(io(e)),
-        };
-        count += memchr::memchr_iter(b'\n', &buf[..n]).count() as u64;
+/// Applies the policy to a bad line of `cur`, kept out of the parse loop;
+/// returns whether it was dropped, or why parsing must stop.
+#[cold]
+#[inline(never)]
+fn bad_line<P>(
+    bad: &mut BadLines,
+    slot: &Slot<P>,
+    cur: &Cursor,
+    raw: &[u8],
+    problem: &Problem,
+) -> Result<bool, Step> {
+    if bad.needs_line() && slot.lines_before.is_none() {
+        return Err(Step::NeedLines);
+    }
+    let at = At {
+        file: &slot.file,
+        line: slot.lines_before.map(|n| n + cur.lines + 1),
+        offset: cur.offset + cur.pos as u64,
+    };
+    bad.handle(at, raw, problem).map_err(Step::Failed)
+}
+
+impl Cursor {
+    fn new(slot: usize, offset: u64, data: Vec<u8>, limit: usize) -> Self {
+        Cursor {
+            slot,
+            offset,
+            data,
+            pos: 0,
+            lines: 0,
+            limit,
+        }
     }
 }

@@ -2,10 +2,12 @@
 //! bad-line policies and follow mode in `tests/`.
 
 mod follow;
+mod line_numbers;
+mod long_lines;
 mod policies;
+mod stream;
 
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, LazyLock};
 
 use brook_core::{Error, Result, Source, TaskContext};
@@ -15,9 +17,10 @@ use proptest::sample::Index;
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
 
+use super::bad_line::Mode;
 use super::plan::{FileEntry, Plan, Split};
-use super::reader::{BufferPool, CHANNEL_CAPACITY, read_splits};
-use super::stream::{LineStream, Mode};
+use super::reader::{BufferPool, CHANNEL_CAPACITY, CHUNK_SIZE, ReadOptions, read_splits};
+use super::stream::LineStream;
 use super::*;
 
 /// A runtime shared by the property tests.
@@ -146,11 +149,7 @@ fn check_exactly_once(got: Vec<Vec<String>>, mut expected: Vec<String>) {
 /// Reads the byte ranges cut at `cuts` with one reader each, bypassing the
 /// planner, and returns every value read.
 async fn read_ranges(path: &Path, size: u64, cuts: &[u64]) -> Vec<String> {
-    let entry = Arc::new(FileEntry {
-        path: path.to_path_buf(),
-        size,
-        warned: AtomicBool::new(false),
-    });
+    let entry = Arc::new(FileEntry::new(path.to_path_buf(), size));
     let mut bounds = vec![0];
     bounds.extend_from_slice(cuts);
     bounds.push(size);
@@ -165,11 +164,25 @@ async fn read_ranges(path: &Path, size: u64, cuts: &[u64]) -> Vec<String> {
         let pool = BufferPool::default();
         let reader = {
             let pool = pool.clone();
-            Box::new(move || read_splits(vec![split], false, tx, pool))
+            let opts = ReadOptions {
+                has_header: false,
+                max_line: DEFAULT_MAX_LINE_LENGTH,
+                chunk: CHUNK_SIZE,
+            };
+            Box::new(move || read_splits(vec![split], opts, tx, pool))
         };
         let ctx = TaskContext::standalone("ranges", 0, 1);
         let format = Arc::new(JsonLines);
-        let mut stream = LineStream::new(format, ctx, Mode::Fail, reader, rx, pool).into_stream();
+        let mut stream = LineStream::new(
+            format,
+            ctx,
+            Mode::Fail,
+            DEFAULT_MAX_LINE_LENGTH,
+            reader,
+            rx,
+            pool,
+        )
+        .into_stream();
         while let Some(batch) = stream.next().await {
             out.extend(batch.expect("batch").into_iter().map(|r| r.value));
         }
@@ -203,12 +216,15 @@ proptest! {
         (lines, final_newline) in lines_strategy(),
         split_size in prop_oneof![1u64..16, 16u64..4096],
         p in 1usize..=5,
+        chunk in prop_oneof![Just(CHUNK_SIZE), 1usize..64],
     ) {
         let (bytes, expected) = render(&lines, final_newline, "");
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("lines.jsonl");
         std::fs::write(&path, &bytes).expect("write");
-        let mut src = JsonLinesSource::<String>::new(&path).split_size(split_size);
+        let mut src = JsonLinesSource::<String>::new(&path)
+            .split_size(split_size)
+            .chunk_size(chunk);
         let got = rt().block_on(read(&mut src, p));
         check_exactly_once(got, expected);
     }
@@ -243,21 +259,9 @@ proptest! {
 #[test]
 fn the_plan_covers_every_byte_and_gives_every_instance_work() {
     let files = vec![
-        FileEntry {
-            path: "a".into(),
-            size: 1000,
-            warned: AtomicBool::new(false),
-        },
-        FileEntry {
-            path: "b".into(),
-            size: 0,
-            warned: AtomicBool::new(false),
-        },
-        FileEntry {
-            path: "c".into(),
-            size: 333,
-            warned: AtomicBool::new(false),
-        },
+        FileEntry::new("a".into(), 1000),
+        FileEntry::new("b".into(), 0),
+        FileEntry::new("c".into(), 333),
     ];
     let plan = Plan::split(files, 4, 1);
     let shares: Vec<Vec<Split>> = (0..4).map(|i| plan.share(i)).collect();
@@ -269,15 +273,7 @@ fn the_plan_covers_every_byte_and_gives_every_instance_work() {
     assert_eq!(bytes.iter().sum::<u64>(), 1333);
     assert!(bytes.iter().all(|&b| (250..=450).contains(&b)), "{bytes:?}");
     // Large minimum split: one range per file.
-    let one = Plan::split(
-        vec![FileEntry {
-            path: "a".into(),
-            size: 1000,
-            warned: AtomicBool::new(false),
-        }],
-        4,
-        1 << 20,
-    );
+    let one = Plan::split(vec![FileEntry::new("a".into(), 1000)], 4, 1 << 20);
     assert_eq!((0..4).map(|i| one.share(i).len()).sum::<usize>(), 1);
 }
 

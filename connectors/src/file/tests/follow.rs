@@ -12,14 +12,14 @@ use futures::StreamExt;
 use super::Row;
 use crate::file::{CsvSource, JsonLinesSource};
 
-const POLL: Duration = Duration::from_millis(20);
+pub(super) const POLL: Duration = Duration::from_millis(20);
 
 #[derive(Debug, serde::Deserialize)]
 struct N {
     n: u32,
 }
 
-fn append(path: &Path, text: &str) {
+pub(super) fn append(path: &Path, text: &str) {
     let mut f = std::fs::OpenOptions::new()
         .append(true)
         .open(path)
@@ -28,7 +28,7 @@ fn append(path: &Path, text: &str) {
 }
 
 /// The next `k` values, failing after a few seconds.
-async fn take<T>(stream: &mut BoxedBatchStream<T>, k: usize) -> Vec<T> {
+pub(super) async fn take<T>(stream: &mut BoxedBatchStream<T>, k: usize) -> Vec<T> {
     let mut out = Vec::new();
     while out.len() < k {
         let next = tokio::time::timeout(Duration::from_secs(5), stream.next()).await;
