@@ -18,7 +18,7 @@ use memchr::{memchr, memrchr};
 use super::plan::{FileEntry, Split};
 use super::reader::{
     BufferPool, Msg, ReadOptions, Stop, Tx, fill, finish, header_too_long, io_error, send,
-    send_lines, strip_cr,
+    send_lines, send_long_line, strip_cr,
 };
 
 /// Tails `files` until the stream is dropped; notices that within about one
@@ -120,16 +120,7 @@ impl Tail {
         send_lines(tx, pool, self.slot, &mut self.offset, &mut self.buf, cut)?;
         if self.buf.len() > self.opts.max_line {
             // An unfinished line already too long: report it, skip it.
-            let prefix = self.buf[..self.opts.prefix_len()].to_vec();
-            let (slot, offset) = (self.slot, self.offset);
-            send(
-                tx,
-                Msg::LongLine {
-                    slot,
-                    offset,
-                    prefix,
-                },
-            )?;
+            send_long_line(tx, self.slot, self.offset, &self.buf, &self.opts)?;
             self.skipping = true;
             self.skip();
         }

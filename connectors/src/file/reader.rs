@@ -133,6 +133,25 @@ pub(crate) fn send(tx: &Tx, msg: Msg) -> Result<(), Stop> {
     tx.blocking_send(Ok(msg)).map_err(|_| Stop::Closed)
 }
 
+/// Reports an unfinished line already longer than the limit, with its prefix.
+pub(crate) fn send_long_line(
+    tx: &Tx,
+    slot: usize,
+    offset: u64,
+    buf: &[u8],
+    opts: &ReadOptions,
+) -> Result<(), Stop> {
+    let prefix = buf[..opts.prefix_len().min(buf.len())].to_vec();
+    send(
+        tx,
+        Msg::LongLine {
+            slot,
+            offset,
+            prefix,
+        },
+    )
+}
+
 /// Ends a reader: passes an error on to the stream.
 pub(crate) fn finish(tx: &Tx, r: Result<(), Stop>) {
     if let Err(Stop::Failed(e)) = r {
@@ -318,16 +337,7 @@ impl Range<'_> {
             scanned = self.buf.len();
             if self.buf.len() > self.opts.max_line {
                 // An unfinished line already too long: report it, skip it.
-                let prefix = self.buf[..self.opts.prefix_len()].to_vec();
-                let (slot, offset) = (self.slot, self.offset);
-                send(
-                    tx,
-                    Msg::LongLine {
-                        slot,
-                        offset,
-                        prefix,
-                    },
-                )?;
+                send_long_line(tx, self.slot, self.offset, &self.buf, &self.opts)?;
                 if !self.skip_line(self.opts.chunk)? {
                     return Ok(None);
                 }
