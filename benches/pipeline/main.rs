@@ -10,10 +10,15 @@ mod workload;
 
 use std::sync::{Arc, Mutex};
 
+use brook::core::Job;
 use brook::prelude::CancellationToken;
-use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{
+    BatchSize, BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main,
+};
+use tokio::runtime::Runtime;
 
-use workload::{Totals, dataflow, hand_loop, trivial_dataflow, trivial_loop};
+use workload::{dataflow, hand_loop, trivial_dataflow, trivial_loop};
 
 const N: u64 = 1_000_000;
 
@@ -21,57 +26,57 @@ const N: u64 = 1_000_000;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Benches one run of a job per iteration (built outside the timing), and
+/// checks that it computed `expected` into the shared result.
+fn bench_job<R: Default + PartialEq + std::fmt::Debug>(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    rt: &Runtime,
+    expected: &R,
+    make: impl Fn(Arc<Mutex<R>>) -> Job,
+) {
+    g.bench_function(name, |b| {
+        b.iter_batched(
+            || {
+                let result = Arc::new(Mutex::new(R::default()));
+                (make(result.clone()), result)
+            },
+            |(job, result)| {
+                rt.block_on(job.run(CancellationToken::new())).expect("run");
+                assert_eq!(*result.lock().expect("result"), *expected);
+            },
+            BatchSize::PerIteration,
+        )
+    });
+}
+
+fn one_core() -> Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 fn pipeline(c: &mut Criterion) {
     let expected = hand_loop(N);
     let mut g = c.benchmark_group("source-map-filter-sink");
     g.throughput(Throughput::Elements(N));
     g.sample_size(20);
-
     g.bench_function("hand-written loop", |b| {
         b.iter(|| std::hint::black_box(hand_loop(N)))
     });
-
     // Chained, on a single-threaded runtime: one core, as the loop has.
-    let one_core = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    g.bench_function("brook chained p=1", |b| {
-        b.iter_batched(
-            || {
-                let totals = Arc::new(Mutex::new(Totals::default()));
-                (dataflow(N, true, totals.clone()), totals)
-            },
-            |(job, totals)| {
-                one_core
-                    .block_on(job.run(CancellationToken::new()))
-                    .expect("run");
-                assert_eq!(*totals.lock().expect("totals"), expected);
-            },
-            BatchSize::PerIteration,
-        )
+    bench_job(&mut g, "brook chained p=1", &one_core(), &expected, |t| {
+        dataflow(N, true, t)
     });
-
     // Unchained, on two workers: every node is its own task.
     let two_cores = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
-    g.bench_function("brook unchained p=1", |b| {
-        b.iter_batched(
-            || {
-                let totals = Arc::new(Mutex::new(Totals::default()));
-                (dataflow(N, false, totals.clone()), totals)
-            },
-            |(job, totals)| {
-                two_cores
-                    .block_on(job.run(CancellationToken::new()))
-                    .expect("run");
-                assert_eq!(*totals.lock().expect("totals"), expected);
-            },
-            BatchSize::PerIteration,
-        )
+    bench_job(&mut g, "brook unchained p=1", &two_cores, &expected, |t| {
+        dataflow(N, false, t)
     });
     g.finish();
 }
@@ -86,24 +91,8 @@ fn overhead_floor(c: &mut Criterion) {
     g.bench_function("hand-written loop", |b| {
         b.iter(|| std::hint::black_box(trivial_loop(n)))
     });
-    let one_core = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    g.bench_function("brook chained p=1", |b| {
-        b.iter_batched(
-            || {
-                let sum = Arc::new(Mutex::new(0));
-                (trivial_dataflow(n, sum.clone()), sum)
-            },
-            |(job, sum)| {
-                one_core
-                    .block_on(job.run(CancellationToken::new()))
-                    .expect("run");
-                assert_eq!(*sum.lock().expect("sum"), expected);
-            },
-            BatchSize::PerIteration,
-        )
+    bench_job(&mut g, "brook chained p=1", &one_core(), &expected, |s| {
+        trivial_dataflow(n, s)
     });
     g.finish();
 }
