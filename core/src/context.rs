@@ -6,6 +6,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::NodeMetrics;
+use crate::time::ProcessingTimer;
 
 /// The context of one parallel instance of a node.
 #[derive(Debug, Clone)]
@@ -17,6 +18,7 @@ pub struct TaskContext {
     pub(crate) batch_size: usize,
     pub(crate) shutdown: CancellationToken,
     pub(crate) metrics: Arc<NodeMetrics>,
+    pub(crate) timer: ProcessingTimer,
 }
 
 impl TaskContext {
@@ -30,6 +32,7 @@ impl TaskContext {
             batch_size: crate::dataflow::DEFAULT_BATCH_SIZE,
             shutdown: CancellationToken::new(),
             metrics: Arc::new(NodeMetrics::default()),
+            timer: ProcessingTimer::default(),
         }
     }
 
@@ -68,6 +71,13 @@ impl TaskContext {
     /// routes elsewhere.
     pub fn metrics(&self) -> &NodeMetrics {
         &self.metrics
+    }
+
+    /// The task's processing-time timer: an operator keeps a clone from
+    /// [`Operator::open`](crate::Operator::open) and asks it for a call to
+    /// [`Operator::on_processing_time`](crate::Operator::on_processing_time).
+    pub fn processing_timer(&self) -> &ProcessingTimer {
+        &self.timer
     }
 }
 

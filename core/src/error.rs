@@ -92,6 +92,10 @@ pub enum Error {
     #[error("upstream task ended without end-of-input")]
     UpstreamClosed,
 
+    /// Operator state could not be encoded or decoded (checkpoints).
+    #[error("state: {0}")]
+    State(String),
+
     /// A bug in Brook.
     #[error("internal error (this is a bug in Brook): {0}")]
     Internal(String),

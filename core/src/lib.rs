@@ -16,9 +16,10 @@
 //! /// Emits 0..n once (on instance 0).
 //! struct Count(u64);
 //! impl Source<u64> for Count {
-//!     fn open(&mut self, ctx: &SourceContext) -> Result<BoxedBatchStream<u64>> {
+//!     fn open(&mut self, ctx: &SourceContext) -> Result<BoxedSourceStream<u64>> {
 //!         let n = if ctx.instance() == 0 { self.0 } else { 0 };
-//!         Ok(stream::iter([Ok((0..n).map(Record::untimed).collect())]).boxed())
+//!         let batch: Batch<u64> = (0..n).map(Record::untimed).collect();
+//!         Ok(stream::iter([Ok(SourceEvent::Batch(batch))]).boxed())
 //!     }
 //! }
 //!
@@ -69,6 +70,8 @@ pub mod record;
 pub mod runtime;
 pub mod sink;
 pub mod source;
+pub mod state;
+pub mod time;
 
 pub use context::{OperatorContext, SinkContext, SourceContext, TaskContext};
 pub use dataflow::{Dataflow, JobConfig, KeyedStream, SinkHandle, Stream};
@@ -79,14 +82,15 @@ pub use operator::{Collector, Operator};
 pub use record::{Batch, Data, EventTime, NO_TIMESTAMP, Record};
 pub use runtime::{Job, RunningJob};
 pub use sink::{Sink, SinkWriter};
-pub use source::{BoxedBatchStream, Source};
+pub use source::{BoxedSourceStream, Source, SourceEvent};
+pub use time::{ProcessingTimer, WatermarkGenerator, Watermarks};
 pub use tokio_util::sync::CancellationToken;
 
 /// Everything a pipeline author needs, in one import.
 pub mod prelude {
     pub use crate::{
-        Batch, BoxedBatchStream, CancellationToken, Collector, Data, Dataflow, Error, EventTime,
+        Batch, BoxedSourceStream, CancellationToken, Collector, Data, Dataflow, Error, EventTime,
         Job, JobConfig, KeyedStream, NO_TIMESTAMP, Operator, OperatorContext, Record, Result, Sink,
-        SinkContext, SinkWriter, Source, SourceContext, Stream,
+        SinkContext, SinkWriter, Source, SourceContext, SourceEvent, Stream, Watermarks,
     };
 }

@@ -13,6 +13,9 @@ pub enum Message<T> {
     Batch(Batch<T>),
     /// No record with an event time at or below this will follow.
     Watermark(EventTime),
+    /// The sender is idle: don't wait for its watermark until it sends a
+    /// batch or a watermark again.
+    Idle,
     /// A checkpoint barrier: everything before it belongs to the checkpoint.
     Barrier(CheckpointId),
     /// The sender has no more input.

@@ -1,10 +1,10 @@
 //! The [`Source`] trait: where records enter a dataflow.
 
-use futures::stream::BoxStream;
+use futures::stream::{BoxStream, Stream, StreamExt};
 
 use crate::context::SourceContext;
 use crate::error::Result;
-use crate::record::Batch;
+use crate::record::{Batch, EventTime};
 
 /// A partitioned producer of records.
 ///
@@ -20,11 +20,11 @@ use crate::record::Batch;
 ///
 /// struct Numbers(u64);
 /// impl Source<u64> for Numbers {
-///     fn open(&mut self, ctx: &SourceContext) -> Result<BoxedBatchStream<u64>> {
+///     fn open(&mut self, ctx: &SourceContext) -> Result<BoxedSourceStream<u64>> {
 ///         let (me, n) = (ctx.instance() as u64, ctx.parallelism() as u64);
 ///         let values: Batch<u64> = (0..self.0).filter(move |v| v % n == me)
 ///             .map(Record::untimed).collect();
-///         Ok(stream::iter([Ok(values)]).boxed())
+///         Ok(stream::iter([Ok(SourceEvent::Batch(values))]).boxed())
 ///     }
 /// }
 /// ```
@@ -34,7 +34,9 @@ pub trait Source<T>: Send + 'static {
     /// Should do no blocking I/O itself: the work starts when the stream is
     /// first polled. The stream ends when this instance's input is
     /// exhausted; an unbounded source's stream never ends and is dropped at
-    /// shutdown.
+    /// shutdown. Besides batches it may yield watermarks (a source that
+    /// knows its event times best, such as one with partitions) and idle
+    /// marks; see [`SourceEvent`].
     ///
     /// # Errors
     /// A configuration the source cannot open with. Errors while reading
@@ -42,7 +44,7 @@ pub trait Source<T>: Send + 'static {
     ///
     /// # Cancellation
     /// Dropping the stream releases every resource it holds.
-    fn open(&mut self, ctx: &SourceContext) -> Result<BoxedBatchStream<T>>;
+    fn open(&mut self, ctx: &SourceContext) -> Result<BoxedSourceStream<T>>;
 
     /// The most parallel instances this source can use, if it is limited
     /// (an iterator can be read by one instance only).
@@ -51,5 +53,45 @@ pub trait Source<T>: Send + 'static {
     }
 }
 
-/// The stream of batches a source instance produces.
-pub type BoxedBatchStream<T> = BoxStream<'static, Result<Batch<T>>>;
+/// What a source instance yields: batches, and the control events only a
+/// source can know.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceEvent<T> {
+    /// Records read.
+    Batch(Batch<T>),
+    /// No record at or below this event time will follow from this
+    /// instance. Watermarks that do not advance are ignored.
+    Watermark(EventTime),
+    /// This instance has nothing to read for now (no partitions assigned, or
+    /// all of them quiet past the idle timeout): downstream stops waiting
+    /// for its watermark until it yields again.
+    Idle,
+}
+
+impl<T> SourceEvent<T> {
+    /// The batch, if this is one.
+    pub fn into_batch(self) -> Option<Batch<T>> {
+        match self {
+            SourceEvent::Batch(batch) => Some(batch),
+            _ => None,
+        }
+    }
+}
+
+impl<T> From<Batch<T>> for SourceEvent<T> {
+    fn from(batch: Batch<T>) -> Self {
+        SourceEvent::Batch(batch)
+    }
+}
+
+/// The stream a source instance produces.
+pub type BoxedSourceStream<T> = BoxStream<'static, Result<SourceEvent<T>>>;
+
+/// Turns a stream of batches into a source stream.
+pub fn from_batches<T, S>(batches: S) -> BoxedSourceStream<T>
+where
+    T: Send + 'static,
+    S: Stream<Item = Result<Batch<T>>> + Send + 'static,
+{
+    batches.map(|r| r.map(SourceEvent::Batch)).boxed()
+}

@@ -105,10 +105,10 @@ fn a_failing_or_panicking_sink_fails_the_job_naming_the_sink() {
 /// A source whose stream fails after one batch.
 struct BrokenSource;
 impl Source<i64> for BrokenSource {
-    fn open(&mut self, _: &SourceContext) -> Result<BoxedBatchStream<i64>> {
+    fn open(&mut self, _: &SourceContext) -> Result<BoxedSourceStream<i64>> {
         use futures::StreamExt;
         let items = vec![
-            Ok((0..10).map(Record::untimed).collect()),
+            Ok(SourceEvent::Batch((0..10).map(Record::untimed).collect())),
             Err(Error::BadRecord {
                 location: "input:2".into(),
                 reason: "truncated".into(),

@@ -133,11 +133,13 @@ fn a_job_that_fails_to_start_has_written_nothing() {
 /// Five records at a time, with pauses: partial batches only.
 struct Trickle;
 impl Source<i64> for Trickle {
-    fn open(&mut self, _: &SourceContext) -> Result<BoxedBatchStream<i64>> {
+    fn open(&mut self, _: &SourceContext) -> Result<BoxedSourceStream<i64>> {
         Ok(futures::stream::iter(0..40i64)
             .then(|i| async move {
                 tokio::time::sleep(Duration::from_millis(1)).await;
-                Ok((i * 5..i * 5 + 5).map(Record::untimed).collect())
+                Ok(SourceEvent::Batch(
+                    (i * 5..i * 5 + 5).map(Record::untimed).collect(),
+                ))
             })
             .boxed())
     }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use brook_core::{BoxedBatchStream, Error, Result, Source, SourceContext};
+use brook_core::{BoxedSourceStream, Error, Result, Source, SourceContext};
 use tokio::sync::mpsc;
 
 use super::bad_line::Mode;
@@ -224,7 +224,7 @@ where
     /// # Cancellation
     /// Dropping the stream stops its reader (in follow mode within about one
     /// poll interval) and drops the dead-letter writer without closing it.
-    fn open(&mut self, ctx: &SourceContext) -> Result<BoxedBatchStream<T>> {
+    fn open(&mut self, ctx: &SourceContext) -> Result<BoxedSourceStream<T>> {
         self.validate()?;
         let p = ctx.parallelism().max(1);
         let plan = match self.plan.take() {

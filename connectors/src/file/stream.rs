@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use brook_core::{Batch, BoxedBatchStream, Error, NO_TIMESTAMP, Result, TaskContext};
+use brook_core::{Batch, BoxedSourceStream, Error, NO_TIMESTAMP, Result, SourceEvent, TaskContext};
 use futures::StreamExt;
 use memchr::memchr;
 use tokio::sync::mpsc::{Receiver, error::TryRecvError};
@@ -112,10 +112,10 @@ impl<T: Send + 'static, F: LineFormat<T>> LineStream<T, F> {
 
     /// The stream of batches. Dropping it drops the channel's receiver,
     /// which stops the reader.
-    pub(crate) fn into_stream(self) -> BoxedBatchStream<T> {
+    pub(crate) fn into_stream(self) -> BoxedSourceStream<T> {
         futures::stream::unfold(self, |mut s| async move {
             match s.next_batch().await {
-                Ok(Some(batch)) => Some((Ok(batch), s)),
+                Ok(Some(batch)) => Some((Ok(SourceEvent::Batch(batch)), s)),
                 Ok(None) => None,
                 Err(e) => {
                     s.done = true;

@@ -59,7 +59,8 @@ where
         let mut result = Ok(());
         while let Some(batch) = stream.next().await {
             match batch {
-                Ok(batch) => {
+                Ok(event) => {
+                    let batch = event.into_batch().expect("only batches");
                     assert!(!batch.is_empty() && batch.len() <= ctx.batch_size());
                     values.extend(batch.into_iter().map(|r| r.value));
                 }
@@ -184,7 +185,8 @@ async fn read_ranges(path: &Path, size: u64, cuts: &[u64]) -> Vec<String> {
         )
         .into_stream();
         while let Some(batch) = stream.next().await {
-            out.extend(batch.expect("batch").into_iter().map(|r| r.value));
+            let batch = batch.expect("batch").into_batch().expect("a batch");
+            out.extend(batch.into_iter().map(|r| r.value));
         }
     }
     out

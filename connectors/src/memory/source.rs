@@ -1,6 +1,6 @@
 //! [`MemorySource`]: records from a `Vec` or an iterator.
 
-use brook_core::{Batch, BoxedBatchStream, Record, Result, Source, SourceContext};
+use brook_core::{Batch, BoxedSourceStream, Record, Result, Source, SourceContext, SourceEvent};
 use futures::StreamExt;
 use futures::stream;
 
@@ -55,7 +55,7 @@ impl<T: Send + 'static> MemorySource<T> {
 }
 
 impl<T: Send + 'static> Source<T> for MemorySource<T> {
-    fn open(&mut self, ctx: &SourceContext) -> Result<BoxedBatchStream<T>> {
+    fn open(&mut self, ctx: &SourceContext) -> Result<BoxedSourceStream<T>> {
         let size = ctx.batch_size();
         if let Input::Vec(records) = &mut self.input {
             let records = std::mem::take(records);
@@ -80,7 +80,7 @@ impl<T: Send + 'static> Source<T> for MemorySource<T> {
         };
         Ok(stream::unfold(next, move |mut next| async move {
             let batch = next(size);
-            (!batch.is_empty()).then_some((Ok(batch), next))
+            (!batch.is_empty()).then_some((Ok(SourceEvent::Batch(batch)), next))
         })
         .boxed())
     }
@@ -104,7 +104,11 @@ mod tests {
             let s = src
                 .open(&SourceContext::standalone("mem", i, p))
                 .expect("open");
-            let batches: Vec<Batch<u32>> = s.try_collect().await.expect("read");
+            let events: Vec<SourceEvent<u32>> = s.try_collect().await.expect("read");
+            let batches: Vec<Batch<u32>> = events
+                .into_iter()
+                .filter_map(SourceEvent::into_batch)
+                .collect();
             out.push(
                 batches
                     .into_iter()

@@ -20,7 +20,7 @@ use crate::source::Source;
 /// # use futures::stream::{self, StreamExt};
 /// # struct Empty;
 /// # impl Source<u32> for Empty {
-/// #     fn open(&mut self, _: &SourceContext) -> Result<BoxedBatchStream<u32>> {
+/// #     fn open(&mut self, _: &SourceContext) -> Result<BoxedSourceStream<u32>> {
 /// #         Ok(stream::empty().boxed())
 /// #     }
 /// # }

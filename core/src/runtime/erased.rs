@@ -23,6 +23,7 @@ use crate::runtime::push::{BoxPush, Feeder, Tee};
 use crate::runtime::task;
 use crate::sink::Sink;
 use crate::source::Source;
+use crate::time::ProcessingTimer;
 
 /// A task's future, as spawned.
 pub(crate) type TaskFuture = BoxFuture<'static, Result<()>>;
@@ -84,6 +85,7 @@ pub(crate) trait InputPort: Send {
         rx: Erased,
         senders: usize,
         head: Arc<NodeMetrics>,
+        timer: ProcessingTimer,
         push: Erased,
     ) -> Result<TaskFuture>;
 }
@@ -130,11 +132,12 @@ impl<T: crate::Data> InputPort for Port<T> {
         rx: Erased,
         senders: usize,
         head: Arc<NodeMetrics>,
+        timer: ProcessingTimer,
         push: Erased,
     ) -> Result<TaskFuture> {
         let rx = downcast::<mpsc::Receiver<Envelope<T>>>(rx, "an input channel")?;
         let push = downcast::<BoxPush<T>>(push, "a chain head")?;
-        Ok(Box::pin(task::run_input(rx, senders, head, push)))
+        Ok(Box::pin(task::run_input(rx, senders, head, timer, push)))
     }
 }
 
@@ -230,6 +233,7 @@ impl<In: crate::Data, Out: crate::Data, O: Operator<In, Out>> ErasedOperator
             out: Collector::default(),
             next,
             metrics: ctx.metrics.clone(),
+            last_watermark: crate::record::EventTime::MIN,
             _in: PhantomData,
         });
         Ok(Box::new(node))

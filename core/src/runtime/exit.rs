@@ -270,6 +270,14 @@ impl<T: crate::Data> Push<T> for Exit<T> {
         self.send_all(ready)
     }
 
+    fn idle(&mut self) -> PushFut<'_> {
+        PushFut::wait(self.control(Message::Idle))
+    }
+
+    fn tick(&mut self, _now: i64) -> PushFut<'_> {
+        PushFut::ok()
+    }
+
     fn end(&mut self) -> PushFut<'_> {
         PushFut::wait(self.control(Message::End))
     }

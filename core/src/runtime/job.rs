@@ -28,6 +28,7 @@ use crate::metrics::{JobMetrics, NodeEntry, NodeMetrics};
 use crate::runtime::erased::{Erased, Partitioning, TaskFuture};
 use crate::runtime::plan::Plan;
 use crate::runtime::push::Feeder;
+use crate::time::ProcessingTimer;
 
 /// A validated, planned dataflow, ready to run.
 pub struct Job {
@@ -38,6 +39,8 @@ pub struct Job {
     metrics: Vec<Vec<Arc<NodeMetrics>>>,
     job_metrics: JobMetrics,
     shutdown: CancellationToken,
+    /// The processing-time timer of the task instance being built.
+    timer: ProcessingTimer,
 }
 
 impl std::fmt::Debug for Job {
@@ -80,6 +83,7 @@ impl Job {
             metrics,
             job_metrics,
             shutdown: CancellationToken::new(),
+            timer: ProcessingTimer::default(),
         })
     }
 
@@ -218,6 +222,8 @@ impl Job {
         receivers: &mut [Vec<Option<Erased>>],
     ) -> Result<TaskFuture> {
         let head = self.plan.heads[t];
+        // Every node of this task instance shares one processing-time timer.
+        self.timer = ProcessingTimer::default();
         let ctx = self.context(head, instance);
         if let Logic::Source(_) = self.graph.nodes[head].logic {
             let out = self.outputs(head, instance, senders)?;
@@ -239,6 +245,7 @@ impl Job {
             rx,
             self.plan.senders(&self.graph, head),
             self.metrics[head][instance].clone(),
+            self.timer.clone(),
             push,
         )
     }
@@ -252,6 +259,7 @@ impl Job {
             batch_size: self.config.batch_size,
             shutdown: self.shutdown.clone(),
             metrics: self.metrics[node][instance].clone(),
+            timer: self.timer.clone(),
         }
     }
 

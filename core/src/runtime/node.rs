@@ -24,6 +24,8 @@ pub(crate) struct OperatorNode<In, Out, O> {
     pub(crate) out: Collector<Out>,
     pub(crate) next: BoxPush<Out>,
     pub(crate) metrics: Arc<NodeMetrics>,
+    /// The last watermark sent on: output watermarks never go back.
+    pub(crate) last_watermark: EventTime,
     pub(crate) _in: PhantomData<fn(In)>,
 }
 
@@ -54,6 +56,38 @@ where
         self.metrics.add_out(out.len());
         Some(out)
     }
+
+    /// Sends on what the last call collected: records, then the watermark
+    /// if it advanced, then the idle mark.
+    fn emit(&mut self) -> PushFut<'_> {
+        let out = self.take_output();
+        let wm = self
+            .out
+            .take_watermark()
+            .filter(|&wm| wm > self.last_watermark);
+        let idle = self.out.take_idle();
+        match (out, wm, idle) {
+            (None, None, false) => PushFut::ok(),
+            (Some(out), None, false) => self.next.push(out),
+            (out, wm, idle) => {
+                if let Some(wm) = wm {
+                    self.last_watermark = wm;
+                }
+                PushFut::wait(async move {
+                    if let Some(out) = out {
+                        self.next.push(out).await?;
+                    }
+                    if let Some(wm) = wm {
+                        self.next.watermark(wm).await?;
+                    }
+                    if idle {
+                        self.next.idle().await?;
+                    }
+                    Ok(())
+                })
+            }
+        }
+    }
 }
 
 impl<In, Out, O> Push<In> for OperatorNode<In, Out, O>
@@ -67,38 +101,41 @@ where
         if let Err(e) = self.call(|op, out| op.process(batch, out)) {
             return PushFut::err(e);
         }
-        match self.take_output() {
-            Some(out) => self.next.push(out),
-            None => PushFut::ok(),
-        }
+        self.emit()
     }
 
     fn watermark(&mut self, wm: EventTime) -> PushFut<'_> {
         if let Err(e) = self.call(|op, out| op.on_watermark(wm, out)) {
             return PushFut::err(e);
         }
-        let out = self.take_output();
-        PushFut::wait(async move {
-            if let Some(out) = out {
-                self.next.push(out).await?;
-            }
-            self.next.watermark(wm).await
-        })
+        self.emit()
     }
 
     fn flush(&mut self) -> PushFut<'_> {
         self.next.flush()
     }
 
+    fn idle(&mut self) -> PushFut<'_> {
+        self.out.mark_idle();
+        self.emit()
+    }
+
+    fn tick(&mut self, now: i64) -> PushFut<'_> {
+        if let Err(e) = self.call(|op, out| op.on_processing_time(now, out)) {
+            return PushFut::err(e);
+        }
+        PushFut::wait(async move {
+            self.emit().await?;
+            self.next.tick(now).await
+        })
+    }
+
     fn end(&mut self) -> PushFut<'_> {
         if let Err(e) = self.call(|op, out| op.on_end(out)) {
             return PushFut::err(e);
         }
-        let out = self.take_output();
         PushFut::wait(async move {
-            if let Some(out) = out {
-                self.next.push(out).await?;
-            }
+            self.emit().await?;
             self.next.end().await
         })
     }
@@ -159,6 +196,14 @@ impl<T: Send + 'static, W: SinkWriter<T>> Push<T> for SinkNode<T, W> {
         PushFut::wait(Self::guarded(name, metrics, &mut self.writer, |w| {
             w.flush()
         }))
+    }
+
+    fn idle(&mut self) -> PushFut<'_> {
+        PushFut::ok()
+    }
+
+    fn tick(&mut self, _now: i64) -> PushFut<'_> {
+        PushFut::ok()
     }
 
     fn end(&mut self) -> PushFut<'_> {

@@ -59,6 +59,11 @@ pub(crate) trait Push<T>: Send {
     fn watermark(&mut self, wm: EventTime) -> PushFut<'_>;
     /// The task's input is idle: send on anything buffered.
     fn flush(&mut self) -> PushFut<'_>;
+    /// The input stopped holding back the watermark (see `Message::Idle`).
+    fn idle(&mut self) -> PushFut<'_>;
+    /// A processing-time deadline of the task has come: `now` is the wall
+    /// clock in milliseconds.
+    fn tick(&mut self, now: i64) -> PushFut<'_>;
     /// End of input: emit what is left, then pass the end on.
     fn end(&mut self) -> PushFut<'_>;
 }
@@ -112,6 +117,24 @@ impl<T: crate::Data> Push<T> for Tee<T> {
         PushFut::wait(async move {
             for out in &mut self.outputs {
                 out.flush().await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn idle(&mut self) -> PushFut<'_> {
+        PushFut::wait(async move {
+            for out in &mut self.outputs {
+                out.idle().await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn tick(&mut self, now: i64) -> PushFut<'_> {
+        PushFut::wait(async move {
+            for out in &mut self.outputs {
+                out.tick(now).await?;
             }
             Ok(())
         })

@@ -9,7 +9,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::task::Poll;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::{FutureExt, StreamExt};
 use tokio::sync::mpsc::{Receiver, error::TryRecvError};
@@ -20,17 +20,28 @@ use crate::message::{Envelope, Message};
 use crate::metrics::NodeMetrics;
 use crate::record::EventTime;
 use crate::runtime::push::BoxPush;
-use crate::source::BoxedBatchStream;
+use crate::source::{BoxedSourceStream, SourceEvent};
+use crate::time::{ProcessingTimer, now_ms};
+
+/// Sleeps until the processing time `deadline_ms`; never wakes for `i64::MAX`.
+async fn sleep_until_ms(deadline_ms: i64) {
+    if deadline_ms == i64::MAX {
+        return std::future::pending().await;
+    }
+    let wait = deadline_ms.saturating_sub(now_ms()).max(0);
+    tokio::time::sleep(Duration::from_millis(wait.unsigned_abs())).await;
+}
 
 /// Reads a source instance's stream into its chain until the stream ends or
-/// the job shuts down, then ends the chain.
+/// the job shuts down, then sends the final watermark and ends the chain.
 pub(crate) async fn run_source<T: Send + 'static>(
     ctx: TaskContext,
-    mut stream: BoxedBatchStream<T>,
+    mut stream: BoxedSourceStream<T>,
     mut out: BoxPush<T>,
 ) -> Result<()> {
     let name = ctx.node.clone();
     let metrics = ctx.metrics.clone();
+    let timer = ctx.timer.clone();
     // Polls the stream once, timing the poll and catching a panic in it.
     let mut poll_next = |cx: &mut std::task::Context<'_>| {
         let start = Instant::now();
@@ -41,9 +52,13 @@ pub(crate) async fn run_source<T: Send + 'static>(
             Err(panic) => Poll::Ready(Some(Err(Error::from_panic(panic)))),
         }
     };
+    let mut watermark = EventTime::MIN;
     loop {
         if ctx.shutdown.is_cancelled() {
             break;
+        }
+        if let Some(now) = timer.take_due() {
+            out.tick(now).await?;
         }
         let mut next = std::future::poll_fn(&mut poll_next);
         let item = match (&mut next).now_or_never() {
@@ -53,6 +68,7 @@ pub(crate) async fn run_source<T: Send + 'static>(
                 tokio::select! {
                     biased;
                     _ = ctx.shutdown.cancelled() => break,
+                    _ = sleep_until_ms(timer.deadline()) => continue,
                     item = next => item,
                 }
             }
@@ -60,7 +76,7 @@ pub(crate) async fn run_source<T: Send + 'static>(
         match item {
             None => break,
             Some(Err(e)) => return Err(e.in_node(&name)),
-            Some(Ok(batch)) => {
+            Some(Ok(SourceEvent::Batch(batch))) => {
                 if batch.is_empty() {
                     continue;
                 }
@@ -71,62 +87,101 @@ pub(crate) async fn run_source<T: Send + 'static>(
                 // cancellation and aborts could not reach the other tasks.
                 tokio::task::consume_budget().await;
             }
+            Some(Ok(SourceEvent::Watermark(wm))) => {
+                if wm > watermark {
+                    watermark = wm;
+                    out.watermark(wm).await?;
+                }
+            }
+            Some(Ok(SourceEvent::Idle)) => out.idle().await?,
         }
     }
     tracing::debug!(node = %name, instance = ctx.instance, "Source instance finished.");
+    // End of input: every event-time window downstream may fire.
+    if watermark < EventTime::MAX {
+        out.watermark(EventTime::MAX).await?;
+    }
     out.end().await
 }
 
 /// Feeds a chain from its input channel until every sender has ended.
 ///
-/// Watermarks are merged as the minimum over senders; a sender that ended
-/// no longer holds the watermark back.
+/// Watermarks are merged as the minimum over senders that are neither idle
+/// nor ended; when every sender still running is idle, the chain is told it
+/// is idle. After the last end the chain gets the final watermark, then its
+/// end.
 pub(crate) async fn run_input<T: Send + 'static>(
     mut rx: Receiver<Envelope<T>>,
     senders: usize,
     head: Arc<NodeMetrics>,
+    timer: ProcessingTimer,
     mut out: BoxPush<T>,
 ) -> Result<()> {
     let mut watermarks = vec![EventTime::MIN; senders];
+    let mut idle = vec![false; senders];
     let mut current = EventTime::MIN;
+    let mut idle_sent = false;
     let mut ended = 0;
     while ended < senders {
+        if let Some(now) = timer.take_due() {
+            out.tick(now).await?;
+        }
         let env = match rx.try_recv() {
             Ok(env) => env,
             Err(TryRecvError::Empty) => {
                 out.flush().await?;
-                rx.recv().await.ok_or(Error::UpstreamClosed)?
+                tokio::select! {
+                    biased;
+                    env = rx.recv() => env.ok_or(Error::UpstreamClosed)?,
+                    _ = sleep_until_ms(timer.deadline()) => continue,
+                }
             }
             Err(TryRecvError::Disconnected) => return Err(Error::UpstreamClosed),
         };
         head.queue_len.fetch_sub(1, Relaxed);
         let from = env.from as usize;
-        let advanced = match env.msg {
+        match env.msg {
             Message::Batch(batch) => {
+                idle[from] = false;
+                idle_sent = false;
                 out.push(batch).await?;
                 tokio::task::consume_budget().await;
                 continue;
             }
             Message::Watermark(wm) => {
+                idle[from] = false;
                 watermarks[from] = watermarks[from].max(wm);
-                true
             }
+            Message::Idle => idle[from] = true,
             // Checkpoints (barrier alignment and snapshots) are not built
             // yet, and nothing sends barriers.
-            Message::Barrier(_) => false,
+            Message::Barrier(_) => continue,
             Message::End => {
                 ended += 1;
+                idle[from] = false;
                 watermarks[from] = EventTime::MAX;
-                true
-            }
-        };
-        if advanced && ended < senders {
-            let min = watermarks.iter().copied().min().unwrap_or(EventTime::MIN);
-            if min > current {
-                current = min;
-                out.watermark(min).await?;
             }
         }
+        if ended == senders {
+            break;
+        }
+        let active = (0..senders).filter(|&i| !idle[i]);
+        match active.map(|i| watermarks[i]).min() {
+            Some(min) if min > current => {
+                current = min;
+                idle_sent = false;
+                out.watermark(min).await?;
+            }
+            Some(_) => {}
+            None if !idle_sent => {
+                idle_sent = true;
+                out.idle().await?;
+            }
+            None => {}
+        }
+    }
+    if current < EventTime::MAX {
+        out.watermark(EventTime::MAX).await?;
     }
     out.end().await
 }

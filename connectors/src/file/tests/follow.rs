@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use brook_core::{BoxedBatchStream, Source, TaskContext};
+use brook_core::{BoxedSourceStream, Source, TaskContext};
 use futures::StreamExt;
 
 use super::Row;
@@ -28,14 +28,16 @@ pub(super) fn append(path: &Path, text: &str) {
 }
 
 /// The next `k` values, failing after a few seconds.
-pub(super) async fn take<T>(stream: &mut BoxedBatchStream<T>, k: usize) -> Vec<T> {
+pub(super) async fn take<T>(stream: &mut BoxedSourceStream<T>, k: usize) -> Vec<T> {
     let mut out = Vec::new();
     while out.len() < k {
         let next = tokio::time::timeout(Duration::from_secs(5), stream.next()).await;
         let batch = next
             .expect("timed out")
             .expect("stream ended")
-            .expect("batch");
+            .expect("batch")
+            .into_batch()
+            .expect("only batches");
         out.extend(batch.into_iter().map(|r| r.value));
     }
     assert_eq!(out.len(), k, "more values than expected");
@@ -43,7 +45,7 @@ pub(super) async fn take<T>(stream: &mut BoxedBatchStream<T>, k: usize) -> Vec<T
 }
 
 /// Asserts that nothing comes for a few poll intervals.
-async fn quiet<T: std::fmt::Debug>(stream: &mut BoxedBatchStream<T>) {
+async fn quiet<T: std::fmt::Debug>(stream: &mut BoxedSourceStream<T>) {
     let next = tokio::time::timeout(POLL * 8, stream.next()).await;
     assert!(next.is_err(), "unexpected {next:?}");
 }

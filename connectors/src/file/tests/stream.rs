@@ -105,6 +105,7 @@ async fn lines_that_make_no_records_do_not_keep_other_tasks_waiting() {
         .expect("in time")
         .expect("a batch")
         .expect("no error");
+    let first = first.into_batch().expect("a batch");
     assert_eq!(first.into_iter().map(|r| r.value).collect::<Vec<_>>(), [7]);
     assert_eq!(counter(&ctx, "dropped"), bad);
     stop.store(true, Relaxed);

@@ -1,0 +1,24 @@
+//! Time: event-time watermarks and processing-time wake-ups.
+//!
+//! Event time is the `i64` milliseconds since the epoch that every record
+//! carries. A *watermark* `w` is a promise that no record with an event time
+//! at or below `w` will follow, so windows ending at or before `w + 1` can
+//! fire. Watermarks are generated per source instance (or per partition) by a
+//! [`WatermarkGenerator`] made from a [`Watermarks`] strategy, flow through
+//! the dataflow in order with the data, and every operator forwards the
+//! minimum over its inputs. An input that has been *idle* for the strategy's
+//! idle timeout stops holding that minimum back until it sends again. End of
+//! input is the watermark [`EventTime::MAX`](crate::EventTime), so every
+//! window fires.
+//!
+//! Processing time is the wall clock, in the same unit ([`now_ms`]).
+//! Operators ask for a call at a processing time through the
+//! [`ProcessingTimer`] of their context; the task that runs them calls
+//! [`Operator::on_processing_time`](crate::Operator::on_processing_time) once
+//! that time has come.
+
+mod timer;
+mod watermarks;
+
+pub use timer::{ProcessingTimer, now_ms};
+pub use watermarks::{IdleTracker, WatermarkGenerator, Watermarks};
