@@ -73,6 +73,11 @@ impl TaskContext {
         &self.metrics
     }
 
+    /// This instance's counters, to keep past `open`.
+    pub fn metrics_handle(&self) -> Arc<NodeMetrics> {
+        self.metrics.clone()
+    }
+
     /// The task's processing-time timer: an operator keeps a clone from
     /// [`Operator::open`](crate::Operator::open) and asks it for a call to
     /// [`Operator::on_processing_time`](crate::Operator::on_processing_time).

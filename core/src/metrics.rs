@@ -21,6 +21,7 @@ pub struct NodeMetrics {
     pub(crate) queue_len: AtomicI64,
     pub(crate) dropped: AtomicU64,
     pub(crate) dead_lettered: AtomicU64,
+    pub(crate) late: AtomicU64,
 }
 
 impl NodeMetrics {
@@ -32,6 +33,12 @@ impl NodeMetrics {
     /// Counts records a source or operator sent to a dead-letter sink.
     pub fn add_dead_lettered(&self, n: u64) {
         self.dead_lettered.fetch_add(n, Relaxed);
+    }
+
+    /// Counts records that arrived too late for event-time processing
+    /// (past a window's allowed lateness).
+    pub fn add_late(&self, n: u64) {
+        self.late.fetch_add(n, Relaxed);
     }
 
     pub(crate) fn add_in(&self, records: usize) {
@@ -64,6 +71,7 @@ impl NodeMetrics {
             queue_len: self.queue_len.load(Relaxed).max(0) as u64,
             dropped: self.dropped.load(Relaxed),
             dead_lettered: self.dead_lettered.load(Relaxed),
+            late: self.late.load(Relaxed),
         }
     }
 }
@@ -90,6 +98,8 @@ pub struct Counters {
     pub dropped: u64,
     /// Records sent to a dead-letter sink.
     pub dead_lettered: u64,
+    /// Records that arrived past their windows' allowed lateness.
+    pub late: u64,
 }
 
 impl Counters {
@@ -103,6 +113,7 @@ impl Counters {
         self.queue_len += o.queue_len;
         self.dropped += o.dropped;
         self.dead_lettered += o.dead_lettered;
+        self.late += o.late;
     }
 }
 

@@ -1,8 +1,8 @@
 //! [`StreamExt`]: the closure operators as methods on streams.
 
-use brook_core::{BoxError, Data, Stream};
+use brook_core::{BoxError, Data, EventTime, Stream, Watermarks};
 
-use crate::{Filter, FlatMap, Inspect, Map, TryMap};
+use crate::{AssignTimestamps, Filter, FlatMap, Inspect, Map, TryMap};
 
 /// The closure operators as methods on [`Stream`] (and, through deref, on
 /// `KeyedStream`, where they run partitioned by key).
@@ -38,6 +38,14 @@ pub trait StreamExt<T: Data> {
     fn inspect<F>(&self, name: impl Into<String>, f: F) -> Stream<T>
     where
         F: FnMut(&T) + Clone + Send + 'static;
+
+    /// Sets each record's event time to `extract(&value)` (milliseconds
+    /// since the epoch) and generates watermarks by `strategy`, in a node
+    /// named `<upstream>.timestamps` chained to this stream, so each source
+    /// instance makes its own. See [`AssignTimestamps`].
+    fn assign_timestamps<F>(&self, extract: F, strategy: Watermarks) -> Stream<T>
+    where
+        F: FnMut(&T) -> EventTime + Clone + Send + 'static;
 }
 
 impl<T: Data> StreamExt<T> for Stream<T> {
@@ -78,5 +86,13 @@ impl<T: Data> StreamExt<T> for Stream<T> {
         F: FnMut(&T) + Clone + Send + 'static,
     {
         self.process(name, Inspect(f))
+    }
+
+    fn assign_timestamps<F>(&self, extract: F, strategy: Watermarks) -> Stream<T>
+    where
+        F: FnMut(&T) -> EventTime + Clone + Send + 'static,
+    {
+        let name = format!("{}.timestamps", self.node_name());
+        self.process(name, AssignTimestamps::new(extract, strategy))
     }
 }

@@ -7,16 +7,20 @@
 //! [`Operator`](brook_core::Operator) through `Stream::process` when the
 //! logic keeps state across batches or acts on watermarks and end of input.
 
+mod assign_timestamps;
 mod ext;
 mod filter;
 mod flat_map;
 mod inspect;
 mod map;
 mod try_map;
+pub mod window;
 
+pub use assign_timestamps::{AssignTimestamps, DEFAULT_WATERMARK_INTERVAL};
 pub use ext::StreamExt;
 pub use filter::Filter;
 pub use flat_map::FlatMap;
 pub use inspect::Inspect;
 pub use map::Map;
 pub use try_map::TryMap;
+pub use window::KeyedWindowExt;

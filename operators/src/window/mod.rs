@@ -1,0 +1,50 @@
+//! Event-time windows on keyed streams.
+//!
+//! ```
+//! use std::time::Duration;
+//! use brook_operators::window::{Count, Max, KeyedWindowExt, Tumbling};
+//! # use brook_core::prelude::*;
+//! # fn build(requests: Stream<(String, u64)>) {
+//! let per_minute = requests
+//!     .key_by(|(user, _)| user.clone())
+//!     .window(Tumbling::of(Duration::from_secs(60)))
+//!     .aggregate("per-minute", (Count, Max::of(|(_, bytes): &(String, u64)| *bytes)));
+//! # }
+//! ```
+//!
+//! - **Assigners**: [`Tumbling`], [`Sliding`] (hopping) and [`Session`]
+//!   windows, by event time.
+//! - **Computation**: [`WindowedStream::aggregate`] folds records into an
+//!   [`AggregateFunction`] as they arrive (built-ins [`Count`], [`Sum`],
+//!   [`Min`], [`Max`], [`Avg`]; tuples compute several in one pass;
+//!   [`AggregateExt::filter`] and [`AggregateExt::map_result`] adapt them);
+//!   [`WindowedStream::process`] keeps the records for a
+//!   [`ProcessWindowFunction`].
+//! - **Firing**: a window `[start, end)` fires once the watermark reaches
+//!   `end - 1`; results carry the key and window and have `end - 1` as event
+//!   time. End of input fires every window.
+//! - **Lateness**: with [`WindowedStream::allowed_lateness`], a window's
+//!   state stays that much longer and a late record updates it and fires
+//!   it again. A record later than that is counted in the node's `late`
+//!   counter and goes to [`WindowedOutput::late_records`]; it is never
+//!   dropped silently.
+//! - **State**: panes, accumulators and timers are `serde`-serializable and
+//!   snapshot through [`Operator::snapshot`](brook_core::Operator::snapshot).
+//! - **Nodes**: a window named `stats` is the node `stats`, followed by the
+//!   chained nodes `stats.results` and, when used, `stats.late`.
+
+mod aggregate;
+mod assigner;
+mod logic;
+mod operator;
+mod stream;
+#[cfg(test)]
+mod tests;
+
+pub use aggregate::{
+    AggregateExt, AggregateFunction, Avg, Count, Filtered, MapResult, Max, Min, Sum, Summable,
+};
+pub use assigner::{Session, Sliding, Tumbling, Window, WindowAssigner};
+pub use logic::{ProcessWindowFunction, WindowResult};
+pub use operator::WindowKey;
+pub use stream::{KeyedWindowExt, WindowedOutput, WindowedStream};

@@ -1,0 +1,344 @@
+//! The window operator: panes per key, fired by the watermark.
+//!
+//! State is a map from key to the key's open panes (a window and its
+//! accumulator) and a timer queue of keys by the time a pane of theirs is
+//! due: to fire (the window's last millisecond) or to be dropped (that plus
+//! the allowed lateness). A watermark pops the due timers in time order, so
+//! results leave in order of window end. A record whose every window is past
+//! its allowed lateness is late: it is counted and sent to the late output.
+
+use std::hash::Hash;
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use brook_core::metrics::NodeMetrics;
+use brook_core::state::{self, TimerQueue};
+use brook_core::{
+    Batch, Collector, Data, Error, EventTime, NO_TIMESTAMP, Operator, OperatorContext, Result,
+};
+
+use super::assigner::{Window, WindowAssigner};
+use super::logic::{WindowLogic, WindowOutput};
+
+/// What a key of a window operator needs: hashable for the state map,
+/// cloneable into results, serializable for checkpoints.
+pub trait WindowKey:
+    Hash + Eq + Clone + Send + Sync + Serialize + DeserializeOwned + 'static
+{
+}
+impl<K: Hash + Eq + Clone + Send + Sync + Serialize + DeserializeOwned + 'static> WindowKey for K {}
+
+/// One window of one key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Pane<A> {
+    window: Window,
+    acc: A,
+    fired: bool,
+}
+
+/// Everything a window operator checkpoints.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(bound(
+    serialize = "K: WindowKey, A: Serialize",
+    deserialize = "K: WindowKey, A: DeserializeOwned"
+))]
+struct WindowState<K, A> {
+    panes: FxHashMap<K, Vec<Pane<A>>>,
+    timers: TimerQueue<K>,
+    watermark: EventTime,
+}
+
+/// Groups a keyed stream into event-time windows and runs `L` on each.
+pub(crate) struct WindowOperator<K, T, W, L: WindowLogic<K, T>> {
+    key: Arc<dyn Fn(&T) -> K + Send + Sync>,
+    assigner: W,
+    lateness: i64,
+    logic: L,
+    state: WindowState<K, L::Acc>,
+    metrics: Option<Arc<NodeMetrics>>,
+    late_warned: bool,
+    /// The windows of the record being added, reused.
+    scratch: Vec<Window>,
+}
+
+impl<K: WindowKey, T, W: WindowAssigner, L: WindowLogic<K, T>> Clone
+    for WindowOperator<K, T, W, L>
+{
+    fn clone(&self) -> Self {
+        WindowOperator {
+            key: self.key.clone(),
+            assigner: self.assigner.clone(),
+            lateness: self.lateness,
+            logic: self.logic.clone(),
+            state: self.state.clone(),
+            metrics: self.metrics.clone(),
+            late_warned: self.late_warned,
+            scratch: Vec::new(),
+        }
+    }
+}
+
+impl<K, T, W, L> WindowOperator<K, T, W, L>
+where
+    K: WindowKey,
+    T: Data,
+    W: WindowAssigner,
+    L: WindowLogic<K, T>,
+{
+    pub(crate) fn new(
+        key: Arc<dyn Fn(&T) -> K + Send + Sync>,
+        assigner: W,
+        lateness: i64,
+        logic: L,
+    ) -> Self {
+        WindowOperator {
+            key,
+            assigner,
+            lateness,
+            logic,
+            state: WindowState {
+                panes: FxHashMap::default(),
+                timers: TimerQueue::default(),
+                watermark: EventTime::MIN,
+            },
+            metrics: None,
+            late_warned: false,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Whether a window can take no more records.
+    fn is_late(&self, window: &Window) -> bool {
+        window.max_timestamp().saturating_add(self.lateness) <= self.state.watermark
+    }
+
+    fn late(
+        &mut self,
+        timestamp: EventTime,
+        value: T,
+        out: &mut Collector<WindowOutput<L::Out, T>>,
+    ) {
+        if let Some(m) = &self.metrics {
+            m.add_late(1);
+        }
+        if !self.late_warned {
+            self.late_warned = true;
+            tracing::warn!(
+                timestamp,
+                watermark = self.state.watermark,
+                "A record arrived past its windows' allowed lateness; it goes to the late output and the node's `late` counter."
+            );
+        }
+        out.emit(timestamp, WindowOutput::Late(value));
+    }
+
+    /// Adds a record to a fixed (tumbling or sliding) assigner's windows;
+    /// returns whether any took it.
+    fn add_fixed(
+        &mut self,
+        key: K,
+        timestamp: EventTime,
+        value: &T,
+        out: &mut Collector<WindowOutput<L::Out, T>>,
+    ) -> Result<bool> {
+        let mut windows = std::mem::take(&mut self.scratch);
+        windows.clear();
+        self.assigner.assign(timestamp, |w| windows.push(w));
+        windows.retain(|w| !self.is_late(w));
+        let taken = !windows.is_empty();
+        if taken {
+            if !self.state.panes.contains_key(&key) {
+                self.state.panes.insert(key.clone(), Vec::new());
+            }
+            let panes = self.state.panes.get_mut(&key).ok_or_else(missing)?;
+            for window in &windows {
+                let i = match panes.iter().position(|p| p.window == *window) {
+                    Some(i) => i,
+                    None => {
+                        panes.push(Pane {
+                            window: *window,
+                            acc: self.logic.create(),
+                            fired: false,
+                        });
+                        schedule(&mut self.state.timers, &key, window, self.lateness);
+                        panes.len() - 1
+                    }
+                };
+                let pane = &mut panes[i];
+                self.logic.add(&mut pane.acc, value);
+                if pane.fired {
+                    // A late record within the allowed lateness: fire again.
+                    self.logic.emit(&key, pane.window, &pane.acc, out)?;
+                }
+            }
+        }
+        self.scratch = windows;
+        Ok(taken)
+    }
+
+    /// Adds a record to its key's sessions, merging every session the new
+    /// one touches (a record can bridge two); returns whether the merged
+    /// session took it.
+    fn add_merging(
+        &mut self,
+        key: K,
+        timestamp: EventTime,
+        value: &T,
+        out: &mut Collector<WindowOutput<L::Out, T>>,
+    ) -> Result<bool> {
+        let mut merged = Window::new(timestamp, timestamp);
+        self.assigner.assign(timestamp, |w| merged = w);
+        let empty = Vec::new();
+        let existing = self.state.panes.get(&key).unwrap_or(&empty);
+        // Sessions of a key never touch each other, but a grown window can
+        // reach ones the record's own window did not.
+        loop {
+            let grown = existing
+                .iter()
+                .filter(|p| p.window.touches(&merged))
+                .fold(merged, |m, p| m.cover(&p.window));
+            if grown == merged {
+                break;
+            }
+            merged = grown;
+        }
+        if self.is_late(&merged) {
+            return Ok(false);
+        }
+        if !self.state.panes.contains_key(&key) {
+            self.state.panes.insert(key.clone(), Vec::new());
+        }
+        let panes = self.state.panes.get_mut(&key).ok_or_else(missing)?;
+        let mut acc = self.logic.create();
+        let mut i = 0;
+        while i < panes.len() {
+            if panes[i].window.touches(&merged) {
+                let p = panes.swap_remove(i);
+                self.logic.merge(&mut acc, p.acc);
+            } else {
+                i += 1;
+            }
+        }
+        self.logic.add(&mut acc, value);
+        // Past the watermark already (within the allowed lateness): fire
+        // now. Otherwise the merged session fires when the watermark passes
+        // its end, whether or not a session it absorbed had fired.
+        let due = merged.max_timestamp() <= self.state.watermark;
+        if due {
+            self.logic.emit(&key, merged, &acc, out)?;
+        }
+        panes.push(Pane {
+            window: merged,
+            acc,
+            fired: due,
+        });
+        schedule(&mut self.state.timers, &key, &merged, self.lateness);
+        Ok(true)
+    }
+
+    /// Fires and drops the panes of `key` that the watermark has passed.
+    fn fire(&mut self, key: &K, out: &mut Collector<WindowOutput<L::Out, T>>) -> Result<()> {
+        let wm = self.state.watermark;
+        let lateness = self.lateness;
+        let Some(panes) = self.state.panes.get_mut(key) else {
+            return Ok(());
+        };
+        panes.sort_unstable_by_key(|p| p.window.end);
+        for pane in panes.iter_mut() {
+            if !pane.fired && pane.window.max_timestamp() <= wm {
+                pane.fired = true;
+                self.logic.emit(key, pane.window, &pane.acc, out)?;
+            }
+        }
+        panes.retain(|p| p.window.max_timestamp().saturating_add(lateness) > wm);
+        if panes.is_empty() {
+            self.state.panes.remove(key);
+        }
+        Ok(())
+    }
+
+    /// The number of open panes, over all keys.
+    #[cfg(test)]
+    pub(crate) fn open_panes(&self) -> usize {
+        self.state.panes.values().map(Vec::len).sum()
+    }
+}
+
+/// Sets the timers a new pane needs: firing, and dropping if later.
+fn schedule<K: WindowKey>(timers: &mut TimerQueue<K>, key: &K, window: &Window, lateness: i64) {
+    let fire = window.max_timestamp();
+    timers.set(fire, key.clone());
+    if lateness > 0 {
+        timers.set(fire.saturating_add(lateness), key.clone());
+    }
+}
+
+fn missing() -> Error {
+    Error::Internal("window pane vanished".into())
+}
+
+impl<K, T, W, L> Operator<T, WindowOutput<L::Out, T>> for WindowOperator<K, T, W, L>
+where
+    K: WindowKey,
+    T: Data,
+    W: WindowAssigner,
+    L: WindowLogic<K, T>,
+{
+    fn open(&mut self, ctx: &OperatorContext) -> Result<()> {
+        self.assigner.validate()?;
+        self.metrics = Some(ctx.metrics_handle());
+        Ok(())
+    }
+
+    fn process(
+        &mut self,
+        batch: Batch<T>,
+        out: &mut Collector<WindowOutput<L::Out, T>>,
+    ) -> Result<()> {
+        for record in batch {
+            let ts = record.timestamp;
+            if ts == NO_TIMESTAMP {
+                return Err(Error::Config(
+                    "a record without an event time reached an event-time window: \
+                     call assign_timestamps upstream or use a source that sets event times"
+                        .into(),
+                ));
+            }
+            let key = (self.key)(&record.value);
+            let taken = if self.assigner.is_merging() {
+                self.add_merging(key, ts, &record.value, out)?
+            } else {
+                self.add_fixed(key, ts, &record.value, out)?
+            };
+            if !taken {
+                self.late(ts, record.value, out);
+            }
+        }
+        Ok(())
+    }
+
+    fn on_watermark(
+        &mut self,
+        watermark: EventTime,
+        out: &mut Collector<WindowOutput<L::Out, T>>,
+    ) -> Result<()> {
+        self.state.watermark = watermark;
+        while let Some((_, key)) = self.state.timers.pop_due(watermark) {
+            self.fire(&key, out)?;
+        }
+        out.emit_watermark(watermark);
+        Ok(())
+    }
+
+    fn snapshot(&self) -> Result<Option<Vec<u8>>> {
+        state::encode(&self.state).map(Some)
+    }
+
+    fn restore(&mut self, snapshot: &[u8]) -> Result<()> {
+        self.state = state::decode(snapshot)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,332 @@
+//! Window operator tests: against batch computations, and the edge cases.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use brook_core::{Batch, Collector, EventTime, Operator, Record, TaskContext};
+use proptest::prelude::*;
+
+use super::logic::{Aggregate, Process, WindowOutput, WindowResult};
+use super::operator::WindowOperator;
+use super::*;
+
+type Out = WindowOutput<WindowResult<u8, (u64, i64)>, (u8, i64)>;
+type Op<W> = WindowOperator<u8, (u8, i64), W, Aggregate<(Count, Sum<fn(&(u8, i64)) -> i64>)>>;
+
+fn value(v: &(u8, i64)) -> i64 {
+    v.1
+}
+
+fn op<W: WindowAssigner>(assigner: W, lateness: i64) -> Op<W> {
+    let key: Arc<dyn Fn(&(u8, i64)) -> u8 + Send + Sync> = Arc::new(|v: &(u8, i64)| v.0);
+    let agg = (Count, Sum::of(value as fn(&(u8, i64)) -> i64));
+    let mut op = WindowOperator::new(key, assigner, lateness, Aggregate(agg));
+    Operator::open(&mut op, &TaskContext::standalone("w", 0, 1)).expect("open");
+    op
+}
+
+/// What a run produced: results by (key, start, end) in emission order, and
+/// late records.
+#[derive(Debug, Default)]
+struct Run {
+    results: Vec<((u8, i64, i64), (u64, i64), EventTime)>,
+    late: Vec<(u8, i64)>,
+}
+
+impl Run {
+    fn take(&mut self, out: &mut Collector<Out>) {
+        for r in out.take() {
+            match r.value {
+                WindowOutput::Result(w) => {
+                    self.results
+                        .push(((w.key, w.window.start, w.window.end), w.value, r.timestamp))
+                }
+                WindowOutput::Late(v) => self.late.push(v),
+            }
+        }
+    }
+
+    fn by_window(&self) -> BTreeMap<(u8, i64, i64), (u64, i64)> {
+        let mut m = BTreeMap::new();
+        for (k, v, _) in &self.results {
+            assert!(m.insert(*k, *v).is_none(), "{k:?} emitted twice");
+        }
+        m
+    }
+}
+
+/// Feeds events (key, time) in batches of `batch`, with a bounded watermark
+/// after each batch, then the final watermark.
+fn run<W: WindowAssigner>(op: &mut Op<W>, events: &[(u8, i64)], batch: usize, bound: i64) -> Run {
+    let mut run = Run::default();
+    let mut out = Collector::default();
+    let mut max = EventTime::MIN;
+    for chunk in events.chunks(batch.max(1)) {
+        let b: Batch<(u8, i64)> = chunk.iter().map(|&(k, t)| Record::new(t, (k, t))).collect();
+        max = chunk.iter().map(|e| e.1).fold(max, i64::max);
+        op.process(b, &mut out).expect("process");
+        run.take(&mut out);
+        op.on_watermark(max - bound - 1, &mut out)
+            .expect("watermark");
+        run.take(&mut out);
+    }
+    op.on_watermark(EventTime::MAX, &mut out)
+        .expect("final watermark");
+    run.take(&mut out);
+    run
+}
+
+/// Event times with disorder strictly below `bound`, keys 0..4.
+fn disordered(bound: i64) -> impl Strategy<Value = Vec<(u8, i64)>> {
+    prop::collection::vec((0u8..4, 0i64..40, 0i64..bound.max(1)), 0..200).prop_map(|steps| {
+        let mut t = 1_000;
+        let mut events: Vec<(i64, u8, i64)> = steps
+            .into_iter()
+            .map(|(k, step, jitter)| {
+                t += step;
+                (t + jitter, k, t)
+            })
+            .collect();
+        events.sort();
+        events.into_iter().map(|(_, k, t)| (k, t)).collect()
+    })
+}
+
+fn batch_fixed(
+    events: &[(u8, i64)],
+    assign: impl Fn(i64, &mut dyn FnMut(Window)),
+) -> BTreeMap<(u8, i64, i64), (u64, i64)> {
+    let mut m: BTreeMap<(u8, i64, i64), (u64, i64)> = BTreeMap::new();
+    for &(k, t) in events {
+        assign(t, &mut |w| {
+            let e = m.entry((k, w.start, w.end)).or_default();
+            e.0 += 1;
+            e.1 += t;
+        });
+    }
+    m
+}
+
+fn batch_sessions(events: &[(u8, i64)], gap: i64) -> BTreeMap<(u8, i64, i64), (u64, i64)> {
+    let mut by_key: BTreeMap<u8, Vec<i64>> = BTreeMap::new();
+    for &(k, t) in events {
+        by_key.entry(k).or_default().push(t);
+    }
+    let mut m = BTreeMap::new();
+    for (k, mut ts) in by_key {
+        ts.sort();
+        let mut session: Vec<i64> = Vec::new();
+        for t in ts {
+            if let Some(&last) = session.last() {
+                if t > last + gap {
+                    let start = session[0];
+                    m.insert(
+                        (k, start, last + gap),
+                        (session.len() as u64, session.iter().sum()),
+                    );
+                    session.clear();
+                }
+            }
+            session.push(t);
+        }
+        if let (Some(&first), Some(&last)) = (session.first(), session.last()) {
+            m.insert(
+                (k, first, last + gap),
+                (session.len() as u64, session.iter().sum()),
+            );
+        }
+    }
+    m
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn tumbling_equals_a_batch_computation(events in disordered(30), batch in 1usize..50, size in 1i64..60) {
+        let mut op = op(Tumbling::of(Duration::from_millis(size as u64)), 0);
+        let run = run(&mut op, &events, batch, 30);
+        prop_assert!(run.late.is_empty());
+        let expected = batch_fixed(&events, |t, f| f(Window::new(t - t.rem_euclid(size), t - t.rem_euclid(size) + size)));
+        prop_assert_eq!(run.by_window(), expected);
+        prop_assert_eq!(op.open_panes(), 0);
+    }
+
+    #[test]
+    fn sliding_equals_a_batch_computation(events in disordered(30), batch in 1usize..50, slide in 1i64..20, k in 1i64..4) {
+        let size = slide * k;
+        let assigner = Sliding::of(Duration::from_millis(size as u64), Duration::from_millis(slide as u64));
+        let mut op = op(assigner, 0);
+        let run = run(&mut op, &events, batch, 30);
+        prop_assert!(run.late.is_empty());
+        let expected = batch_fixed(&events, |t, f| {
+            let mut start = t - t.rem_euclid(slide);
+            while start > t - size {
+                f(Window::new(start, start + size));
+                start -= slide;
+            }
+        });
+        prop_assert_eq!(run.by_window(), expected);
+    }
+
+    #[test]
+    fn sessions_equal_a_batch_computation(events in disordered(30), batch in 1usize..50, gap in 1i64..80) {
+        let mut op = op(Session::with_gap(Duration::from_millis(gap as u64)), 0);
+        let run = run(&mut op, &events, batch, 30);
+        prop_assert!(run.late.is_empty());
+        prop_assert_eq!(run.by_window(), batch_sessions(&events, gap));
+        prop_assert_eq!(op.open_panes(), 0);
+    }
+
+    #[test]
+    fn a_snapshot_restored_mid_stream_gives_the_same_results(events in disordered(20), cut in 0usize..200) {
+        let assigner = Session::with_gap(Duration::from_millis(25));
+        let whole = run(&mut op(assigner, 0), &events, 7, 20).by_window();
+        let cut = cut.min(events.len());
+        let mut first = op(assigner, 0);
+        let mut out = Collector::default();
+        let head: Batch<(u8, i64)> = events[..cut].iter().map(|&(k, t)| Record::new(t, (k, t))).collect();
+        first.process(head, &mut out).expect("process");
+        let mut seen = Run::default();
+        seen.take(&mut out);
+        let bytes = first.snapshot().expect("snapshot").expect("stateful");
+        let mut second = op(assigner, 0);
+        second.restore(&bytes).expect("restore");
+        let rest = run(&mut second, &events[cut..], 7, 20);
+        let mut all = seen.by_window();
+        all.extend(rest.by_window());
+        prop_assert_eq!(all, whole);
+    }
+}
+
+#[test]
+fn results_fire_when_the_watermark_passes_the_end_in_window_order() {
+    let mut op = op(Tumbling::of(Duration::from_millis(10)), 0);
+    let mut out = Collector::default();
+    let mut run = Run::default();
+    let b: Batch<(u8, i64)> = [(1, 25), (0, 3), (1, 12), (0, 14)]
+        .into_iter()
+        .map(|(k, t)| Record::new(t, (k, t)))
+        .collect();
+    op.process(b, &mut out).expect("process");
+    op.on_watermark(8, &mut out).expect("wm");
+    run.take(&mut out);
+    assert!(run.results.is_empty(), "[0, 10) ends at 9: not yet");
+    op.on_watermark(19, &mut out).expect("wm");
+    assert_eq!(
+        out.take_watermark(),
+        Some(19),
+        "forwarded after the results"
+    );
+    run.take(&mut out);
+    let got: Vec<_> = run.results.iter().map(|(k, v, ts)| (*k, *v, *ts)).collect();
+    assert_eq!(
+        got,
+        [
+            ((0, 0, 10), (1, 3), 9),
+            ((0, 10, 20), (1, 14), 19),
+            ((1, 10, 20), (1, 12), 19)
+        ]
+    );
+}
+
+#[test]
+fn a_record_bridging_two_sessions_merges_them() {
+    let mut op = op(Session::with_gap(Duration::from_millis(10)), 0);
+    let mut out = Collector::default();
+    let mut run = Run::default();
+    let feed = |op: &mut Op<Session>, out: &mut Collector<Out>, ts: &[i64]| {
+        let b: Batch<(u8, i64)> = ts.iter().map(|&t| Record::new(t, (7, t))).collect();
+        op.process(b, out).expect("process");
+    };
+    feed(&mut op, &mut out, &[100, 105, 122, 127]);
+    assert_eq!(
+        op.open_panes(),
+        2,
+        "two sessions: [100, 115) and [122, 137)"
+    );
+    feed(&mut op, &mut out, &[113]);
+    assert_eq!(op.open_panes(), 1, "[113, 123) touches both");
+    op.on_watermark(EventTime::MAX, &mut out).expect("wm");
+    run.take(&mut out);
+    assert_eq!(
+        run.by_window().into_iter().collect::<Vec<_>>(),
+        [((7, 100, 137), (5, 567))]
+    );
+}
+
+#[test]
+fn lateness_refires_within_it_and_routes_later_records_to_the_late_output() {
+    let ctx = TaskContext::standalone("w", 0, 1);
+    let mut op = op(Tumbling::of(Duration::from_millis(10)), 5);
+    Operator::open(&mut op, &ctx).expect("open");
+    let mut out = Collector::default();
+    let mut run = Run::default();
+    let rec = |t: i64| -> Batch<(u8, i64)> { vec![Record::new(t, (0, t))].into() };
+    op.process(rec(3), &mut out).expect("process");
+    op.on_watermark(9, &mut out).expect("wm");
+    run.take(&mut out);
+    assert_eq!(run.results.len(), 1, "fired at 9");
+    op.process(rec(4), &mut out)
+        .expect("late but within lateness");
+    run.take(&mut out);
+    assert_eq!(
+        run.results.last().map(|r| r.1),
+        Some((2, 7)),
+        "fired again, updated"
+    );
+    op.on_watermark(14, &mut out)
+        .expect("wm: 9 + 5 passed, state dropped");
+    op.process(rec(5), &mut out).expect("past lateness");
+    run.take(&mut out);
+    assert_eq!(run.late, [(0, 5)]);
+    assert_eq!(run.results.len(), 2);
+    assert_eq!(ctx.metrics().counters().late, 1);
+    assert_eq!(op.open_panes(), 0);
+}
+
+#[test]
+fn a_window_function_sees_every_record_of_its_window() {
+    let key: Arc<dyn Fn(&(u8, i64)) -> u8 + Send + Sync> = Arc::new(|v: &(u8, i64)| v.0);
+    let f = |k: &u8, w: &Window, items: &[(u8, i64)]| {
+        format!(
+            "{k}@{}:{:?}",
+            w.start,
+            items.iter().map(|i| i.1).collect::<Vec<_>>()
+        )
+    };
+    let mut op = WindowOperator::new(
+        key,
+        Tumbling::of(Duration::from_millis(10)),
+        0,
+        Process { f, buf: Vec::new() },
+    );
+    let mut out = Collector::default();
+    let b: Batch<(u8, i64)> = [(0, 1), (1, 2), (0, 8), (0, 11)]
+        .into_iter()
+        .map(|(k, t)| Record::new(t, (k, t)))
+        .collect();
+    op.process(b, &mut out).expect("process");
+    op.on_watermark(EventTime::MAX, &mut out).expect("wm");
+    let mut got: Vec<String> = out
+        .take()
+        .into_iter()
+        .filter_map(|r| match r.value {
+            WindowOutput::Result(s) => Some(s),
+            WindowOutput::Late(_) => None,
+        })
+        .collect();
+    got.sort();
+    assert_eq!(got, ["0@0:[1, 8]", "0@10:[11]", "1@0:[2]"]);
+}
+
+#[test]
+fn records_without_event_time_are_refused_clearly() {
+    let mut op = op(Tumbling::of(Duration::from_millis(10)), 0);
+    let mut out = Collector::default();
+    let err = op
+        .process(vec![Record::untimed((0, 0))].into(), &mut out)
+        .expect_err("no event time");
+    assert!(err.to_string().contains("assign_timestamps"), "{err}");
+}
