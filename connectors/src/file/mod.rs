@@ -1,5 +1,8 @@
 //! File sources: JSON lines ([`JsonLinesSource`]) and CSV ([`CsvSource`])
-//! over a file, a directory or a glob pattern.
+//! over a file, a directory or a glob pattern; and file sinks
+//! ([`JsonLinesSink`], [`CsvSink`]) writing one part file per parallel
+//! instance into a directory, renamed into place when complete ([`FileSink`]
+//! says how). The sections below are about the sources.
 //!
 //! ```no_run
 //! use brook_connectors::file::{BadLinePolicy, JsonLinesSource};
@@ -50,6 +53,7 @@ mod lines;
 mod plan;
 mod policy;
 mod reader;
+mod sink;
 mod slots;
 mod source;
 mod stream;
@@ -60,6 +64,10 @@ mod tests;
 pub use csv_format::{Csv, CsvParser};
 pub use format::{JsonLines, LineFormat};
 pub use policy::{BadLinePolicy, DeadLetter, DeadLetterTarget};
+pub use sink::{
+    CsvEncoder, CsvEncoderState, CsvSink, FileSink, FileSinkWriter, JsonLinesEncoder,
+    JsonLinesSink, RecordEncoder,
+};
 pub use source::{
     CsvSource, DEFAULT_MAX_LINE_LENGTH, DEFAULT_POLL_INTERVAL, DEFAULT_SPLIT_SIZE, FileSource,
     JsonLinesSource,

@@ -1,0 +1,164 @@
+//! [`FileSink`]: the sink that [`JsonLinesSink`] and [`CsvSink`] are.
+
+use std::io;
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use brook_core::{Error, Result, Sink, SinkContext};
+
+use super::encoder::{CsvEncoder, JsonLinesEncoder, RecordEncoder};
+use super::writer::{CHUNK_SIZE, FileSinkWriter, PartFile};
+
+/// A sink writing JSON lines: one JSON value per line, one
+/// `part-<instance>.jsonl` file per parallel instance.
+///
+/// ```no_run
+/// use brook_connectors::file::JsonLinesSink;
+///
+/// #[derive(serde::Serialize)]
+/// struct Hit { path: String, status: u16 }
+///
+/// let sink = JsonLinesSink::<Hit>::new("out/hits");
+/// ```
+pub type JsonLinesSink<T> = FileSink<T, JsonLinesEncoder>;
+
+/// A sink writing CSV rows of flat records (see [`CsvEncoder`]), by default
+/// with a header row, one `part-<instance>.csv` file per parallel instance.
+///
+/// ```no_run
+/// use brook_connectors::file::CsvSink;
+///
+/// #[derive(serde::Serialize)]
+/// struct Trip { city: String, km: f64 }
+///
+/// let sink = CsvSink::<Trip>::new("out/trips").delimiter(b';');
+/// ```
+pub type CsvSink<T> = FileSink<T, CsvEncoder>;
+
+/// A sink that writes each parallel instance's values to its own part file
+/// in a directory, encoded by a [`RecordEncoder`].
+///
+/// # Files
+/// Instance `i` writes `part-<i>.<ext>` (`part-0.csv`, `part-2.jsonl`) in
+/// the directory, which is created if missing. An instance that gets no
+/// records writes no file. The sink never empties the directory: part
+/// files of an earlier run that this run does not replace stay, so give
+/// each run and each sink a directory of its own.
+///
+/// # Rename on close
+/// While it writes, an instance's file is hidden as
+/// `.part-<i>.<ext>.inprogress`. At end of input the instance syncs it and
+/// renames it to its final name, replacing a file of that name, then syncs
+/// the directory: a file under a final name is always complete. Readers
+/// (Brook's file sources among them) skip names starting with `.` or `_`.
+/// Output appears only at end of input.
+///
+/// # After a crash
+/// A job that crashes, fails or is dropped before its sinks close leaves
+/// their hidden in-progress files, possibly partial and never renamed. The
+/// next run of the same instance into the same directory truncates and
+/// reuses the name.
+///
+/// # I/O
+/// Records are encoded on the task into a chunk of about 1 MiB; each full
+/// chunk is written on tokio's blocking pool and awaited (backpressure).
+pub struct FileSink<T, E> {
+    dir: PathBuf,
+    encoder: Arc<E>,
+    /// How many encoded bytes an instance holds before it writes them;
+    /// changed only by tests.
+    chunk_size: usize,
+    _t: PhantomData<fn(T)>,
+}
+
+impl<T> FileSink<T, JsonLinesEncoder> {
+    /// A JSON-lines sink writing part files into `dir`, which is created
+    /// if missing.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self::with_encoder(dir, JsonLinesEncoder)
+    }
+}
+
+impl<T> FileSink<T, CsvEncoder> {
+    /// A CSV sink writing part files into `dir`, which is created if
+    /// missing; comma separated, with a header row.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self::with_encoder(dir, CsvEncoder::new())
+    }
+
+    /// Whether each part file starts with a header row of field names
+    /// (default: true).
+    pub fn header(mut self, yes: bool) -> Self {
+        self.encoder = Arc::new(self.encoder.header(yes));
+        self
+    }
+
+    /// The field delimiter (default: `b','`).
+    pub fn delimiter(mut self, delimiter: u8) -> Self {
+        self.encoder = Arc::new(self.encoder.delimiter(delimiter));
+        self
+    }
+}
+
+impl<T, E> FileSink<T, E> {
+    /// A sink writing part files into `dir`, which is created if missing,
+    /// with any encoder.
+    pub fn with_encoder(dir: impl Into<PathBuf>, encoder: E) -> Self {
+        FileSink {
+            dir: dir.into(),
+            encoder: Arc::new(encoder),
+            chunk_size: CHUNK_SIZE,
+            _t: PhantomData,
+        }
+    }
+
+    /// The directory the part files go to.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// How many encoded bytes an instance holds before it writes them, for
+    /// tests that want files on disk before the end.
+    #[cfg(test)]
+    pub(crate) fn chunk_size(mut self, bytes: usize) -> Self {
+        self.chunk_size = bytes.max(1);
+        self
+    }
+}
+
+/// Fails early on a directory that cannot be one, without writing
+/// anything: a job that fails to start has written nothing. A directory
+/// that does not exist yet is created by the first write.
+fn check_dir(dir: &Path) -> Result<()> {
+    let context = || format!("sink directory {}", dir.display());
+    match std::fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(Error::io(
+            context(),
+            io::Error::from(io::ErrorKind::NotADirectory),
+        )),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(context(), e)),
+    }
+}
+
+impl<T, E> Sink<T> for FileSink<T, E>
+where
+    T: Send + 'static,
+    E: RecordEncoder<T>,
+{
+    type Writer = FileSinkWriter<T, E>;
+
+    /// Opens instance `i`, which writes `part-<i>.<extension>`.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the directory when it is a file or cannot be
+    /// looked at.
+    fn open(&mut self, ctx: &SinkContext) -> Result<FileSinkWriter<T, E>> {
+        check_dir(&self.dir)?;
+        let name = format!("part-{}.{}", ctx.instance(), self.encoder.extension());
+        let part = PartFile::new(&self.dir, &name, self.chunk_size);
+        Ok(FileSinkWriter::new(self.encoder.clone(), part))
+    }
+}

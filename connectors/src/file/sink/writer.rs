@@ -1,0 +1,263 @@
+//! [`FileSinkWriter`]: one instance of a [`FileSink`](super::FileSink),
+//! encoding on the task and writing its part file on tokio's blocking pool.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use brook_core::{Batch, Error, Result, SinkWriter};
+
+use super::encoder::RecordEncoder;
+
+/// How many encoded bytes an instance holds before it writes them: 1 MiB.
+pub(crate) const CHUNK_SIZE: usize = 1 << 20;
+
+/// One instance of a [`FileSink`](super::FileSink): encodes values into an
+/// in-memory chunk and writes each full chunk to its hidden in-progress
+/// file; [`close`](SinkWriter::close) writes the rest, syncs the file and
+/// renames it to its final name.
+pub struct FileSinkWriter<T, E: RecordEncoder<T>> {
+    encoder: Arc<E>,
+    /// The encoder's state for the file, made with the first value.
+    state: Option<E::State>,
+    /// Values encoded so far.
+    records: u64,
+    part: PartFile,
+    _t: PhantomData<fn(T)>,
+}
+
+impl<T, E: RecordEncoder<T>> FileSinkWriter<T, E> {
+    pub(crate) fn new(encoder: Arc<E>, part: PartFile) -> Self {
+        FileSinkWriter {
+            encoder,
+            state: None,
+            records: 0,
+            part,
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T, E> SinkWriter<T> for FileSinkWriter<T, E>
+where
+    T: Send + 'static,
+    E: RecordEncoder<T>,
+{
+    /// Encodes the batch; writes the chunk whenever it is full, waiting for
+    /// the write (backpressure).
+    ///
+    /// # Errors
+    /// [`Error::BadRecord`] naming the file and record for a value the
+    /// format cannot hold; [`Error::Io`] naming the path for a failed write.
+    async fn write(&mut self, batch: Batch<T>) -> Result<()> {
+        self.part.usable()?;
+        let encoder = &*self.encoder;
+        let state = self.state.get_or_insert_with(|| encoder.start());
+        // By value: a borrowing iterator would hold `&T` across the await.
+        for record in batch {
+            let mark = self.part.chunk.len();
+            if let Err(e) = encoder.encode(state, &record.value, &mut self.part.chunk) {
+                self.part.chunk.truncate(mark);
+                self.part.file = FileState::Broken;
+                return Err(Error::BadRecord {
+                    location: format!(
+                        "{} record {}",
+                        self.part.paths.done.display(),
+                        self.records + 1
+                    ),
+                    reason: e.to_string(),
+                });
+            }
+            self.records += 1;
+            if self.part.chunk.len() >= self.part.chunk_size {
+                self.part.write_chunk().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Publishes the part file: writes what is left, syncs the file,
+    /// renames it to its final name and syncs the directory. An instance
+    /// that got no values writes no file.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the path.
+    async fn close(&mut self) -> Result<()> {
+        if matches!(self.part.file, FileState::Done) {
+            return Ok(());
+        }
+        if self.records == 0 {
+            self.part.usable()?;
+            self.part.file = FileState::Done;
+            return Ok(());
+        }
+        self.part.commit().await
+    }
+}
+
+/// The paths of one part file.
+#[derive(Debug)]
+struct PartPaths {
+    dir: PathBuf,
+    /// `.part-<i>.<ext>.inprogress`, while it is written.
+    in_progress: PathBuf,
+    /// `part-<i>.<ext>`, once it is complete.
+    done: PathBuf,
+}
+
+impl PartPaths {
+    /// Creates the directory and the in-progress file, truncating one that
+    /// a crashed run left behind.
+    fn create(&self) -> Result<File> {
+        fs::create_dir_all(&self.dir)
+            .map_err(|e| Error::io(format_args!("creating directory {}", self.dir.display()), e))?;
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&self.in_progress)
+            .map_err(|e| Error::io(format_args!("creating {}", self.in_progress.display()), e))
+    }
+
+    fn write(&self, file: &mut File, bytes: &[u8]) -> Result<()> {
+        file.write_all(bytes)
+            .map_err(|e| Error::io(format_args!("writing {}", self.in_progress.display()), e))
+    }
+}
+
+/// Where the part file is.
+enum FileState {
+    /// Not created yet: nothing was written.
+    Unopened,
+    /// Created, holding every chunk written so far.
+    Open(File),
+    /// Lent to a blocking call that failed or was cancelled, or given up
+    /// after a value failed to encode (the encoder's state may hold part of
+    /// it): no more writes.
+    Broken,
+    /// Renamed to its final name, or never needed.
+    Done,
+}
+
+/// The file handling of a writer, whatever the format: the chunk being
+/// filled and the file it goes to.
+pub(crate) struct PartFile {
+    paths: Arc<PartPaths>,
+    file: FileState,
+    chunk: Vec<u8>,
+    chunk_size: usize,
+}
+
+impl PartFile {
+    /// The part file `name` in `dir`; nothing is created yet.
+    pub(crate) fn new(dir: &Path, name: &str, chunk_size: usize) -> Self {
+        PartFile {
+            paths: Arc::new(PartPaths {
+                dir: dir.to_path_buf(),
+                in_progress: dir.join(format!(".{name}.inprogress")),
+                done: dir.join(name),
+            }),
+            file: FileState::Unopened,
+            chunk: Vec::new(),
+            chunk_size,
+        }
+    }
+
+    /// Fails if an earlier write failed, was cancelled, or the file is
+    /// already published.
+    fn usable(&self) -> Result<()> {
+        let what = match self.file {
+            FileState::Unopened | FileState::Open(_) => return Ok(()),
+            FileState::Broken => "an earlier write failed or was cancelled",
+            FileState::Done => "it is already closed",
+        };
+        Err(Error::Internal(format!(
+            "cannot write {}: {what}",
+            self.paths.in_progress.display()
+        )))
+    }
+
+    /// Takes the file for a blocking call; it stays `Broken` unless the
+    /// call gives it back.
+    fn take_file(&mut self) -> Result<Option<File>> {
+        self.usable()?;
+        Ok(match std::mem::replace(&mut self.file, FileState::Broken) {
+            FileState::Open(file) => Some(file),
+            _ => None,
+        })
+    }
+
+    /// Writes the chunk to the in-progress file, creating it first if
+    /// needed, and keeps the emptied chunk for reuse.
+    async fn write_chunk(&mut self) -> Result<()> {
+        let file = self.take_file()?;
+        let chunk = std::mem::take(&mut self.chunk);
+        let paths = self.paths.clone();
+        let (file, mut chunk) = blocking(move || {
+            let mut file = match file {
+                Some(file) => file,
+                None => paths.create()?,
+            };
+            paths.write(&mut file, &chunk)?;
+            Ok((file, chunk))
+        })
+        .await?;
+        chunk.clear();
+        self.chunk = chunk;
+        self.file = FileState::Open(file);
+        Ok(())
+    }
+
+    /// Writes the rest, syncs the file, renames it to its final name
+    /// (replacing a file of that name) and syncs the directory so that the
+    /// rename survives a crash.
+    async fn commit(&mut self) -> Result<()> {
+        let file = self.take_file()?;
+        let chunk = std::mem::take(&mut self.chunk);
+        let paths = self.paths.clone();
+        blocking(move || {
+            let mut file = match file {
+                Some(file) => file,
+                None => paths.create()?,
+            };
+            if !chunk.is_empty() {
+                paths.write(&mut file, &chunk)?;
+            }
+            let (tmp, done) = (&paths.in_progress, &paths.done);
+            file.sync_all()
+                .map_err(|e| Error::io(format_args!("syncing {}", tmp.display()), e))?;
+            drop(file);
+            fs::rename(tmp, done).map_err(|e| {
+                let context = format_args!("renaming {} to {}", tmp.display(), done.display());
+                Error::io(context, e)
+            })?;
+            sync_dir(&paths.dir)
+        })
+        .await?;
+        self.file = FileState::Done;
+        Ok(())
+    }
+}
+
+/// Syncs a directory, so that a rename in it is durable.
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(format_args!("syncing directory {}", dir.display()), e))
+}
+
+/// Other systems cannot open a directory as a file to sync it.
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> Result<()> {
+    Ok(())
+}
+
+/// Runs blocking file I/O on tokio's blocking pool.
+async fn blocking<R: Send + 'static>(f: impl FnOnce() -> Result<R> + Send + 'static) -> Result<R> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Internal(format!("a file sink's blocking write failed: {e}")))?
+}
