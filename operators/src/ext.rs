@@ -1,8 +1,13 @@
 //! [`StreamExt`]: the closure operators as methods on streams.
 
-use brook_core::{BoxError, Data, EventTime, Stream, Watermarks};
+use std::hash::Hash;
+use std::time::Duration;
 
-use crate::{AssignTimestamps, Filter, FlatMap, Inspect, Map, TryMap};
+use brook_core::{BoxError, Data, EventTime, Stream, Watermarks};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::{AssignTimestamps, Dedup, Filter, FlatMap, Inspect, Map, TryMap};
 
 /// The closure operators as methods on [`Stream`] (and, through deref, on
 /// `KeyedStream`, where they run partitioned by key).
@@ -46,6 +51,14 @@ pub trait StreamExt<T: Data> {
     fn assign_timestamps<F>(&self, extract: F, strategy: Watermarks) -> Stream<T>
     where
         F: FnMut(&T) -> EventTime + Clone + Send + 'static;
+
+    /// Drops records whose `id` was already seen within `horizon` of event
+    /// time. Keys the stream by the id first, so every record of an id meets
+    /// in one instance. See [`Dedup`], also for processing time.
+    fn dedup<Id, F>(&self, name: impl Into<String>, id: F, horizon: Duration) -> Stream<T>
+    where
+        Id: Hash + Eq + Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+        F: Fn(&T) -> Id + Clone + Send + Sync + 'static;
 }
 
 impl<T: Data> StreamExt<T> for Stream<T> {
@@ -94,5 +107,14 @@ impl<T: Data> StreamExt<T> for Stream<T> {
     {
         let name = format!("{}.timestamps", self.node_name());
         self.process(name, AssignTimestamps::new(extract, strategy))
+    }
+
+    fn dedup<Id, F>(&self, name: impl Into<String>, id: F, horizon: Duration) -> Stream<T>
+    where
+        Id: Hash + Eq + Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+        F: Fn(&T) -> Id + Clone + Send + Sync + 'static,
+    {
+        self.key_by(id.clone())
+            .process(name, Dedup::new(id, horizon))
     }
 }

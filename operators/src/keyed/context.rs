@@ -1,0 +1,116 @@
+//! What a keyed process function sees of its key, state, time and output.
+
+use std::hash::Hash;
+
+use rustc_hash::FxHashMap;
+
+use brook_core::state::TimerQueue;
+use brook_core::time::{ProcessingTimer, now_ms};
+use brook_core::{Collector, EventTime};
+
+/// Which clock a timer follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TimeDomain {
+    /// Event time: fires when the watermark reaches it.
+    EventTime,
+    /// Processing time (wall clock): fires when the clock reaches it.
+    ProcessingTime,
+}
+
+/// A timer that fired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timer {
+    /// The time it was set for, in milliseconds since the epoch.
+    pub time: i64,
+    /// The clock it followed.
+    pub domain: TimeDomain,
+}
+
+/// The context of one call of a keyed process function: the current key,
+/// its state, timers, the current times, and the output.
+pub struct KeyedContext<'a, K, S, Out> {
+    pub(crate) key: &'a K,
+    pub(crate) states: &'a mut FxHashMap<K, S>,
+    pub(crate) event_timers: &'a mut TimerQueue<K>,
+    pub(crate) processing_timers: &'a mut TimerQueue<K>,
+    pub(crate) clock: &'a ProcessingTimer,
+    pub(crate) timestamp: EventTime,
+    pub(crate) watermark: EventTime,
+    pub(crate) out: &'a mut Collector<Out>,
+}
+
+impl<K: Hash + Eq + Clone, S: Default, Out> KeyedContext<'_, K, S, Out> {
+    /// The key of the record or timer being handled.
+    pub fn key(&self) -> &K {
+        self.key
+    }
+
+    /// This key's state, created with `Default` on first use.
+    pub fn state(&mut self) -> &mut S {
+        if !self.states.contains_key(self.key) {
+            self.states.insert(self.key.clone(), S::default());
+        }
+        self.states
+            .get_mut(self.key)
+            .expect("state was just inserted for this key")
+    }
+
+    /// Whether this key has state.
+    pub fn has_state(&self) -> bool {
+        self.states.contains_key(self.key)
+    }
+
+    /// Removes all of this key's state, freeing its memory.
+    pub fn clear_state(&mut self) {
+        self.states.remove(self.key);
+    }
+
+    /// The event time of the record being handled, or the time of the
+    /// event-time timer that fired.
+    pub fn timestamp(&self) -> EventTime {
+        self.timestamp
+    }
+
+    /// The current input watermark.
+    pub fn current_watermark(&self) -> EventTime {
+        self.watermark
+    }
+
+    /// The wall clock, in milliseconds since the epoch.
+    pub fn current_processing_time(&self) -> i64 {
+        now_ms()
+    }
+
+    /// Calls `on_timer` for this key once the watermark reaches `time`. One
+    /// timer per key and time: setting it again changes nothing.
+    pub fn register_event_time_timer(&mut self, time: EventTime) {
+        self.event_timers.set(time, self.key.clone());
+    }
+
+    /// Removes this key's event-time timer at `time`.
+    pub fn delete_event_time_timer(&mut self, time: EventTime) {
+        self.event_timers.delete(time, self.key);
+    }
+
+    /// Calls `on_timer` for this key once the wall clock reaches `time`.
+    pub fn register_processing_time_timer(&mut self, time: i64) {
+        if self.processing_timers.set(time, self.key.clone()) {
+            self.clock.wake_at(time);
+        }
+    }
+
+    /// Removes this key's processing-time timer at `time`.
+    pub fn delete_processing_time_timer(&mut self, time: i64) {
+        self.processing_timers.delete(time, self.key);
+    }
+
+    /// Emits a value with the current [`timestamp`](Self::timestamp).
+    pub fn emit(&mut self, value: Out) {
+        self.out.emit(self.timestamp, value);
+    }
+
+    /// Emits a value with the given event time.
+    pub fn emit_at(&mut self, timestamp: EventTime, value: Out) {
+        self.out.emit(timestamp, value);
+    }
+}
