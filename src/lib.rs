@@ -25,6 +25,8 @@
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
+pub mod logs;
+
 pub use brook_connectors as connectors;
 pub use brook_core as core;
 pub use brook_core::{Error, Result};
@@ -35,5 +37,13 @@ pub mod prelude {
     pub use brook_connectors::file::*;
     pub use brook_connectors::{CollectSink, Collected, MemorySource, StdoutSink};
     pub use brook_core::prelude::*;
-    pub use brook_operators::StreamExt;
+    pub use brook_core::state::{ListState, MapState, ValueState};
+    pub use brook_operators::keyed::{
+        KeyedContext, KeyedProcessExt, KeyedProcessFunction, TimeDomain, Timer,
+    };
+    pub use brook_operators::window::{
+        AggregateExt, AggregateFunction, Avg, Count, KeyedWindowExt, Max, Min, Session, Sliding,
+        Sum, Tumbling, Window, WindowResult,
+    };
+    pub use brook_operators::{Dedup, StreamExt};
 }
