@@ -120,7 +120,9 @@ pub fn window_stats(events: &Stream<LogEvent>) -> Stream<WindowStats> {
 /// the benchmark. Rows are sorted by window, service and level.
 pub fn window_stats_batch<'a>(events: impl IntoIterator<Item = &'a LogEvent>) -> Vec<WindowStats> {
     let size = WINDOW.as_millis() as i64;
-    let mut groups: HashMap<(i64, &str, Level), (u64, f64, f64, u64)> = HashMap::new();
+    // (count, latency sum, latency max, 5xx count) per (window start, service, level)
+    type Group = (u64, f64, f64, u64);
+    let mut groups: HashMap<(i64, &str, Level), Group> = HashMap::new();
     for e in events {
         if e.level == Level::Debug {
             continue;

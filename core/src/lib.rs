@@ -74,7 +74,7 @@ pub mod state;
 pub mod time;
 
 pub use context::{OperatorContext, SinkContext, SourceContext, TaskContext};
-pub use dataflow::{Dataflow, JobConfig, KeyedStream, SinkHandle, Stream};
+pub use dataflow::{Dataflow, JobConfig, KeySelector, KeyedStream, SinkHandle, Stream};
 pub use error::{BoxError, Error, Result, RetryHint};
 pub use message::{CheckpointId, Message};
 pub use metrics::{Counters, JobMetrics, MetricsSnapshot, NodeKind, NodeMetrics, NodeSnapshot};

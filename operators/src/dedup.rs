@@ -156,10 +156,10 @@ where
         if let Some(m) = &self.metrics {
             m.add_dropped((before - batch.len()) as u64);
         }
-        if self.domain == TimeDomain::ProcessingTime {
-            if let Some(t) = self.state.expiry.next_time() {
-                self.clock.wake_at(t);
-            }
+        if self.domain == TimeDomain::ProcessingTime
+            && let Some(t) = self.state.expiry.next_time()
+        {
+            self.clock.wake_at(t);
         }
         out.emit_batch(batch);
         Ok(())

@@ -1,6 +1,7 @@
 //! Brook's integration tests: one binary, one module per area.
 
 mod file_sources;
+mod logs_window;
 mod plan;
 mod runtime_backpressure;
 mod runtime_failures;
@@ -9,3 +10,4 @@ mod runtime_parallel;
 mod runtime_robustness;
 mod send_sync;
 mod support;
+mod time_windows;

@@ -7,4 +7,4 @@ mod stream;
 
 pub use builder::Dataflow;
 pub use config::{DEFAULT_BATCH_SIZE, DEFAULT_CHANNEL_CAPACITY, JobConfig};
-pub use stream::{KeyedStream, SinkHandle, Stream};
+pub use stream::{KeySelector, KeyedStream, SinkHandle, Stream};

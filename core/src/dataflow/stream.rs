@@ -223,11 +223,14 @@ impl<T: Send + 'static> Operator<T, T> for Identity {
     }
 }
 
+/// A shared key function: what [`KeyedStream::key_selector`] returns.
+pub type KeySelector<T, K> = Arc<dyn Fn(&T) -> K + Send + Sync>;
+
 /// A stream partitioned by key. Every operator applied to it runs with all
 /// records of a key on the same instance; it derefs to [`Stream`] for them.
 pub struct KeyedStream<T, K> {
     stream: Stream<T>,
-    key: Arc<dyn Fn(&T) -> K + Send + Sync>,
+    key: KeySelector<T, K>,
 }
 
 impl<T, K> Clone for KeyedStream<T, K> {
@@ -241,7 +244,7 @@ impl<T, K> Clone for KeyedStream<T, K> {
 
 impl<T, K> KeyedStream<T, K> {
     /// The key selector, for keyed operators.
-    pub fn key_selector(&self) -> Arc<dyn Fn(&T) -> K + Send + Sync> {
+    pub fn key_selector(&self) -> KeySelector<T, K> {
         self.key.clone()
     }
 }

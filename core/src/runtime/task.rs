@@ -106,9 +106,10 @@ pub(crate) async fn run_source<T: Send + 'static>(
 
 /// Feeds a chain from its input channel until every sender has ended.
 ///
-/// Watermarks are merged as the minimum over senders that are neither idle
-/// nor ended; when every sender still running is idle, the chain is told it
-/// is idle. After the last end the chain gets the final watermark, then its
+/// Watermarks are merged as the minimum over senders that are not idle
+/// (an ended sender counts as at the end of time); when every sender is
+/// idle, the watermark advances to the largest any of them reached and the
+/// chain is told it is idle. After the last end the chain gets the final watermark, then its
 /// end.
 pub(crate) async fn run_input<T: Send + 'static>(
     mut rx: Receiver<Envelope<T>>,
@@ -173,11 +174,20 @@ pub(crate) async fn run_input<T: Send + 'static>(
                 out.watermark(min).await?;
             }
             Some(_) => {}
-            None if !idle_sent => {
-                idle_sent = true;
-                out.idle().await?;
+            None => {
+                // Every sender is idle: as Flink does, advance to the
+                // largest watermark any of them reached, then pass the
+                // idleness on.
+                let max = watermarks.iter().copied().max().unwrap_or(EventTime::MIN);
+                if max > current {
+                    current = max;
+                    out.watermark(max).await?;
+                }
+                if !idle_sent {
+                    idle_sent = true;
+                    out.idle().await?;
+                }
             }
-            None => {}
         }
     }
     if current < EventTime::MAX {

@@ -182,6 +182,12 @@ impl<K: Eq + Hash, V> MapState<K, V> {
 mod tests {
     use super::*;
 
+    type Cells = (
+        ValueState<u32>,
+        ListState<String>,
+        MapState<(String, u8), f64>,
+    );
+
     #[test]
     fn state_cells_round_trip_through_encode() {
         let mut v = ValueState::default();
@@ -192,11 +198,7 @@ mod tests {
         let mut m = MapState::default();
         m.put(("k".to_string(), 1u8), 2.5f64);
         let bytes = crate::state::encode(&(&v, &l, &m)).expect("encodes");
-        let (v2, l2, m2): (
-            ValueState<u32>,
-            ListState<String>,
-            MapState<(String, u8), f64>,
-        ) = crate::state::decode(&bytes).expect("decodes");
+        let (v2, l2, m2): Cells = crate::state::decode(&bytes).expect("decodes");
         assert_eq!(v2, v);
         assert_eq!(l2, l);
         assert_eq!(m2.get(&("k".to_string(), 1)), Some(&2.5));

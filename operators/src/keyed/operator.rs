@@ -1,6 +1,6 @@
 //! The keyed process operator and its builder method.
 
-use std::sync::Arc;
+use brook_core::KeySelector;
 
 use rustc_hash::FxHashMap;
 use serde::de::DeserializeOwned;
@@ -70,7 +70,7 @@ struct KeyedState<K, S> {
 
 /// Runs a [`KeyedProcessFunction`].
 pub(crate) struct KeyedProcess<K, In, F: KeyedProcessFunction<K, In, Out>, Out> {
-    key: Arc<dyn Fn(&In) -> K + Send + Sync>,
+    key: KeySelector<In, K>,
     f: F,
     state: KeyedState<K, F::State>,
     clock: ProcessingTimer,
@@ -90,7 +90,7 @@ impl<K: WindowKey, In, Out, F: KeyedProcessFunction<K, In, Out>> Clone
 }
 
 impl<K: WindowKey, In, Out, F: KeyedProcessFunction<K, In, Out>> KeyedProcess<K, In, F, Out> {
-    pub(crate) fn new(key: Arc<dyn Fn(&In) -> K + Send + Sync>, f: F) -> Self {
+    pub(crate) fn new(key: KeySelector<In, K>, f: F) -> Self {
         KeyedProcess {
             key,
             f,

@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use brook_core::KeySelector;
+
 use brook_core::state::{ListState, MapState, ValueState};
 use brook_core::{Batch, Collector, EventTime, Operator, Record, Result, TaskContext};
 
@@ -58,7 +60,7 @@ impl KeyedProcessFunction<char, (char, i64), Out> for Timers {
 }
 
 fn op() -> (KeyedProcess<char, (char, i64), Timers, Out>, TaskContext) {
-    let key: Arc<dyn Fn(&(char, i64)) -> char + Send + Sync> = Arc::new(|v: &(char, i64)| v.0);
+    let key: KeySelector<(char, i64), char> = Arc::new(|v: &(char, i64)| v.0);
     let mut op = KeyedProcess::new(key, Timers);
     let ctx = TaskContext::standalone("kp", 0, 1);
     op.open(&ctx).expect("open");

@@ -20,6 +20,8 @@
 //! assert_eq!(stats.result(&acc), (2, Some(20.0), Some(30.0), 1));
 //! ```
 
+use std::cmp::Ordering;
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -183,7 +185,7 @@ where
 }
 
 macro_rules! extremum {
-    ($name:ident, $doc:literal, $keep:tt) => {
+    ($name:ident, $doc:literal, $keep:ident) => {
         #[doc = $doc]
         #[derive(Debug, Clone, Copy)]
         pub struct $name<F>(F);
@@ -212,14 +214,14 @@ macro_rules! extremum {
             fn add(&self, acc: &mut Option<N>, value: &In) {
                 let v = (self.0)(value);
                 match acc {
-                    Some(best) if !(v $keep *best) => {}
+                    Some(best) if v.partial_cmp(best) != Some(Ordering::$keep) => {}
                     _ => *acc = Some(v),
                 }
             }
             fn merge(&self, acc: &mut Option<N>, other: Option<N>) {
                 match (acc.as_ref(), other) {
                     (_, None) => {}
-                    (Some(best), Some(v)) if !(v $keep *best) => {}
+                    (Some(best), Some(v)) if v.partial_cmp(best) != Some(Ordering::$keep) => {}
                     (_, v) => *acc = v,
                 }
             }
@@ -230,8 +232,16 @@ macro_rules! extremum {
     };
 }
 
-extremum!(Max, "The largest value of a field; `None` for no records.", >);
-extremum!(Min, "The smallest value of a field; `None` for no records.", <);
+extremum!(
+    Max,
+    "The largest value of a field; `None` for no records.",
+    Greater
+);
+extremum!(
+    Min,
+    "The smallest value of a field; `None` for no records.",
+    Less
+);
 
 /// An aggregate over the records a predicate accepts; see
 /// [`AggregateExt::filter`].

@@ -10,6 +10,8 @@
 use std::hash::Hash;
 use std::sync::Arc;
 
+use brook_core::KeySelector;
+
 use rustc_hash::FxHashMap;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -53,7 +55,7 @@ struct WindowState<K, A> {
 
 /// Groups a keyed stream into event-time windows and runs `L` on each.
 pub(crate) struct WindowOperator<K, T, W, L: WindowLogic<K, T>> {
-    key: Arc<dyn Fn(&T) -> K + Send + Sync>,
+    key: KeySelector<T, K>,
     assigner: W,
     lateness: i64,
     logic: L,
@@ -88,12 +90,7 @@ where
     W: WindowAssigner,
     L: WindowLogic<K, T>,
 {
-    pub(crate) fn new(
-        key: Arc<dyn Fn(&T) -> K + Send + Sync>,
-        assigner: W,
-        lateness: i64,
-        logic: L,
-    ) -> Self {
+    pub(crate) fn new(key: KeySelector<T, K>, assigner: W, lateness: i64, logic: L) -> Self {
         WindowOperator {
             key,
             assigner,

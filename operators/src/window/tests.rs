@@ -2,6 +2,8 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+use brook_core::KeySelector;
 use std::time::Duration;
 
 use brook_core::{Batch, Collector, EventTime, Operator, Record, TaskContext};
@@ -19,7 +21,7 @@ fn value(v: &(u8, i64)) -> i64 {
 }
 
 fn op<W: WindowAssigner>(assigner: W, lateness: i64) -> Op<W> {
-    let key: Arc<dyn Fn(&(u8, i64)) -> u8 + Send + Sync> = Arc::new(|v: &(u8, i64)| v.0);
+    let key: KeySelector<(u8, i64), u8> = Arc::new(|v: &(u8, i64)| v.0);
     let agg = (Count, Sum::of(value as fn(&(u8, i64)) -> i64));
     let mut op = WindowOperator::new(key, assigner, lateness, Aggregate(agg));
     Operator::open(&mut op, &TaskContext::standalone("w", 0, 1)).expect("open");
@@ -28,9 +30,12 @@ fn op<W: WindowAssigner>(assigner: W, lateness: i64) -> Op<W> {
 
 /// What a run produced: results by (key, start, end) in emission order, and
 /// late records.
+/// (key, start, end), (count, sum), event time of the result.
+type Fired = ((u8, i64, i64), (u64, i64), EventTime);
+
 #[derive(Debug, Default)]
 struct Run {
-    results: Vec<((u8, i64, i64), (u64, i64), EventTime)>,
+    results: Vec<Fired>,
     late: Vec<(u8, i64)>,
 }
 
@@ -118,8 +123,10 @@ fn batch_sessions(events: &[(u8, i64)], gap: i64) -> BTreeMap<(u8, i64, i64), (u
         ts.sort();
         let mut session: Vec<i64> = Vec::new();
         for t in ts {
-            if let Some(&last) = session.last() {
-                if t > last + gap {
+            if let Some(&last) = session.last()
+                && t > last + gap
+            {
+                {
                     let start = session[0];
                     m.insert(
                         (k, start, last + gap),
@@ -288,7 +295,7 @@ fn lateness_refires_within_it_and_routes_later_records_to_the_late_output() {
 
 #[test]
 fn a_window_function_sees_every_record_of_its_window() {
-    let key: Arc<dyn Fn(&(u8, i64)) -> u8 + Send + Sync> = Arc::new(|v: &(u8, i64)| v.0);
+    let key: KeySelector<(u8, i64), u8> = Arc::new(|v: &(u8, i64)| v.0);
     let f = |k: &u8, w: &Window, items: &[(u8, i64)]| {
         format!(
             "{k}@{}:{:?}",
