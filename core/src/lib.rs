@@ -1,7 +1,8 @@
 //! # brook-core
 //!
 //! The heart of Brook: typed records and batches, the dataflow builder, the
-//! physical plan and the runtime.
+//! physical plan and the runtime; event time and watermarks ([`time`]);
+//! keyed state, timers and state encoding ([`state`]).
 //!
 //! A dataflow is built from [`Source`]s, operators and [`Sink`]s:
 //! [`Dataflow::source`] returns a [`Stream`], operators (from

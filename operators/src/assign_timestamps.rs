@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use brook_core::state;
 use brook_core::time::{IdleTracker, ProcessingTimer, WatermarkGenerator, now_ms};
 use brook_core::{Batch, Collector, EventTime, Operator, OperatorContext, Result, Watermarks};
 
@@ -101,6 +102,15 @@ where
         if watermark == EventTime::MAX {
             out.emit_watermark(watermark);
         }
+        Ok(())
+    }
+
+    fn snapshot(&self) -> Result<Option<Vec<u8>>> {
+        state::encode(&(&self.generator, self.emitted)).map(Some)
+    }
+
+    fn restore(&mut self, snapshot: &[u8]) -> Result<()> {
+        (self.generator, self.emitted) = state::decode(snapshot)?;
         Ok(())
     }
 

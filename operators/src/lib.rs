@@ -1,11 +1,18 @@
 //! # brook-operators
 //!
-//! Brook's operators, one per file, and [`StreamExt`], which puts them on
-//! streams as methods: `map`, `try_map`, `filter`, `flat_map`, `inspect`.
+//! Brook's operators, one per file, and the extension traits that put them
+//! on streams as methods:
+//! - [`StreamExt`]: `map`, `try_map`, `filter`, `flat_map`, `inspect`,
+//!   `assign_timestamps` (event times and watermarks) and `dedup`;
+//! - [`KeyedWindowExt`] on keyed streams: event-time [`window`]s with
+//!   incremental aggregates or window functions;
+//! - [`KeyedProcessExt`] on keyed streams: [`keyed`] process functions with
+//!   per-key state and timers.
 //!
-//! Which to use: a closure operator for stateless per-record work; an
-//! [`Operator`](brook_core::Operator) through `Stream::process` when the
-//! logic keeps state across batches or acts on watermarks and end of input.
+//! Which to use: a closure operator for stateless per-record work; a window
+//! for aggregates over time; a keyed process function for per-key logic
+//! with state and timers; an [`Operator`](brook_core::Operator) through
+//! `Stream::process` for anything else that works batch by batch.
 
 mod assign_timestamps;
 mod dedup;
