@@ -10,4 +10,5 @@ mod runtime_parallel;
 mod runtime_robustness;
 mod send_sync;
 mod support;
+mod time_keyed;
 mod time_windows;
