@@ -8,6 +8,8 @@
 //! - [`StdoutSink`]: one line per record on standard output.
 
 pub mod file;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod memory;
 mod stdout;
 

@@ -1,0 +1,95 @@
+//! Kafka: a consumer source ([`KafkaSource`]) and a producer sink
+//! ([`KafkaSink`]), on rdkafka. Behind the `kafka` feature.
+//!
+//! ```no_run
+//! use brook_connectors::kafka::{KafkaSink, KafkaSinkConfig, KafkaSource, KafkaSourceConfig};
+//! use brook_core::prelude::*;
+//! use brook_operators::StreamExt;
+//!
+//! #[derive(Clone, serde::Deserialize, serde::Serialize)]
+//! struct Hit { path: String, status: u16 }
+//!
+//! # async fn run() -> Result<()> {
+//! let source = KafkaSource::<Hit>::json(KafkaSourceConfig::new("127.0.0.1:9092", &["hits"], "errors"))?;
+//! let sink = KafkaSink::<Hit>::json(KafkaSinkConfig::new("127.0.0.1:9092", "errors"))?;
+//! let flow = Dataflow::new("errors");
+//! flow.source("hits", source)
+//!     .filter("5xx", |h: &Hit| h.status >= 500)
+//!     .sink("errors", sink);
+//! flow.build()?.run(CancellationToken::new()).await
+//! # }
+//! ```
+//!
+//! # Partitions and parallelism
+//! Each parallel instance of the source is assigned its own share of the
+//! partitions explicitly (see [`KafkaSource`]); the group is used for its
+//! committed offsets only, not for rebalancing. Several processes reading
+//! one topic in one group would each read every partition: run one job per
+//! group.
+//!
+//! # Backpressure
+//! The source polls its consumer only when the dataflow asks for the next
+//! batch. While the dataflow is slow, librdkafka fetches ahead at most
+//! [`max_buffered_bytes`](KafkaSourceConfig::max_buffered_bytes) per
+//! instance, then stops fetching: memory stays bounded. The sink keeps at
+//! most [`max_in_flight_bytes`](KafkaSinkConfig::max_in_flight_bytes) of
+//! messages unacknowledged per instance; a write waits for room.
+//!
+//! # Offsets and delivery guarantees
+//! The source commits a message's offset to the group only after the
+//! record was taken by the next task (the runtime asks a source for its
+//! next batch only after it pushed the previous one): at the next poll, at
+//! most once per [`commit_interval`](KafkaSourceConfig::commit_interval),
+//! and synchronously at the end of a bounded read. Delivery is at least
+//! once: a job that stops or fails reads again, on restart, what it had
+//! taken since the last commit (at least the last batch of each instance
+//! after a graceful stop, which drops the source without polling it
+//! again), and records still in flight between tasks when a job fails are
+//! not lost, as their offsets were committed only if the next task took
+//! them (exactly-once waits for checkpoints). Nothing is read twice within
+//! one run.
+//!
+//! # Ordering
+//! Within a partition, records keep their order through the source; across
+//! partitions there is none. The sink keeps the order of one instance's
+//! writes per partition (idempotence keeps it through retries).
+//!
+//! # Bad messages
+//! [`BadMessagePolicy`]: fail the job naming `topic/partition@offset`, drop
+//! and count, or produce the raw message to a dead-letter topic with
+//! headers naming where it came from and why ([`DLQ_TOPIC_HEADER`],
+//! [`DLQ_PARTITION_HEADER`], [`DLQ_OFFSET_HEADER`], [`DLQ_ERROR_HEADER`]).
+//!
+//! # Security
+//! Options that run commands or load code are refused, and secrets never
+//! show in `Debug` output or logs; see [`KafkaOptions`]. SSL and SASL need
+//! librdkafka built with them (rdkafka's `ssl`, `gssapi` features), which
+//! the `kafka` feature does not turn on.
+
+mod bad_message;
+mod client;
+mod config;
+mod duration;
+mod format;
+mod options;
+mod producer;
+mod setup;
+mod sink;
+mod source;
+mod stream;
+mod watermark;
+
+#[cfg(test)]
+mod tests;
+
+pub use bad_message::{
+    DLQ_ERROR_HEADER, DLQ_OFFSET_HEADER, DLQ_PARTITION_HEADER, DLQ_TOPIC_HEADER,
+};
+pub use client::KafkaFailure;
+pub use config::{
+    BadMessagePolicy, KafkaSinkConfig, KafkaSourceConfig, OffsetReset, StartPosition,
+};
+pub use format::{Deserializer, Json, KafkaMessage, RawBytes, Serializer, Utf8};
+pub use options::KafkaOptions;
+pub use sink::{KafkaSink, KafkaWriter};
+pub use source::KafkaSource;

@@ -1,0 +1,341 @@
+//! Starting one source instance, on a blocking thread: create the consumer,
+//! wait for the brokers, list the partitions, take this instance's share,
+//! resolve where each starts (and ends, when bounded), and assign them.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use brook_core::{Error, Result, RetryHint};
+use rdkafka::ClientConfig;
+use rdkafka::Offset;
+use rdkafka::config::FromClientConfigAndContext;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::metadata::Metadata;
+use rdkafka::topic_partition_list::TopicPartitionList;
+
+use super::client::{BrookContext, kafka_error};
+use super::config::{KafkaSourceConfig, OffsetReset, StartPosition};
+
+/// The consumer of one source instance.
+pub(crate) type SourceConsumer = StreamConsumer<BrookContext>;
+
+/// How long one metadata request may wait for the brokers.
+const ATTEMPT: Duration = Duration::from_secs(5);
+/// The least time between two attempts to reach the brokers, so that
+/// brokers that refuse at once are not asked in a busy loop.
+const MIN_RETRY: Duration = Duration::from_secs(1);
+/// How long other requests of the setup (offsets, watermarks) may take.
+const REQUEST: Duration = Duration::from_secs(30);
+
+/// One partition an instance reads.
+#[derive(Debug, Clone)]
+pub(crate) struct Assigned {
+    pub(crate) topic: Arc<str>,
+    pub(crate) partition: i32,
+    /// The first offset to read, when known (for bounded mode).
+    pub(crate) start: Option<i64>,
+    /// In bounded mode, the end offset seen at start: the partition is done
+    /// once everything before it is read.
+    pub(crate) end: Option<i64>,
+}
+
+/// A started instance: its consumer and partitions, assigned.
+pub(crate) struct Started {
+    pub(crate) consumer: Arc<SourceConsumer>,
+    pub(crate) parts: Vec<Assigned>,
+}
+
+/// The librdkafka config of a source instance's consumer.
+pub(crate) fn consumer_config(cfg: &KafkaSourceConfig, client_id: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("client.id", client_id);
+    cfg.librdkafka_options.apply(&mut c);
+    let reset = match cfg.start {
+        StartPosition::Latest
+        | StartPosition::Committed {
+            fallback: OffsetReset::Latest,
+        } => "latest",
+        _ => "earliest",
+    };
+    c.set("bootstrap.servers", cfg.bootstrap_servers.trim())
+        .set("group.id", cfg.group_id.trim())
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set(
+            "enable.partition.eof",
+            if cfg.bounded { "true" } else { "false" },
+        )
+        .set("auto.offset.reset", reset)
+        .set(
+            "queued.max.messages.kbytes",
+            (cfg.max_buffered_bytes / 1024).max(1).to_string(),
+        );
+    c
+}
+
+/// Starts instance `instance` of `parallelism`. `abandoned` is set when the
+/// stream is dropped, to stop waiting for the brokers.
+pub(crate) fn start(
+    cfg: &KafkaSourceConfig,
+    client_id: &str,
+    node: &str,
+    instance: usize,
+    parallelism: usize,
+    abandoned: &AtomicBool,
+) -> Result<Started> {
+    let what = format!("kafka source '{node}'");
+    let consumer = SourceConsumer::from_config_and_context(
+        &consumer_config(cfg, client_id),
+        BrookContext::new(node),
+    )
+    .map_err(|e| kafka_error(format!("{what}: creating the consumer"), e))?;
+    let metadata = connect(&consumer, cfg, &what, abandoned)?;
+    let all = list_partitions(&metadata, cfg, &what)?;
+    let mine = share(all, instance, parallelism.max(1));
+    let mut parts: Vec<Assigned> = mine
+        .into_iter()
+        .map(|(topic, partition)| Assigned {
+            topic: Arc::from(topic),
+            partition,
+            start: None,
+            end: None,
+        })
+        .collect();
+    let offsets = start_offsets(&consumer, cfg, &parts, &what)?;
+    if cfg.bounded {
+        for (p, start) in parts.iter_mut().zip(&offsets) {
+            let (low, high) = consumer
+                .fetch_watermarks(&p.topic, p.partition, REQUEST)
+                .map_err(|e| {
+                    kafka_error(
+                        format!(
+                            "{what}: reading the end offset of {}/{}",
+                            p.topic, p.partition
+                        ),
+                        e,
+                    )
+                })?;
+            p.end = Some(high);
+            p.start = Some(match start {
+                Offset::Beginning => low,
+                Offset::End => high,
+                Offset::Offset(n) => (*n).max(low),
+                _ => low,
+            });
+        }
+    }
+    let mut tpl = TopicPartitionList::new();
+    for (p, offset) in parts.iter().zip(offsets) {
+        tpl.add_partition_offset(&p.topic, p.partition, offset)
+            .map_err(|e| {
+                kafka_error(format!("{what}: assigning {}/{}", p.topic, p.partition), e)
+            })?;
+    }
+    consumer
+        .assign(&tpl)
+        .map_err(|e| kafka_error(format!("{what}: assigning partitions"), e))?;
+    tracing::info!(
+        node,
+        instance,
+        partitions = %parts.iter().map(|p| format!("{}/{}", p.topic, p.partition)).collect::<Vec<_>>().join(","),
+        "Kafka source instance assigned its partitions."
+    );
+    Ok(Started {
+        consumer: Arc::new(consumer),
+        parts,
+    })
+}
+
+/// Waits for the brokers to answer a metadata request, within the startup
+/// timeout, or forever when there is none.
+fn connect(
+    consumer: &SourceConsumer,
+    cfg: &KafkaSourceConfig,
+    what: &str,
+    abandoned: &AtomicBool,
+) -> Result<Metadata> {
+    let started = Instant::now();
+    let one_topic = match (cfg.topics.as_slice(), &cfg.topic_pattern) {
+        ([only], None) => Some(only.as_str()),
+        _ => None,
+    };
+    let mut attempts = 0u32;
+    loop {
+        let left = cfg
+            .startup_timeout
+            .map(|t| t.saturating_sub(started.elapsed()));
+        let wait = left.map_or(ATTEMPT, |l| l.min(ATTEMPT));
+        let attempt = Instant::now();
+        attempts += 1;
+        match consumer.fetch_metadata(one_topic, wait) {
+            Ok(m) => return Ok(m),
+            Err(e) => {
+                let last = consumer.context().last_error();
+                let why = last.map_or_else(|| e.to_string(), |l| format!("{e}; last error: {l}"));
+                if abandoned.load(Relaxed) {
+                    return Err(Error::Internal(format!("{what}: stopped while starting")));
+                }
+                if left.is_some_and(|l| l <= wait) {
+                    return Err(Error::External {
+                        source: format!(
+                            "{what}: the Kafka brokers at '{}' did not answer within {:?} \
+                             ({attempts} attempts): {why}",
+                            cfg.bootstrap_servers,
+                            started.elapsed()
+                        )
+                        .into(),
+                        retry: RetryHint::Retriable,
+                    });
+                }
+                tracing::warn!(
+                    brokers = %cfg.bootstrap_servers,
+                    attempts,
+                    error = %why,
+                    "Waiting for the Kafka brokers to answer."
+                );
+                std::thread::sleep(MIN_RETRY.saturating_sub(attempt.elapsed()));
+            }
+        }
+    }
+}
+
+/// Every partition of the configured topics, sorted.
+fn list_partitions(
+    metadata: &Metadata,
+    cfg: &KafkaSourceConfig,
+    what: &str,
+) -> Result<Vec<(String, i32)>> {
+    let pattern = cfg.pattern()?;
+    let mut out = Vec::new();
+    let mut seen = Vec::new();
+    for t in metadata.topics() {
+        let wanted = match &pattern {
+            Some(re) => !t.name().starts_with("__") && re.is_match(t.name()),
+            None => cfg.topics.iter().any(|n| n == t.name()),
+        };
+        if !wanted {
+            continue;
+        }
+        if let Some(err) = t.error() {
+            return Err(Error::External {
+                source: format!("{what}: topic '{}' cannot be read: {err:?}", t.name()).into(),
+                retry: RetryHint::Fatal,
+            });
+        }
+        seen.push(t.name().to_string());
+        out.extend(
+            t.partitions()
+                .iter()
+                .map(|p| (t.name().to_string(), p.id())),
+        );
+    }
+    if pattern.is_none()
+        && let Some(missing) = cfg.topics.iter().find(|n| !seen.contains(n))
+    {
+        return Err(Error::External {
+            source: format!("{what}: topic '{missing}' does not exist on the brokers").into(),
+            retry: RetryHint::Fatal,
+        });
+    }
+    if out.is_empty() && pattern.is_some() {
+        tracing::warn!(pattern = ?cfg.topic_pattern, "No topic matches the Kafka source's pattern.");
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// The partitions of instance `instance`: every `parallelism`-th of the
+/// sorted list, so shares are disjoint, cover every partition and differ
+/// in size by at most one. With more instances than partitions, the last
+/// instances get none.
+pub(crate) fn share(
+    all: Vec<(String, i32)>,
+    instance: usize,
+    parallelism: usize,
+) -> Vec<(String, i32)> {
+    all.into_iter()
+        .enumerate()
+        .filter(|(i, _)| i % parallelism == instance)
+        .map(|(_, p)| p)
+        .collect()
+}
+
+/// Where each partition starts, by the configured start position.
+fn start_offsets(
+    consumer: &SourceConsumer,
+    cfg: &KafkaSourceConfig,
+    parts: &[Assigned],
+    what: &str,
+) -> Result<Vec<Offset>> {
+    let list = |offset: Offset| -> Result<TopicPartitionList> {
+        let mut tpl = TopicPartitionList::new();
+        for p in parts {
+            tpl.add_partition_offset(&p.topic, p.partition, offset)
+                .map_err(|e| kafka_error(what, e))?;
+        }
+        Ok(tpl)
+    };
+    if parts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let resolved = match cfg.start {
+        StartPosition::Earliest => return Ok(vec![Offset::Beginning; parts.len()]),
+        StartPosition::Latest => return Ok(vec![Offset::End; parts.len()]),
+        StartPosition::Committed { .. } => consumer
+            .committed_offsets(list(Offset::Invalid)?, REQUEST)
+            .map_err(|e| {
+                kafka_error(format!("{what}: reading the group's committed offsets"), e)
+            })?,
+        StartPosition::Timestamp(ts) => consumer
+            .offsets_for_times(list(Offset::Offset(ts))?, REQUEST)
+            .map_err(|e| kafka_error(format!("{what}: finding the offsets at time {ts}"), e))?,
+    };
+    let fallback = match cfg.start {
+        StartPosition::Committed {
+            fallback: OffsetReset::Latest,
+        }
+        | StartPosition::Timestamp(_) => Offset::End,
+        _ => Offset::Beginning,
+    };
+    parts
+        .iter()
+        .map(|p| {
+            let e = resolved.find_partition(&p.topic, p.partition);
+            if let Some(Err(err)) = e.as_ref().map(|e| e.error()) {
+                return Err(kafka_error(
+                    format!("{what}: the start offset of {}/{}", p.topic, p.partition),
+                    err,
+                ));
+            }
+            Ok(match e.map(|e| e.offset()) {
+                Some(Offset::Offset(n)) if n >= 0 => Offset::Offset(n),
+                Some(Offset::Beginning) => Offset::Beginning,
+                _ => fallback,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shares_are_disjoint_and_cover_every_partition() {
+        let all: Vec<(String, i32)> = ["a", "b"]
+            .iter()
+            .flat_map(|t| (0..3).map(move |p| (t.to_string(), p)))
+            .collect();
+        for n in 1..=8 {
+            let mut seen: Vec<(String, i32)> =
+                (0..n).flat_map(|i| share(all.clone(), i, n)).collect();
+            let sizes: Vec<usize> = (0..n).map(|i| share(all.clone(), i, n).len()).collect();
+            seen.sort();
+            assert_eq!(seen, all, "parallelism {n}");
+            let (min, max) = (sizes.iter().min(), sizes.iter().max());
+            assert!(max.zip(min).is_some_and(|(a, b)| a - b <= 1), "{sizes:?}");
+        }
+    }
+}

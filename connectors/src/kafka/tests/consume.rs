@@ -1,0 +1,249 @@
+//! Consuming: parallel shares, start positions, committed offsets and
+//! restarts, event time and watermarks.
+
+use std::time::Duration;
+
+use brook_core::{Source, SourceContext, SourceEvent, Watermarks};
+use futures::StreamExt;
+
+use super::super::{KafkaSource, KafkaSourceConfig, OffsetReset, StartPosition};
+use super::{block_on, bounded, on_each_cluster, produce_numbers, read_instance, run_job, values};
+
+#[test]
+fn consumed_multiset_equals_produced_across_1_2_4_and_6_instances() {
+    block_on(on_each_cluster("multiset", |c| async move {
+        let b = c.bootstrap();
+        let topic = c.topic("multiset", 4).await;
+        produce_numbers(&b, &topic, 4, 0, 200).await;
+        let produced: Vec<u64> = (0..200).collect();
+        for p in [1, 2, 4, 6] {
+            let cfg = bounded(&b, &topic, &format!("{topic}-g{p}"));
+            let source = KafkaSource::<u64>::json(cfg).expect("source");
+            let records = run_job(source, p).await.expect("job");
+            let mut got: Vec<u64> = records.iter().map(|r| r.value).collect();
+            got.sort_unstable();
+            assert_eq!(got, produced, "parallelism {p}");
+            // Event time is the message timestamp.
+            assert!(
+                records
+                    .iter()
+                    .all(|r| r.timestamp == 1_000 + r.value as i64)
+            );
+        }
+    }));
+}
+
+#[test]
+fn each_start_position_reads_what_it_says() {
+    block_on(on_each_cluster("start-positions", |c| async move {
+        let b = c.bootstrap();
+        let topic = c.topic("start", 2).await;
+        produce_numbers(&b, &topic, 2, 0, 10).await;
+        let read = |start: StartPosition, group: &str| {
+            let cfg = KafkaSourceConfig {
+                start,
+                ..bounded(&b, &topic, &format!("{topic}-{group}"))
+            };
+            async move {
+                let source = KafkaSource::<u64>::json(cfg).expect("source");
+                let mut got: Vec<u64> = run_job(source, 2)
+                    .await
+                    .expect("job")
+                    .into_iter()
+                    .map(|r| r.value)
+                    .collect();
+                got.sort_unstable();
+                got
+            }
+        };
+        let all: Vec<u64> = (0..10).collect();
+        assert_eq!(read(StartPosition::Earliest, "earliest").await, all);
+        assert_eq!(
+            read(StartPosition::Latest, "latest").await,
+            Vec::<u64>::new()
+        );
+        // Timestamps are 1000 + value.
+        // The mock cluster cannot look offsets up by time (it answers
+        // "none", which the source reads as the end).
+        let from_6 = if c.is_mock() {
+            vec![]
+        } else {
+            vec![6, 7, 8, 9]
+        };
+        assert_eq!(read(StartPosition::Timestamp(1_006), "ts").await, from_6);
+        assert_eq!(
+            read(StartPosition::Timestamp(5_000), "ts-late").await,
+            Vec::<u64>::new()
+        );
+        let committed = |fallback| StartPosition::Committed { fallback };
+        assert_eq!(read(committed(OffsetReset::Earliest), "c-e").await, all);
+        assert_eq!(
+            read(committed(OffsetReset::Latest), "c-l").await,
+            Vec::<u64>::new()
+        );
+        // The group "c-e" committed everything: it starts at the end now.
+        assert_eq!(
+            read(committed(OffsetReset::Earliest), "c-e").await,
+            Vec::<u64>::new()
+        );
+    }));
+}
+
+#[test]
+fn a_restarted_group_resumes_from_its_committed_offsets() {
+    block_on(on_each_cluster("restart", |c| async move {
+        let b = c.bootstrap();
+        let topic = c.topic("restart", 4).await;
+        let group = format!("{topic}-group");
+        let committed = StartPosition::Committed {
+            fallback: OffsetReset::Earliest,
+        };
+        let cfg = KafkaSourceConfig {
+            start: committed,
+            commit_interval: Duration::ZERO,
+            ..bounded(&b, &topic, &group)
+        };
+        produce_numbers(&b, &topic, 4, 0, 40).await;
+        let run = |cfg: KafkaSourceConfig| async move {
+            let mut got: Vec<u64> = run_job(KafkaSource::<u64>::json(cfg).expect("source"), 2)
+                .await
+                .expect("job")
+                .into_iter()
+                .map(|r| r.value)
+                .collect();
+            got.sort_unstable();
+            got
+        };
+        // A bounded run commits at its end: the next run reads only what is
+        // new, nothing lost and nothing twice.
+        assert_eq!(run(cfg.clone()).await, (0..40).collect::<Vec<_>>());
+        produce_numbers(&b, &topic, 4, 40, 40).await;
+        assert_eq!(run(cfg.clone()).await, (40..80).collect::<Vec<_>>());
+
+        // An unbounded instance stopped midway (dropped, as at shutdown):
+        // what it took before its last poll is committed; the rest,
+        // including its last batch, is read again (at least once).
+        produce_numbers(&b, &topic, 4, 80, 40).await;
+        let unbounded = KafkaSourceConfig {
+            bounded: false,
+            ..cfg.clone()
+        };
+        let mut source = KafkaSource::<u64>::json(unbounded).expect("source");
+        let ctx = SourceContext::standalone("kafka", 0, 1);
+        let mut stream = source.open(&ctx).expect("open");
+        let mut first = Vec::new();
+        while first.len() < 20 {
+            match tokio::time::timeout(Duration::from_secs(30), stream.next()).await {
+                Ok(Some(Ok(SourceEvent::Batch(batch)))) => {
+                    first.extend(batch.into_iter().map(|r| r.value))
+                }
+                Ok(Some(Ok(_))) => {}
+                other => panic!("unexpected: {:?}", other.map(|o| o.map(|r| r.map(|_| ())))),
+            }
+        }
+        // Asking for more commits what was taken; then stop.
+        let _ = tokio::time::timeout(Duration::from_millis(300), stream.next()).await;
+        drop(stream);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let rest = run(cfg).await;
+        let mut all: Vec<u64> = first.iter().copied().chain(rest.iter().copied()).collect();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all, (80..120).collect::<Vec<_>>(), "nothing lost");
+        let twice = first.iter().filter(|v| rest.contains(v)).count();
+        assert!(
+            rest.len() < 40,
+            "the restart resumed after the committed offsets"
+        );
+        assert!(
+            twice <= first.len(),
+            "duplicates only from the uncommitted tail"
+        );
+    }));
+}
+
+#[test]
+fn watermarks_follow_the_slowest_partition_and_empty_instances_are_idle() {
+    block_on(on_each_cluster("watermarks", |c| async move {
+        let b = c.bootstrap();
+        let topic = c.topic("wm", 2).await;
+        // Partition 0 gets timestamps 1000, 1002, ...; partition 1 1001, ...
+        produce_numbers(&b, &topic, 2, 0, 20).await;
+        let cfg = KafkaSourceConfig {
+            bounded: false,
+            ..bounded(&b, &topic, &format!("{topic}-g"))
+        };
+        let mut source = KafkaSource::<u64>::json(cfg)
+            .expect("source")
+            .watermarks(Watermarks::bounded(Duration::from_millis(5)));
+        let mut stream = source
+            .open(&SourceContext::standalone("kafka", 0, 1))
+            .expect("open");
+        let (mut max_seen, mut seen, mut last_wm) = ([i64::MIN; 2], 0, None);
+        // Read everything, then the watermark that follows the last batch.
+        while seen < 20 || last_wm != Some(1_018 - 5 - 1) {
+            let next = tokio::time::timeout(Duration::from_secs(30), stream.next()).await;
+            match next
+                .expect("an event")
+                .expect("not ended")
+                .expect("no error")
+            {
+                SourceEvent::Batch(batch) => {
+                    for r in batch.records() {
+                        let p = (r.value % 2) as usize;
+                        max_seen[p] = max_seen[p].max(r.timestamp);
+                        seen += 1;
+                    }
+                }
+                SourceEvent::Watermark(wm) => {
+                    let min = max_seen[0].min(max_seen[1]);
+                    assert!(wm < min - 5, "watermark {wm} ahead of {max_seen:?}");
+                    assert!(last_wm.is_none_or(|l| wm > l), "watermarks advance");
+                    last_wm = Some(wm);
+                }
+                SourceEvent::Idle => panic!("no partition is idle"),
+            }
+        }
+        // The slowest partition (1's last is 1019, 0's is 1018) sets it.
+        assert_eq!(last_wm, Some(1_018 - 5 - 1));
+        drop(stream);
+        // Event time from a field instead of the message timestamp.
+        let cfg = bounded(&b, &topic, &format!("{topic}-g2"));
+        let mut source = KafkaSource::<u64>::json(cfg)
+            .expect("source")
+            .event_time(|v| *v as i64 * 10);
+        let events = read_instance(&mut source, 0, 1).await.expect("read");
+        for e in events {
+            if let SourceEvent::Batch(batch) = e {
+                assert!(
+                    batch
+                        .records()
+                        .iter()
+                        .all(|r| r.timestamp == r.value as i64 * 10)
+                );
+            }
+        }
+        // Three instances over two partitions: the third has none, says
+        // it is idle, and (bounded) ends.
+        let cfg = bounded(&b, &topic, &format!("{topic}-g3"));
+        let mut source = KafkaSource::<u64>::json(cfg.clone()).expect("source");
+        let events = read_instance(&mut source, 2, 3).await.expect("read");
+        assert!(values(events).is_empty());
+        let unbounded = KafkaSourceConfig {
+            bounded: false,
+            ..cfg
+        };
+        let mut source = KafkaSource::<u64>::json(unbounded).expect("source");
+        let mut stream = source
+            .open(&SourceContext::standalone("kafka", 2, 3))
+            .expect("open");
+        let first = tokio::time::timeout(Duration::from_secs(30), stream.next()).await;
+        assert!(matches!(first, Ok(Some(Ok(SourceEvent::Idle)))));
+        // Then nothing: it waits for the job to stop, without spinning.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), stream.next())
+                .await
+                .is_err()
+        );
+    }));
+}
