@@ -6,11 +6,6 @@ use brook_core::state;
 use brook_core::time::{IdleTracker, ProcessingTimer, WatermarkGenerator, now_ms};
 use brook_core::{Batch, Collector, EventTime, Operator, OperatorContext, Result, Watermarks};
 
-/// How often watermarks are emitted at most, as Flink's default
-/// `autoWatermarkInterval`: a watermark costs a control message on every
-/// channel, so one per batch would flush every partial batch downstream.
-pub const DEFAULT_WATERMARK_INTERVAL: Duration = Duration::from_millis(200);
-
 /// Sets each record's event time from its value and generates watermarks
 /// with a [`Watermarks`] strategy, one generator per parallel instance.
 ///
@@ -36,7 +31,7 @@ impl<F> AssignTimestamps<F> {
         AssignTimestamps {
             extract,
             strategy,
-            interval_ms: DEFAULT_WATERMARK_INTERVAL.as_millis() as i64,
+            interval_ms: strategy.emit_interval().as_millis() as i64,
             generator: strategy.generator(),
             emitted: EventTime::MIN,
             last_emit_ms: i64::MIN,
@@ -46,7 +41,8 @@ impl<F> AssignTimestamps<F> {
     }
 
     /// Emits watermarks at most once per `interval` of processing time
-    /// (zero: after every batch that advances it).
+    /// (zero: after every batch that advances it), overriding the
+    /// strategy's [`Watermarks::with_emit_interval`].
     pub fn with_interval(mut self, interval: Duration) -> Self {
         self.interval_ms = interval.as_millis() as i64;
         self

@@ -25,7 +25,7 @@ mod map;
 mod try_map;
 pub mod window;
 
-pub use assign_timestamps::{AssignTimestamps, DEFAULT_WATERMARK_INTERVAL};
+pub use assign_timestamps::AssignTimestamps;
 pub use dedup::Dedup;
 pub use ext::StreamExt;
 pub use filter::Filter;

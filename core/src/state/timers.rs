@@ -1,6 +1,6 @@
 //! Per-key timers, fired in time order.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::hash::Hash;
 
 use rustc_hash::FxHashSet;
@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
     deserialize = "K: Deserialize<'de> + Eq + Hash + Clone"
 ))]
 pub struct TimerQueue<K> {
-    by_time: BTreeMap<i64, Vec<K>>,
+    by_time: BTreeMap<i64, VecDeque<K>>,
     #[serde(skip)]
     set: FxHashSet<(i64, K)>,
 }
@@ -39,7 +39,7 @@ impl<K: Eq + Hash + Clone> TimerQueue<K> {
         if !self.set.insert((time, key.clone())) {
             return false;
         }
-        self.by_time.entry(time).or_default().push(key);
+        self.by_time.entry(time).or_default().push_back(key);
         true
     }
 
@@ -67,7 +67,10 @@ impl<K: Eq + Hash + Clone> TimerQueue<K> {
             return None;
         }
         let keys = entry.get_mut();
-        let key = keys.remove(0);
+        let Some(key) = keys.pop_front() else {
+            entry.remove();
+            return None;
+        };
         if keys.is_empty() {
             entry.remove();
         }
@@ -82,7 +85,7 @@ impl<K: Eq + Hash + Clone> TimerQueue<K> {
 
     /// The number of timers set.
     pub fn len(&self) -> usize {
-        self.by_time.values().map(Vec::len).sum()
+        self.by_time.values().map(VecDeque::len).sum()
     }
 
     /// Whether no timer is set.

@@ -21,4 +21,4 @@ mod timer;
 mod watermarks;
 
 pub use timer::{ProcessingTimer, now_ms};
-pub use watermarks::{IdleTracker, WatermarkGenerator, Watermarks};
+pub use watermarks::{DEFAULT_WATERMARK_INTERVAL, IdleTracker, WatermarkGenerator, Watermarks};

@@ -29,7 +29,13 @@ use crate::record::EventTime;
 pub struct Watermarks {
     delay_ms: i64,
     idle_timeout: Option<Duration>,
+    interval: Duration,
 }
+
+/// How often watermarks are emitted at most by default, as Flink's
+/// `autoWatermarkInterval`: a watermark costs a control message on every
+/// channel, so one per batch would flush every partial batch downstream.
+pub const DEFAULT_WATERMARK_INTERVAL: Duration = Duration::from_millis(200);
 
 impl Watermarks {
     /// Records may arrive up to `max_out_of_orderness` behind the largest
@@ -38,6 +44,7 @@ impl Watermarks {
         Watermarks {
             delay_ms: i64::try_from(max_out_of_orderness.as_millis()).unwrap_or(i64::MAX),
             idle_timeout: None,
+            interval: DEFAULT_WATERMARK_INTERVAL,
         }
     }
 
@@ -47,6 +54,7 @@ impl Watermarks {
         Watermarks {
             delay_ms: 0,
             idle_timeout: None,
+            interval: DEFAULT_WATERMARK_INTERVAL,
         }
     }
 
@@ -56,6 +64,20 @@ impl Watermarks {
     pub fn with_idle_timeout(mut self, timeout: Duration) -> Self {
         self.idle_timeout = Some(timeout);
         self
+    }
+
+    /// Emits watermarks at most once per `interval` of processing time
+    /// ([`DEFAULT_WATERMARK_INTERVAL`] unless set; zero: whenever one
+    /// advances). A pending watermark goes out when the interval has passed,
+    /// even if no record comes.
+    pub fn with_emit_interval(mut self, interval: Duration) -> Self {
+        self.interval = interval;
+        self
+    }
+
+    /// The emit interval.
+    pub fn emit_interval(&self) -> Duration {
+        self.interval
     }
 
     /// The idle timeout, if one is set.

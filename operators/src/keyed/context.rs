@@ -4,6 +4,7 @@ use std::hash::Hash;
 
 use rustc_hash::FxHashMap;
 
+use brook_core::metrics::NodeMetrics;
 use brook_core::state::TimerQueue;
 use brook_core::time::{ProcessingTimer, now_ms};
 use brook_core::{Collector, EventTime};
@@ -34,6 +35,7 @@ pub struct KeyedContext<'a, K, S, Out> {
     pub(crate) event_timers: &'a mut TimerQueue<K>,
     pub(crate) processing_timers: &'a mut TimerQueue<K>,
     pub(crate) clock: &'a ProcessingTimer,
+    pub(crate) metrics: &'a NodeMetrics,
     pub(crate) timestamp: EventTime,
     pub(crate) watermark: EventTime,
     pub(crate) out: &'a mut Collector<Out>,
@@ -55,12 +57,21 @@ impl<K: Hash + Eq + Clone, S: Default, Out> KeyedContext<'_, K, S, Out> {
             .expect("state was just inserted for this key")
     }
 
+    /// This key's state if it has any: unlike [`state`](Self::state), does
+    /// not create it. A timer that outlived a [`clear_state`](Self::clear_state)
+    /// finds `None` here.
+    pub fn existing_state(&mut self) -> Option<&mut S> {
+        self.states.get_mut(self.key)
+    }
+
     /// Whether this key has state.
     pub fn has_state(&self) -> bool {
         self.states.contains_key(self.key)
     }
 
-    /// Removes all of this key's state, freeing its memory.
+    /// Removes all of this key's state, freeing its memory. Timers stay
+    /// set: delete them, or check [`existing_state`](Self::existing_state)
+    /// when they fire.
     pub fn clear_state(&mut self) {
         self.states.remove(self.key);
     }
@@ -93,6 +104,8 @@ impl<K: Hash + Eq + Clone, S: Default, Out> KeyedContext<'_, K, S, Out> {
     }
 
     /// Calls `on_timer` for this key once the wall clock reaches `time`.
+    /// As in Flink, processing-time timers still pending at end of input do
+    /// not fire.
     pub fn register_processing_time_timer(&mut self, time: i64) {
         if self.processing_timers.set(time, self.key.clone()) {
             self.clock.wake_at(time);
@@ -102,6 +115,12 @@ impl<K: Hash + Eq + Clone, S: Default, Out> KeyedContext<'_, K, S, Out> {
     /// Removes this key's processing-time timer at `time`.
     pub fn delete_processing_time_timer(&mut self, time: i64) {
         self.processing_timers.delete(time, self.key);
+    }
+
+    /// The node's counters, to count what the function drops or routes
+    /// (`add_dropped`, `add_late`, ...).
+    pub fn metrics(&self) -> &NodeMetrics {
+        self.metrics
     }
 
     /// Emits a value with the current [`timestamp`](Self::timestamp).

@@ -1,6 +1,9 @@
 //! The keyed process operator and its builder method.
 
+use std::sync::Arc;
+
 use brook_core::KeySelector;
+use brook_core::metrics::NodeMetrics;
 
 use rustc_hash::FxHashMap;
 use serde::de::DeserializeOwned;
@@ -74,6 +77,7 @@ pub(crate) struct KeyedProcess<K, In, F: KeyedProcessFunction<K, In, Out>, Out> 
     f: F,
     state: KeyedState<K, F::State>,
     clock: ProcessingTimer,
+    metrics: Arc<NodeMetrics>,
 }
 
 impl<K: WindowKey, In, Out, F: KeyedProcessFunction<K, In, Out>> Clone
@@ -85,6 +89,7 @@ impl<K: WindowKey, In, Out, F: KeyedProcessFunction<K, In, Out>> Clone
             f: self.f.clone(),
             state: self.state.clone(),
             clock: self.clock.clone(),
+            metrics: self.metrics.clone(),
         }
     }
 }
@@ -101,6 +106,7 @@ impl<K: WindowKey, In, Out, F: KeyedProcessFunction<K, In, Out>> KeyedProcess<K,
                 watermark: EventTime::MIN,
             },
             clock: ProcessingTimer::default(),
+            metrics: Arc::default(),
         }
     }
 
@@ -116,6 +122,7 @@ impl<K: WindowKey, In, Out, F: KeyedProcessFunction<K, In, Out>> KeyedProcess<K,
             event_timers: &mut self.state.event_timers,
             processing_timers: &mut self.state.processing_timers,
             clock: &self.clock,
+            metrics: &self.metrics,
             timestamp,
             watermark: self.state.watermark,
             out,
@@ -139,6 +146,7 @@ where
 {
     fn open(&mut self, ctx: &OperatorContext) -> Result<()> {
         self.clock = ctx.processing_timer().clone();
+        self.metrics = ctx.metrics_handle();
         if let Some(t) = self.state.processing_timers.next_time() {
             self.clock.wake_at(t);
         }
@@ -154,6 +162,7 @@ where
                 event_timers: &mut self.state.event_timers,
                 processing_timers: &mut self.state.processing_timers,
                 clock: &self.clock,
+                metrics: &self.metrics,
                 timestamp: record.timestamp,
                 watermark: self.state.watermark,
                 out,
