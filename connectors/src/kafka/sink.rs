@@ -250,7 +250,11 @@ impl<T: Send + 'static> SinkWriter<T> for KafkaWriter<T> {
                 partition,
                 timestamp: (record.timestamp != NO_TIMESTAMP).then_some(record.timestamp),
                 headers,
-                label: format!("a record with event time {}", record.timestamp),
+                label: if record.timestamp == NO_TIMESTAMP {
+                    "a record".to_string()
+                } else {
+                    format!("a record with event time {}", record.timestamp)
+                },
             };
             self.deliveries
                 .send(&self.producer, &self.topic, out)

@@ -13,7 +13,7 @@
 //! end. Commits are asynchronous otherwise: a failed one is logged and its
 //! offsets are sent again with the next.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -76,8 +76,8 @@ struct Running {
 /// What a round of consuming gave.
 enum Filled<T> {
     Batch(Batch<T>),
-    Event(SourceEvent<T>),
-    /// Only bad messages or ends of partitions: nothing to emit.
+    /// No record: only bad messages, ends of partitions, or idle events
+    /// (added to the pending ones).
     Nothing,
 }
 
@@ -88,8 +88,8 @@ pub(crate) struct KafkaStream<T> {
     /// Set when the stream is dropped, to stop a setup waiting for brokers.
     abandoned: Arc<AtomicBool>,
     run: Option<Running>,
-    /// An event to emit next (the watermark after a batch).
-    pending: Option<SourceEvent<T>>,
+    /// Events to emit next (the watermark after a batch, idle marks).
+    pending: VecDeque<SourceEvent<T>>,
     done: bool,
 }
 
@@ -106,7 +106,7 @@ impl<T: Send + 'static> KafkaStream<T> {
             ctx,
             abandoned: Arc::new(AtomicBool::new(false)),
             run: None,
-            pending: None,
+            pending: VecDeque::new(),
             done: false,
         }
     }
@@ -138,17 +138,17 @@ impl<T: Send + 'static> KafkaStream<T> {
                 let run = self.run.insert(run);
                 if run.parts.is_empty() && !self.shared.config.bounded {
                     // Nothing to read: downstream must not wait for us.
-                    return Ok(run.clocks.event(now_ms()));
+                    run.clocks.events(now_ms(), &mut self.pending);
                 }
                 run
             }
         };
         // Everything consumed so far has been taken downstream.
         run.commit(&self.shared.config, false);
-        if let Some(event) = self.pending.take() {
-            return Ok(Some(event));
-        }
         loop {
+            if let Some(event) = self.pending.pop_front() {
+                return Ok(Some(event));
+            }
             if self.shared.config.bounded && run.live == 0 {
                 run.final_commit(&self.ctx).await;
                 self.done = true;
@@ -158,12 +158,11 @@ impl<T: Send + 'static> KafkaStream<T> {
                 // Unbounded with no partitions: wait for the job to stop.
                 std::future::pending::<()>().await;
             }
-            match run.fill(&self.ctx, &self.shared).await? {
+            match run.fill(&self.ctx, &self.shared, &mut self.pending).await? {
                 Filled::Batch(batch) => {
-                    self.pending = run.clocks.event(now_ms());
+                    run.clocks.events(now_ms(), &mut self.pending);
                     return Ok(Some(SourceEvent::Batch(batch)));
                 }
-                Filled::Event(event) => return Ok(Some(event)),
                 Filled::Nothing => tokio::task::consume_budget().await,
             }
         }
@@ -238,12 +237,14 @@ impl Running {
         run
     }
 
-    /// Consumes at least one message (or an idle mark, or the end of a
-    /// partition) and then whatever is ready, up to a batch.
+    /// Consumes at least one message (or the end of a partition, or until
+    /// a partition turns idle, adding the events that follow to `pending`)
+    /// and then whatever is ready, up to a batch.
     async fn fill<T: Send + 'static>(
         &mut self,
         ctx: &TaskContext,
         shared: &Shared<T>,
+        pending: &mut VecDeque<SourceEvent<T>>,
     ) -> Result<Filled<T>> {
         let consumer = self.consumer.clone();
         let max = ctx.batch_size().max(1);
@@ -261,8 +262,9 @@ impl Running {
                     r = consumer.recv() => r,
                     () = sleep_until_ms(at) => {
                         self.commit(&shared.config, false);
-                        if let Some(event) = self.clocks.event(now_ms()) {
-                            return Ok(Filled::Event(event));
+                        self.clocks.events(now_ms(), pending);
+                        if !pending.is_empty() {
+                            return Ok(Filled::Nothing);
                         }
                         continue;
                     }

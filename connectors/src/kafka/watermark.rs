@@ -2,6 +2,8 @@
 //! its watermark generator and idle tracker, and the instance's watermark as
 //! the minimum over the partitions that are neither idle nor finished.
 
+use std::collections::VecDeque;
+
 use brook_core::time::{IdleTracker, WatermarkGenerator, Watermarks};
 use brook_core::{EventTime, NO_TIMESTAMP, SourceEvent};
 
@@ -86,45 +88,53 @@ impl PartitionClocks {
             .filter(|t| *t != EventTime::MIN)
     }
 
-    /// The event to emit after a batch or a clock check: a watermark when
-    /// the minimum over live partitions advanced, or [`SourceEvent::Idle`]
-    /// once when no partition is live because all are idle or there are
-    /// none. When all are finished, nothing: the stream is about to end.
-    pub(crate) fn event<T>(&mut self, now_ms: i64) -> Option<SourceEvent<T>> {
+    /// The events to emit after a batch or a clock check, added to `out`:
+    /// a watermark when the minimum over live partitions advanced; when no
+    /// partition is live because all are idle (or there are none), once,
+    /// the largest of their watermarks if it advances (as Flink does) and
+    /// then [`SourceEvent::Idle`]. When all are finished, nothing: the
+    /// stream is about to end.
+    pub(crate) fn events<T>(&mut self, now_ms: i64, out: &mut VecDeque<SourceEvent<T>>) {
         if !self.clocks.is_empty() && (!self.strategy || self.clocks.iter().all(|c| c.finished)) {
-            return None;
+            return;
         }
         for c in &mut self.clocks {
             if let Some(idle) = &mut c.idle {
                 idle.check(now_ms);
             }
         }
+        let current = |c: &Clock| {
+            c.generator
+                .as_ref()
+                .map_or(EventTime::MIN, WatermarkGenerator::current)
+        };
         let live = self
             .clocks
             .iter()
             .filter(|c| !c.finished && !c.idle.as_ref().is_some_and(IdleTracker::is_idle));
-        match live
-            .map(|c| {
-                c.generator
-                    .as_ref()
-                    .map_or(EventTime::MIN, WatermarkGenerator::current)
-            })
-            .min()
-        {
-            Some(wm) if wm > self.emitted => {
-                self.emitted = wm;
+        match live.map(current).min() {
+            Some(wm) => {
                 self.idle_sent = false;
-                Some(SourceEvent::Watermark(wm))
-            }
-            Some(_) => {
-                self.idle_sent = false;
-                None
+                if wm > self.emitted {
+                    self.emitted = wm;
+                    out.push_back(SourceEvent::Watermark(wm));
+                }
             }
             None if !self.idle_sent => {
                 self.idle_sent = true;
-                Some(SourceEvent::Idle)
+                let max = self
+                    .clocks
+                    .iter()
+                    .filter(|c| !c.finished)
+                    .map(current)
+                    .max();
+                if let Some(wm) = max.filter(|wm| *wm > self.emitted) {
+                    self.emitted = wm;
+                    out.push_back(SourceEvent::Watermark(wm));
+                }
+                out.push_back(SourceEvent::Idle);
             }
-            None => None,
+            None => {}
         }
     }
 
@@ -146,11 +156,11 @@ mod tests {
 
     use super::*;
 
-    fn wm(e: Option<SourceEvent<()>>) -> Option<EventTime> {
-        match e {
-            Some(SourceEvent::Watermark(w)) => Some(w),
-            _ => None,
-        }
+    /// The events after a check at `now`.
+    fn at(c: &mut PartitionClocks, now: i64) -> Vec<SourceEvent<()>> {
+        let mut out = VecDeque::new();
+        c.events(now, &mut out);
+        out.into()
     }
 
     #[test]
@@ -159,19 +169,19 @@ mod tests {
         let mut c = PartitionClocks::new(2, Some(&s), 0);
         c.observe(0, 1_000, 0);
         // Partition 1 has shown nothing: it holds the watermark at MIN.
-        assert_eq!(wm(c.event(0)), None);
+        assert_eq!(at(&mut c, 0), vec![]);
         c.observe(1, 500, 0);
-        assert_eq!(wm(c.event(0)), Some(489));
+        assert_eq!(at(&mut c, 0), vec![SourceEvent::Watermark(489)]);
         c.observe(1, 2_000, 0);
-        assert_eq!(wm(c.event(0)), Some(989));
+        assert_eq!(at(&mut c, 0), vec![SourceEvent::Watermark(989)]);
         assert_eq!(c.max_seen(1), Some(2_000));
         // A finished partition no longer holds it back.
         c.observe(1, 5_000, 0);
         c.finish(0);
-        assert_eq!(wm(c.event(0)), Some(4_989));
+        assert_eq!(at(&mut c, 0), vec![SourceEvent::Watermark(4_989)]);
         // All finished: the stream ends, no idle mark.
         c.finish(1);
-        assert!(c.event::<()>(0).is_none());
+        assert_eq!(at(&mut c, 0), vec![]);
     }
 
     #[test]
@@ -181,20 +191,31 @@ mod tests {
         c.observe(0, 50, 10);
         assert_eq!(c.next_idle_deadline(), Some(100));
         // Partition 1 turns idle at 100; partition 0 alone sets the mark.
-        assert_eq!(wm(c.event(100)), Some(49));
-        assert!(matches!(c.event::<()>(200), Some(SourceEvent::Idle)));
-        assert!(c.event::<()>(300).is_none());
+        assert_eq!(at(&mut c, 100), vec![SourceEvent::Watermark(49)]);
+        assert_eq!(at(&mut c, 200), vec![SourceEvent::Idle]);
+        assert_eq!(at(&mut c, 300), vec![]);
         c.observe(1, 80, 310);
-        assert_eq!(wm(c.event(310)), Some(79));
+        assert_eq!(at(&mut c, 310), vec![SourceEvent::Watermark(79)]);
         assert_eq!(c.next_idle_deadline(), Some(410));
+    }
+
+    #[test]
+    fn all_turning_idle_at_once_first_advance_to_the_largest_mark() {
+        let s = Watermarks::monotonic().with_idle_timeout(Duration::from_millis(100));
+        let mut c = PartitionClocks::new(2, Some(&s), 0);
+        c.observe(0, 50, 0);
+        assert_eq!(
+            at(&mut c, 150),
+            vec![SourceEvent::Watermark(49), SourceEvent::Idle]
+        );
     }
 
     #[test]
     fn no_partitions_is_idle_even_without_a_strategy() {
         let mut c = PartitionClocks::new(0, None, 0);
-        assert!(matches!(c.event::<()>(0), Some(SourceEvent::Idle)));
+        assert_eq!(at(&mut c, 0), vec![SourceEvent::Idle]);
         let mut c = PartitionClocks::new(1, None, 0);
         c.observe(0, 5, 0);
-        assert!(c.event::<()>(0).is_none());
+        assert_eq!(at(&mut c, 0), vec![]);
     }
 }

@@ -247,3 +247,52 @@ fn watermarks_follow_the_slowest_partition_and_empty_instances_are_idle() {
         );
     }));
 }
+
+#[test]
+fn quiet_partitions_turn_idle_and_release_the_watermark() {
+    block_on(on_each_cluster("idle", |c| async move {
+        let b = c.bootstrap();
+        let topic = c.topic("idle", 2).await;
+        // Only partition 0 gets messages: values 0, 1, 2 at times 1000,
+        // 1001, 1002.
+        produce_numbers(&b, &topic, 1, 0, 3).await;
+        let cfg = KafkaSourceConfig {
+            bounded: false,
+            ..bounded(&b, &topic, &format!("{topic}-g"))
+        };
+        let strategy = Watermarks::monotonic().with_idle_timeout(Duration::from_millis(300));
+        let mut source = KafkaSource::<u64>::json(cfg)
+            .expect("source")
+            .watermarks(strategy);
+        let mut stream = source
+            .open(&SourceContext::standalone("kafka", 0, 1))
+            .expect("open");
+        let mut events = Vec::new();
+        // Records, then partition 1 turns idle and partition 0 alone sets
+        // the watermark, then partition 0 turns idle too.
+        while !matches!(events.last(), Some(SourceEvent::Idle)) {
+            let next = tokio::time::timeout(Duration::from_secs(30), stream.next()).await;
+            events.push(
+                next.expect("an event")
+                    .expect("not ended")
+                    .expect("no error"),
+            );
+        }
+        let got = values(events.clone());
+        assert_eq!(got, vec![0, 1, 2]);
+        let marks: Vec<i64> = events
+            .iter()
+            .filter_map(|e| match e {
+                SourceEvent::Watermark(w) => Some(*w),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(marks.last(), Some(&(1_002 - 1)), "{marks:?}");
+        // Idle: nothing more until a message comes, and no busy loop.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(500), stream.next())
+                .await
+                .is_err()
+        );
+    }));
+}
