@@ -84,10 +84,20 @@ pub struct WindowStats {
 }
 
 /// The logs-window query on a stream of events: timestamps and
-/// watermarks, the `DEBUG` filter, the key, the window and the aggregates.
-/// Nodes: `<input>.timestamps`, `drop-debug`, `stats` (and
-/// `stats.results`), `rows`.
+/// watermarks (2 s bounded out-of-orderness, one generator per instance),
+/// then [`window_stats_timed`]. Nodes: `<input>.timestamps`, then those of
+/// [`window_stats_timed`].
 pub fn window_stats(events: &Stream<LogEvent>) -> Stream<WindowStats> {
+    window_stats_timed(
+        &events.assign_timestamps(|e| e.ts, Watermarks::bounded(MAX_OUT_OF_ORDERNESS)),
+    )
+}
+
+/// The logs-window query on events that already carry event times and
+/// watermarks (a Kafka source makes them per partition): the `DEBUG`
+/// filter, the key, the window and the aggregates. Nodes: `drop-debug`,
+/// `stats` (and `stats.results`), `rows`.
+pub fn window_stats_timed(events: &Stream<LogEvent>) -> Stream<WindowStats> {
     let stats = (
         Count,
         Avg::of(|e: &LogEvent| e.latency_ms),
@@ -95,7 +105,6 @@ pub fn window_stats(events: &Stream<LogEvent>) -> Stream<WindowStats> {
         Count.filter(|e: &LogEvent| e.status >= 500),
     );
     events
-        .assign_timestamps(|e| e.ts, Watermarks::bounded(MAX_OUT_OF_ORDERNESS))
         .filter("drop-debug", |e| e.level != Level::Debug)
         .key_by(|e| (e.service.clone(), e.level))
         .window(Tumbling::of(WINDOW))

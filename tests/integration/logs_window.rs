@@ -9,7 +9,7 @@ use brook::prelude::*;
 
 use crate::support::{block_on, config};
 
-fn fixture(name: &str) -> PathBuf {
+pub(crate) fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data")
         .join(name)
@@ -38,7 +38,7 @@ fn run_job(parallelism: usize, chaining: bool) -> Vec<WindowStats> {
     sort(rows.values())
 }
 
-fn sort(mut rows: Vec<WindowStats>) -> Vec<WindowStats> {
+pub(crate) fn sort(mut rows: Vec<WindowStats>) -> Vec<WindowStats> {
     rows.sort_by(|a, b| {
         (a.window_start, &a.service, a.level).cmp(&(b.window_start, &b.service, b.level))
     });
@@ -46,7 +46,7 @@ fn sort(mut rows: Vec<WindowStats>) -> Vec<WindowStats> {
 }
 
 /// Counts equal; floats equal up to summation order.
-fn assert_same(got: &[WindowStats], want: &[WindowStats], what: &str) {
+pub(crate) fn assert_same(got: &[WindowStats], want: &[WindowStats], what: &str) {
     assert_eq!(got.len(), want.len(), "{what}: row count");
     for (g, w) in got.iter().zip(want) {
         let key = (g.window_start, &g.service, g.level);
@@ -66,7 +66,7 @@ fn assert_same(got: &[WindowStats], want: &[WindowStats], what: &str) {
 }
 
 /// The exact answer pyarrow computed for the fixture.
-fn expected_from_pyarrow() -> Vec<WindowStats> {
+pub(crate) fn expected_from_pyarrow() -> Vec<WindowStats> {
     let text = std::fs::read_to_string(fixture("logs_3k.expected.csv")).expect("expected csv");
     let mut lines = text.lines();
     assert_eq!(

@@ -1,6 +1,8 @@
 //! Brook's integration tests: one binary, one module per area.
 
 mod file_sources;
+#[cfg(feature = "kafka")]
+mod kafka_logs_window;
 mod logs_window;
 mod plan;
 mod runtime_backpressure;
