@@ -40,14 +40,16 @@
 //! record was taken by the next task (the runtime asks a source for its
 //! next batch only after it pushed the previous one): at the next poll, at
 //! most once per [`commit_interval`](KafkaSourceConfig::commit_interval),
-//! and synchronously at the end of a bounded read. Delivery is at least
-//! once: a job that stops or fails reads again, on restart, what it had
-//! taken since the last commit (at least the last batch of each instance
-//! after a graceful stop, which drops the source without polling it
-//! again), and records still in flight between tasks when a job fails are
-//! not lost, as their offsets were committed only if the next task took
-//! them (exactly-once waits for checkpoints). Nothing is read twice within
-//! one run.
+//! and synchronously at the end of a bounded read. A graceful stop loses
+//! nothing and reads again, on restart, what it took since the last commit
+//! (at least each instance's last batch: the runtime drops the source
+//! without polling it again). "Taken" means handed to the next task, not
+//! written by the sinks: if the job fails or the process dies, records in
+//! flight inside the job whose offsets were already committed are not read
+//! again. Closing that gap needs offsets in checkpoints, which commit only
+//! what every sink has made durable; until then this source is at least
+//! once for a graceful stop and may lose in-flight records on a failure.
+//! Nothing is read twice within one run.
 //!
 //! # Ordering
 //! Within a partition, records keep their order through the source; across
