@@ -97,17 +97,9 @@ async fn main() -> anyhow::Result<()> {
     println!("{}", job.describe());
 
     let started = Instant::now();
-    let shutdown = CancellationToken::new();
     let metrics = job.metrics();
-    let run = job.run(shutdown.clone());
-    tokio::pin!(run);
-    let result = tokio::select! {
-        r = &mut run => r,
-        _ = tokio::signal::ctrl_c() => {
-            shutdown.cancel();
-            run.await
-        }
-    };
+    // Ctrl-C stops reading; what was read still flows through and is written.
+    let result = brook::run_until_ctrl_c(job).await;
     result.with_context(|| format!("running the job on topic {}", args.topic))?;
 
     let elapsed = started.elapsed().as_secs_f64();

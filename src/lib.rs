@@ -26,11 +26,13 @@
 struct ReadmeDoctests;
 
 pub mod logs;
+mod run;
 
 pub use brook_connectors as connectors;
 pub use brook_core as core;
 pub use brook_core::{Error, Result};
 pub use brook_operators as operators;
+pub use run::run_until_ctrl_c;
 
 /// Everything a pipeline author needs, in one import.
 pub mod prelude {
