@@ -21,6 +21,7 @@ mod filter;
 mod flat_map;
 mod inspect;
 pub mod keyed;
+mod keyed_map;
 mod map;
 mod try_map;
 pub mod window;

@@ -9,6 +9,8 @@ use brook_core::state::TimerQueue;
 use brook_core::time::{ProcessingTimer, now_ms};
 use brook_core::{Collector, EventTime};
 
+use crate::keyed_map::get_or_default;
+
 /// Which clock a timer follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TimeDomain {
@@ -49,12 +51,7 @@ impl<K: Hash + Eq + Clone, S: Default, Out> KeyedContext<'_, K, S, Out> {
 
     /// This key's state, created with `Default` on first use.
     pub fn state(&mut self) -> &mut S {
-        if !self.states.contains_key(self.key) {
-            self.states.insert(self.key.clone(), S::default());
-        }
-        self.states
-            .get_mut(self.key)
-            .expect("state was just inserted for this key")
+        get_or_default(self.states, self.key)
     }
 
     /// This key's state if it has any: unlike [`state`](Self::state), does

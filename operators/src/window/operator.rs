@@ -24,6 +24,7 @@ use brook_core::{
 
 use super::assigner::{Window, WindowAssigner};
 use super::logic::{WindowLogic, WindowOutput};
+use crate::keyed_map::get_or_default;
 
 /// What a key of a window operator needs: hashable for the state map,
 /// cloneable into results, serializable for checkpoints.
@@ -147,10 +148,7 @@ where
         windows.retain(|w| !self.is_late(w));
         let taken = !windows.is_empty();
         if taken {
-            if !self.state.panes.contains_key(&key) {
-                self.state.panes.insert(key.clone(), Vec::new());
-            }
-            let panes = self.state.panes.get_mut(&key).ok_or_else(missing)?;
+            let panes = get_or_default(&mut self.state.panes, &key);
             for window in &windows {
                 let i = match panes.iter().position(|p| p.window == *window) {
                     Some(i) => i,
@@ -205,10 +203,7 @@ where
         if self.is_late(&merged) {
             return Ok(false);
         }
-        if !self.state.panes.contains_key(&key) {
-            self.state.panes.insert(key.clone(), Vec::new());
-        }
-        let panes = self.state.panes.get_mut(&key).ok_or_else(missing)?;
+        let panes = get_or_default(&mut self.state.panes, &key);
         let mut acc = self.logic.create();
         let mut i = 0;
         while i < panes.len() {
@@ -271,10 +266,6 @@ fn schedule<K: WindowKey>(timers: &mut TimerQueue<K>, key: &K, window: &Window, 
     if lateness > 0 {
         timers.set(fire.saturating_add(lateness), key.clone());
     }
-}
-
-fn missing() -> Error {
-    Error::Internal("window pane vanished".into())
 }
 
 impl<K, T, W, L> Operator<T, WindowOutput<L::Out, T>> for WindowOperator<K, T, W, L>

@@ -82,7 +82,7 @@ impl<T: Data, K: WindowKey, W: WindowAssigner> WindowedStream<T, K, W> {
         let lateness = i64::try_from(self.lateness.as_millis()).unwrap_or(i64::MAX);
         let op = WindowOperator::new(self.stream.key_selector(), self.assigner, lateness, logic);
         let tagged: Stream<WindowOutput<L::Out, T>> = self.stream.process(name.clone(), op);
-        let results = tagged.process(format!("{name}.results"), SelectResults);
+        let results = tagged.process(format!("{name}.results"), Select(result));
         WindowedOutput {
             results,
             tagged,
@@ -114,7 +114,7 @@ impl<R: Data, T: Data> WindowedOutput<R, T> {
         self.late
             .get_or_init(|| {
                 self.tagged
-                    .process(format!("{}.late", self.name), SelectLate)
+                    .process(format!("{}.late", self.name), Select(late))
             })
             .clone()
     }
@@ -127,14 +127,19 @@ impl<R, T> Deref for WindowedOutput<R, T> {
     }
 }
 
-/// Keeps the results of a window operator's output.
-#[derive(Clone, Copy)]
-struct SelectResults;
+/// Keeps one side of a window operator's output: results or late records.
+struct Select<R, T, X>(fn(WindowOutput<R, T>) -> Option<X>);
 
-impl<R: Data, T: Data> Operator<WindowOutput<R, T>, R> for SelectResults {
-    fn process(&mut self, batch: Batch<WindowOutput<R, T>>, out: &mut Collector<R>) -> Result<()> {
+impl<R, T, X> Clone for Select<R, T, X> {
+    fn clone(&self) -> Self {
+        Select(self.0)
+    }
+}
+
+impl<R: Data, T: Data, X: Data> Operator<WindowOutput<R, T>, X> for Select<R, T, X> {
+    fn process(&mut self, batch: Batch<WindowOutput<R, T>>, out: &mut Collector<X>) -> Result<()> {
         for r in batch {
-            if let WindowOutput::Result(v) = r.value {
+            if let Some(v) = (self.0)(r.value) {
                 out.emit(r.timestamp, v);
             }
         }
@@ -142,17 +147,16 @@ impl<R: Data, T: Data> Operator<WindowOutput<R, T>, R> for SelectResults {
     }
 }
 
-/// Keeps the late records of a window operator's output.
-#[derive(Clone, Copy)]
-struct SelectLate;
+fn result<R, T>(o: WindowOutput<R, T>) -> Option<R> {
+    match o {
+        WindowOutput::Result(r) => Some(r),
+        WindowOutput::Late(_) => None,
+    }
+}
 
-impl<R: Data, T: Data> Operator<WindowOutput<R, T>, T> for SelectLate {
-    fn process(&mut self, batch: Batch<WindowOutput<R, T>>, out: &mut Collector<T>) -> Result<()> {
-        for r in batch {
-            if let WindowOutput::Late(v) = r.value {
-                out.emit(r.timestamp, v);
-            }
-        }
-        Ok(())
+fn late<R, T>(o: WindowOutput<R, T>) -> Option<T> {
+    match o {
+        WindowOutput::Late(t) => Some(t),
+        WindowOutput::Result(_) => None,
     }
 }
