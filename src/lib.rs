@@ -27,6 +27,8 @@ struct ReadmeDoctests;
 
 pub mod logs;
 mod run;
+#[cfg(feature = "sql")]
+pub mod sql;
 
 pub use brook_connectors as connectors;
 pub use brook_core as core;

@@ -1,0 +1,329 @@
+//! SQL over what sinks wrote: DataFusion queries over Parquet sink
+//! directories and live in-memory tables.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), brook::sql::SqlError> {
+//! use brook::sql::{OutputFormat, SqlEngine};
+//!
+//! let engine = SqlEngine::new()?;
+//! engine.register_parquet("stats", "brook-out/stats").await?;
+//! let result = engine
+//!     .query("SELECT service, sum(count_5xx) FROM stats GROUP BY service ORDER BY 2 DESC LIMIT 5")
+//!     .await?;
+//! println!("{}", result.format(OutputFormat::Table)?);
+//! # Ok(()) }
+//! ```
+//!
+//! # Tables
+//! - [`SqlEngine::register_parquet`] registers a directory of Parquet files
+//!   (a [`ParquetSink`](brook_connectors::parquet::ParquetSink)'s output) as
+//!   a DataFusion listing table. The files are listed again for every query,
+//!   so a query sees every file closed so far. Only names ending in
+//!   `.parquet` are read: a sink's hidden in-progress files
+//!   (`.part-….parquet.inprogress`) never are, so a query never meets a
+//!   partial file. Hive-style subdirectories (`service=svc-07/`) become
+//!   string columns of that name.
+//! - [`SqlEngine::register_live`] registers a [`LiveTable`]: the latest row
+//!   per key that a [`LiveTableSink`] received, read at the moment the
+//!   query starts, while the job runs.
+//!
+//! # Read-only, with a memory limit
+//! Only queries run: `SELECT`, `WITH`, `VALUES`, `EXPLAIN`, `SHOW` and
+//! `DESCRIBE`. DDL (`CREATE`, `DROP`), DML (`INSERT`, `COPY`) and other
+//! statements (`SET`, transactions) are refused with
+//! [`SqlError::Refused`] before anything runs. The engine's memory pool is
+//! limited ([`DEFAULT_MEMORY_LIMIT`] unless set): operators that can spill
+//! (sorts, aggregations) spill to temporary files past it, and a query that
+//! still needs more fails with DataFusion's "Resources exhausted" error
+//! instead of taking the machine's memory.
+
+mod error;
+mod format;
+mod live;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::{DataType, SchemaRef};
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTableUrl};
+use datafusion::execution::context::SQLOptions;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+pub use error::SqlError;
+pub use format::OutputFormat;
+pub use live::{LiveTable, LiveTableSink};
+
+/// The memory a query may use unless set otherwise: 1 GiB.
+pub const DEFAULT_MEMORY_LIMIT: usize = 1 << 30;
+
+/// What [`SqlEngine::query`] accepts: queries only.
+fn read_only() -> SQLOptions {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+}
+
+/// A SQL engine over Brook's sink outputs: DataFusion with read-only
+/// statements and a memory limit. Cheap to share: clone it.
+#[derive(Clone)]
+pub struct SqlEngine {
+    ctx: SessionContext,
+    memory_limit: usize,
+}
+
+impl std::fmt::Debug for SqlEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlEngine")
+            .field("tables", &self.tables())
+            .field("memory_limit", &self.memory_limit)
+            .finish()
+    }
+}
+
+impl SqlEngine {
+    /// An engine with no tables and the [`DEFAULT_MEMORY_LIMIT`].
+    ///
+    /// # Errors
+    /// [`SqlError::Query`] if DataFusion's runtime cannot be set up.
+    pub fn new() -> Result<Self, SqlError> {
+        Self::with_memory_limit(DEFAULT_MEMORY_LIMIT)
+    }
+
+    /// An engine whose queries may use at most `bytes` of memory.
+    ///
+    /// # Errors
+    /// [`SqlError::Query`] if DataFusion's runtime cannot be set up.
+    pub fn with_memory_limit(bytes: usize) -> Result<Self, SqlError> {
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_limit(bytes, 1.0)
+            .build_arc()?;
+        // information_schema serves `SHOW TABLES` and `SHOW COLUMNS`.
+        let config = SessionConfig::new().with_information_schema(true);
+        Ok(SqlEngine {
+            ctx: SessionContext::new_with_config_rt(config, runtime),
+            memory_limit: bytes,
+        })
+    }
+
+    /// The memory limit of a query, in bytes.
+    pub fn memory_limit(&self) -> usize {
+        self.memory_limit
+    }
+
+    /// The registered tables' names, sorted.
+    pub fn tables(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .ctx
+            .catalog_names()
+            .into_iter()
+            .filter_map(|c| self.ctx.catalog(&c))
+            .flat_map(|catalog| {
+                catalog
+                    .schema_names()
+                    .into_iter()
+                    .filter(|s| s != "information_schema")
+                    .filter_map(move |s| catalog.schema(&s))
+                    .flat_map(|schema| schema.table_names())
+            })
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Registers the Parquet files under `dir` (a directory, searched
+    /// recursively, or one file) as table `name`.
+    ///
+    /// Hive-style partition directories (`key=value/`) become string
+    /// columns named `key`. The schema is read from the files present now,
+    /// so there must be at least one.
+    ///
+    /// # Errors
+    /// [`SqlError::Table`] for a name that is not a plain lower-case SQL
+    /// identifier or is taken; [`SqlError::Directory`] when `dir` does not
+    /// exist, holds no Parquet file yet, or cannot be read.
+    pub async fn register_parquet(
+        &self,
+        name: &str,
+        dir: impl AsRef<Path>,
+    ) -> Result<(), SqlError> {
+        let dir = dir.as_ref();
+        self.check_name(name)?;
+        let fail = |reason: Box<dyn std::error::Error + Send + Sync>| SqlError::Directory {
+            name: name.to_string(),
+            path: dir.to_path_buf(),
+            reason,
+        };
+        let absolute = std::path::absolute(dir).map_err(|e| fail(e.into()))?;
+        let meta = std::fs::metadata(&absolute).map_err(|e| fail(e.into()))?;
+        let mut location = absolute.to_string_lossy().into_owned();
+        if meta.is_dir() && !location.ends_with('/') {
+            location.push('/');
+        }
+        let url = ListingTableUrl::parse(&location).map_err(|e| fail(e.into()))?;
+
+        if meta.is_dir() && !has_parquet_file(&absolute) {
+            return Err(fail(
+                "no Parquet file there yet (a sink's files appear when they are closed)".into(),
+            ));
+        }
+        let state = self.ctx.state();
+        let options =
+            ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+        let partitions = options
+            .infer_partitions(&state, &url)
+            .await
+            .map_err(|e| fail(e.into()))?;
+        let options = options.with_table_partition_cols(
+            partitions
+                .into_iter()
+                .map(|column| (column, DataType::Utf8))
+                .collect(),
+        );
+        let schema = options
+            .infer_schema(&state, &url)
+            .await
+            .map_err(|e| fail(e.into()))?;
+        self.ctx
+            .register_listing_table(name, location, options, Some(schema), None)
+            .await
+            .map_err(|e| fail(e.into()))
+    }
+
+    /// Registers a live table: the rows a [`LiveTableSink`] holds when each
+    /// query starts.
+    ///
+    /// # Errors
+    /// [`SqlError::Table`] for a name that is not a plain lower-case SQL
+    /// identifier or is taken.
+    pub fn register_live<T, K>(&self, name: &str, table: &LiveTable<T, K>) -> Result<(), SqlError>
+    where
+        T: serde::Serialize + Send + 'static,
+        K: Send + 'static,
+    {
+        self.check_name(name)?;
+        self.ctx.register_table(name, table.provider())?;
+        Ok(())
+    }
+
+    /// Runs one query and collects its result.
+    ///
+    /// # Errors
+    /// [`SqlError::Refused`] for anything but a query, before it runs;
+    /// [`SqlError::Query`] for a query DataFusion cannot plan or run, or
+    /// one past the memory limit.
+    pub async fn query(&self, sql: &str) -> Result<QueryResult, SqlError> {
+        let plan = self.ctx.state().create_logical_plan(sql).await?;
+        read_only()
+            .verify_plan(&plan)
+            .map_err(|e| SqlError::Refused {
+                reason: e.message().to_string(),
+            })?;
+        let frame = self.ctx.execute_logical_plan(plan).await?;
+        let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+        let batches = frame.collect().await?;
+        Ok(QueryResult { schema, batches })
+    }
+
+    /// Table names are plain identifiers: SQL folds unquoted names to lower
+    /// case, so a name with capitals could not be queried without quotes.
+    fn check_name(&self, name: &str) -> Result<(), SqlError> {
+        let refuse = |reason: &str| SqlError::Table {
+            name: name.to_string(),
+            reason: reason.to_string(),
+        };
+        let mut chars = name.chars();
+        let plain = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+            && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !plain {
+            return Err(refuse(
+                "a table name is lower-case letters, digits and `_`, not starting with a digit",
+            ));
+        }
+        if self.ctx.table_exist(name)? {
+            return Err(refuse("a table of that name is already registered"));
+        }
+        Ok(())
+    }
+}
+
+/// Whether `dir` holds a visible `*.parquet` file, at any depth; hidden
+/// names (`.` or `_` first) are skipped, as listing tables skip them.
+fn has_parquet_file(dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') || name.starts_with('_') {
+            return false;
+        }
+        match entry.file_type() {
+            Ok(kind) if kind.is_dir() => has_parquet_file(&entry.path()),
+            Ok(_) => name.ends_with(".parquet"),
+            Err(_) => false,
+        }
+    })
+}
+
+/// A `name=directory` pair, as `brook sql --table` takes it.
+///
+/// ```
+/// let spec: brook::sql::TableSpec = "stats=brook-out/stats".parse().unwrap();
+/// assert_eq!(spec.name, "stats");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableSpec {
+    /// The table's name.
+    pub name: String,
+    /// The directory of Parquet files.
+    pub path: PathBuf,
+}
+
+impl std::str::FromStr for TableSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.split_once('=') {
+            Some((name, path)) if !name.is_empty() && !path.is_empty() => Ok(TableSpec {
+                name: name.to_string(),
+                path: PathBuf::from(path),
+            }),
+            _ => Err(format!("expected NAME=DIRECTORY, got `{s}`")),
+        }
+    }
+}
+
+/// The result of a query: its schema and its rows as Arrow batches.
+#[derive(Debug, Clone)]
+pub struct QueryResult {
+    /// The result's columns.
+    pub schema: SchemaRef,
+    /// The rows.
+    pub batches: Vec<RecordBatch>,
+}
+
+impl QueryResult {
+    /// How many rows the result has.
+    pub fn num_rows(&self) -> usize {
+        self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
+
+    /// The result as text: an aligned table, CSV with a header row, a JSON
+    /// array of objects, or JSON lines.
+    ///
+    /// # Errors
+    /// [`SqlError::Format`] for a value the format cannot show.
+    pub fn format(&self, format: OutputFormat) -> Result<String, SqlError> {
+        format::format(&self.schema, &self.batches, format)
+    }
+}
+
+#[cfg(test)]
+mod tests;

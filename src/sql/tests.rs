@@ -1,0 +1,339 @@
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use datafusion::parquet::arrow::ArrowWriter;
+
+use super::*;
+
+/// Writes `(service, count, latency)` rows as one Parquet file at `path`.
+fn write_parquet(path: &Path, rows: &[(&str, i64, f64)]) {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("service", DataType::Utf8, false),
+        Field::new("count", DataType::Int64, false),
+        Field::new("latency", DataType::Float64, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))),
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.1))),
+            Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.2))),
+        ],
+    )
+    .expect("batch");
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("dir");
+    let file = std::fs::File::create(path).expect("file");
+    let mut writer = ArrowWriter::try_new(file, schema, None).expect("writer");
+    writer.write(&batch).expect("write");
+    writer.close().expect("close");
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+#[test]
+fn queries_a_directory_and_skips_hidden_and_other_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_parquet(
+        &dir.path().join("part-0.parquet"),
+        &[("a", 1, 10.0), ("b", 2, 20.0)],
+    );
+    write_parquet(&dir.path().join("part-1.parquet"), &[("a", 3, 30.0)]);
+    // A sink's in-progress file: a partial file that must never be read.
+    std::fs::write(
+        dir.path().join(".part-2.parquet.inprogress"),
+        b"PAR1 partial",
+    )
+    .expect("write");
+    std::fs::write(dir.path().join("_SUCCESS"), b"").expect("write");
+    rt().block_on(async {
+        let engine = SqlEngine::new().expect("engine");
+        engine.register_parquet("stats", dir.path()).await.expect("register");
+        let result = engine
+            .query("SELECT service, sum(count) AS n, max(latency) AS worst FROM stats GROUP BY service ORDER BY service")
+            .await
+            .expect("query");
+        assert_eq!(result.num_rows(), 2);
+        assert_eq!(
+            result.format(OutputFormat::Csv).expect("csv"),
+            "service,n,worst\na,4,30.0\nb,2,20.0\n"
+        );
+        assert_eq!(engine.tables(), vec!["stats".to_string()]);
+    });
+}
+
+#[test]
+fn hive_partition_directories_become_columns() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_parquet(
+        &dir.path().join("region=eu/part-0.parquet"),
+        &[("a", 1, 1.0)],
+    );
+    write_parquet(
+        &dir.path().join("region=us/part-0.parquet"),
+        &[("a", 2, 2.0), ("b", 5, 3.0)],
+    );
+    rt().block_on(async {
+        let engine = SqlEngine::new().expect("engine");
+        engine
+            .register_parquet("t", dir.path())
+            .await
+            .expect("register");
+        let result = engine
+            .query("SELECT region, sum(count) AS n FROM t GROUP BY region ORDER BY region")
+            .await
+            .expect("query");
+        assert_eq!(
+            result.format(OutputFormat::Csv).expect("csv"),
+            "region,n\neu,1\nus,7\n"
+        );
+    });
+}
+
+#[test]
+fn formats_table_csv_json_and_json_lines() {
+    rt().block_on(async {
+        let engine = SqlEngine::new().expect("engine");
+        let result = engine
+            .query("SELECT * FROM (VALUES (1, 'x'), (22, NULL)) AS t(n, s)")
+            .await
+            .expect("query");
+        let table = result.format(OutputFormat::Table).expect("table");
+        assert_eq!(
+            table,
+            "+----+---+\n| n  | s |\n+----+---+\n| 1  | x |\n| 22 |   |\n+----+---+"
+        );
+        assert_eq!(
+            result.format(OutputFormat::Csv).expect("csv"),
+            "n,s\n1,x\n22,\n"
+        );
+        assert_eq!(
+            result.format(OutputFormat::Json).expect("json"),
+            "[{\"n\":1,\"s\":\"x\"},{\"n\":22}]\n"
+        );
+        assert_eq!(
+            result.format(OutputFormat::Ndjson).expect("ndjson"),
+            "{\"n\":1,\"s\":\"x\"}\n{\"n\":22}\n"
+        );
+
+        let empty = engine
+            .query("SELECT 1 AS one WHERE false")
+            .await
+            .expect("query");
+        assert_eq!(empty.num_rows(), 0);
+        assert_eq!(empty.format(OutputFormat::Csv).expect("csv"), "one\n");
+        assert_eq!(empty.format(OutputFormat::Json).expect("json"), "[]\n");
+        assert!(
+            empty
+                .format(OutputFormat::Table)
+                .expect("table")
+                .contains("| one |")
+        );
+    });
+}
+
+#[test]
+fn refuses_everything_but_queries() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_parquet(&dir.path().join("part-0.parquet"), &[("a", 1, 1.0)]);
+    let copied = dir.path().join("copied.csv");
+    rt().block_on(async {
+        let engine = SqlEngine::new().expect("engine");
+        engine
+            .register_parquet("stats", dir.path())
+            .await
+            .expect("register");
+        let statements = [
+            "CREATE TABLE t (a INT)".to_string(),
+            "CREATE TABLE t AS SELECT * FROM stats".to_string(),
+            format!(
+                "CREATE EXTERNAL TABLE e STORED AS PARQUET LOCATION '{}'",
+                dir.path().display()
+            ),
+            "CREATE VIEW v AS SELECT 1".to_string(),
+            "DROP TABLE stats".to_string(),
+            "INSERT INTO stats VALUES ('z', 9, 9.0)".to_string(),
+            format!("COPY (SELECT * FROM stats) TO '{}'", copied.display()),
+            "SET datafusion.execution.batch_size = 1".to_string(),
+            "EXPLAIN INSERT INTO stats VALUES ('z', 9, 9.0)".to_string(),
+        ];
+        for sql in &statements {
+            match engine.query(sql).await {
+                Err(SqlError::Refused { reason }) => {
+                    let message = SqlError::Refused { reason }.to_string();
+                    assert!(
+                        message.starts_with("only queries run here"),
+                        "{sql}: {message}"
+                    );
+                }
+                other => panic!("{sql}: expected a refusal, got {other:?}"),
+            }
+        }
+        assert!(!copied.exists(), "COPY wrote a file");
+        assert_eq!(engine.tables(), vec!["stats".to_string()]);
+        // The table is still there and unchanged.
+        let result = engine
+            .query("SELECT count(*) AS n FROM stats")
+            .await
+            .expect("query");
+        assert_eq!(result.format(OutputFormat::Csv).expect("csv"), "n\n1\n");
+        // Queries of every read-only kind run.
+        for sql in [
+            "SHOW TABLES",
+            "DESCRIBE stats",
+            "EXPLAIN SELECT * FROM stats",
+            "WITH x AS (SELECT 1) SELECT * FROM x",
+        ] {
+            engine
+                .query(sql)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+    });
+}
+
+#[test]
+fn a_query_past_the_memory_limit_fails_with_a_clear_error() {
+    rt().block_on(async {
+        let engine = SqlEngine::with_memory_limit(1 << 20).expect("engine");
+        assert_eq!(engine.memory_limit(), 1 << 20);
+        let err = engine
+            .query("SELECT v % 1000000 AS k, array_agg(v) FROM generate_series(1, 3000000) AS t(v) GROUP BY k")
+            .await
+            .expect_err("over the limit");
+        assert!(err.to_string().contains("Resources exhausted"), "{err}");
+        // The same query fits in the default limit.
+        let engine = SqlEngine::new().expect("engine");
+        let result = engine
+            .query("SELECT count(*) AS n FROM (SELECT v % 1000 AS k, count(*) FROM generate_series(1, 3000000) AS t(v) GROUP BY k)")
+            .await
+            .expect("query");
+        assert_eq!(result.format(OutputFormat::Csv).expect("csv"), "n\n1000\n");
+    });
+}
+
+#[test]
+fn registering_checks_names_and_directories() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    rt().block_on(async {
+        let engine = SqlEngine::new().expect("engine");
+        let missing = dir.path().join("missing");
+        let err = engine
+            .register_parquet("t", &missing)
+            .await
+            .expect_err("missing");
+        assert!(matches!(err, SqlError::Directory { .. }), "{err:?}");
+        assert!(err.to_string().contains("missing"), "{err}");
+
+        let err = engine
+            .register_parquet("t", dir.path())
+            .await
+            .expect_err("empty");
+        assert!(
+            err.to_string().contains("no Parquet file there yet"),
+            "{err}"
+        );
+
+        write_parquet(&dir.path().join("part-0.parquet"), &[("a", 1, 1.0)]);
+        for bad in ["", "Stats", "1st", "a-b", "a b"] {
+            let err = engine
+                .register_parquet(bad, dir.path())
+                .await
+                .expect_err(bad);
+            assert!(matches!(err, SqlError::Table { .. }), "{bad}: {err:?}");
+        }
+        engine
+            .register_parquet("t", dir.path())
+            .await
+            .expect("register");
+        let err = engine
+            .register_parquet("t", dir.path())
+            .await
+            .expect_err("taken");
+        assert!(err.to_string().contains("already registered"), "{err}");
+    });
+}
+
+#[test]
+fn table_specs_parse() {
+    let spec: TableSpec = "stats=brook-out/stats".parse().expect("spec");
+    assert_eq!(spec.name, "stats");
+    assert_eq!(spec.path, Path::new("brook-out/stats"));
+    assert!("stats".parse::<TableSpec>().is_err());
+    assert!("=dir".parse::<TableSpec>().is_err());
+    assert!("t=".parse::<TableSpec>().is_err());
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+enum Level {
+    Info,
+    Error,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Latest {
+    service: String,
+    level: Level,
+    window_start: i64,
+    count: u64,
+    note: Option<String>,
+}
+
+#[test]
+fn a_live_table_serves_the_latest_row_per_key() {
+    use brook_core::{Batch, Sink, SinkContext, SinkWriter};
+
+    let row = |service: &str, level, window_start, count| Latest {
+        service: service.to_string(),
+        level,
+        window_start,
+        count,
+        note: (count > 2).then(|| "busy".to_string()),
+    };
+    rt().block_on(async {
+        let mut sink = LiveTableSink::new(|r: &Latest| (r.service.clone(), r.level.clone()))
+            .expect("sink");
+        let table = sink.table();
+        let engine = SqlEngine::new().expect("engine");
+        engine.register_live("latest", &table).expect("register");
+        let query = "SELECT service, level, window_start, count, note FROM latest ORDER BY service, level";
+
+        let empty = engine.query(query).await.expect("query");
+        assert_eq!(empty.num_rows(), 0);
+
+        let mut writer = sink.open(&SinkContext::standalone("live", 0, 1)).expect("open");
+        let mut batch = Batch::new();
+        batch.push(0, row("a", Level::Info, 0, 1));
+        batch.push(0, row("a", Level::Error, 0, 2));
+        batch.push(0, row("b", Level::Info, 0, 5));
+        writer.write(batch).await.expect("write");
+        let first = engine.query(query).await.expect("query");
+        assert_eq!(
+            first.format(OutputFormat::Csv).expect("csv"),
+            "service,level,window_start,count,note\na,Error,0,2,\na,Info,0,1,\nb,Info,0,5,busy\n"
+        );
+
+        // A later window of the same key replaces the row.
+        let mut batch = Batch::new();
+        batch.push(0, row("a", Level::Info, 10_000, 7));
+        writer.write(batch).await.expect("write");
+        let second = engine.query(query).await.expect("query");
+        assert_eq!(
+            second.format(OutputFormat::Csv).expect("csv"),
+            "service,level,window_start,count,note\na,Error,0,2,\na,Info,10000,7,busy\nb,Info,0,5,busy\n"
+        );
+        assert_eq!(table.len(), 3);
+        assert_eq!(table.schema().field(0).data_type(), &DataType::Utf8);
+        assert_eq!(
+            table.schema().field(1).data_type(),
+            &DataType::Dictionary(Box::new(DataType::UInt32), Box::new(DataType::Utf8))
+        );
+    });
+}
