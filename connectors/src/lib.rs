@@ -11,6 +11,8 @@ pub mod file;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod memory;
+#[cfg(feature = "parquet")]
+pub mod parquet;
 mod stdout;
 
 pub use memory::{CollectSink, Collected, MemorySource};

@@ -1,0 +1,158 @@
+//! Files roll by rows, bytes, age and inactivity, also while a job idles.
+
+use super::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_roll_by_rows_and_by_bytes_keeping_every_row_in_order() {
+    let input = stats(2500);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (rows, bytes) = (tmp.path().join("rows"), tmp.path().join("bytes"));
+    let sink = ParquetSink::<Stat>::new(&rows)
+        .max_rows_per_file(1000)
+        .buffer_rows(300);
+    run(input.clone(), sink, 1).await.expect("run");
+    // Any byte is too many: a file rolls after each write of its buffer.
+    let sink = ParquetSink::<Stat>::new(&bytes)
+        .max_file_bytes(1)
+        .buffer_rows(700);
+    run(input.clone(), sink, 1).await.expect("run");
+    for (dir, counts) in [
+        (rows, vec![1000, 1000, 500]),
+        (bytes, vec![700, 700, 700, 400]),
+    ] {
+        let all = read_all(&dir);
+        let seqs: Vec<u64> = all.iter().map(|(n, _)| part_name(n).2).collect();
+        assert_eq!(seqs, (0..counts.len() as u64).collect::<Vec<_>>());
+        let got: Vec<usize> = all.iter().map(|(_, r)| r.values.len()).collect();
+        assert_eq!(got, counts, "{}", dir.display());
+        let values: Vec<Stat> = all.into_iter().flat_map(|(_, r)| r.values).collect();
+        assert_eq!(values, input, "{}", dir.display());
+    }
+}
+
+/// A writer of instance 0 of `sink`, opened outside a job.
+fn open<T, S: Sink<T>>(sink: &mut S) -> S::Writer {
+    sink.open(&SinkContext::standalone("parquet", 0, 1))
+        .expect("open")
+}
+
+fn batch(stats: &[Stat]) -> Batch<Stat> {
+    stats.iter().cloned().map(Record::untimed).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_roll_by_age_when_the_input_idles() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut sink = ParquetSink::<Stat>::new(tmp.path())
+        .rollover_interval(Duration::from_millis(800))
+        .inactivity_interval(None)
+        .buffer_rows(4);
+    let mut w = open(&mut sink);
+    let input = stats(15);
+    w.write(batch(&input[..10])).await.expect("write");
+    w.flush().await.expect("flush");
+    // Written in part, but hidden until the file rolls.
+    let names = files(tmp.path());
+    assert_eq!(names.len(), 1, "{names:?}");
+    assert!(names[0].starts_with(".part-") && names[0].ends_with(".parquet.inprogress"));
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    w.flush().await.expect("flush");
+    let names = published(tmp.path());
+    assert_eq!(names.len(), 1, "{names:?}");
+    w.write(batch(&input[10..])).await.expect("write");
+    w.close().await.expect("close");
+    let all = read_all(tmp.path());
+    let got: Vec<Vec<Stat>> = all.into_iter().map(|(_, r)| r.values).collect();
+    assert_eq!(got, [input[..10].to_vec(), input[10..].to_vec()]);
+    // Closing again changes nothing; writing after close is refused.
+    w.close().await.expect("close again");
+    assert!(w.write(batch(&input[..1])).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_without_new_rows_rolls_after_the_inactivity_interval() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut sink = ParquetSink::<Stat>::new(tmp.path())
+        .partition_by_field("service", |s: &Stat| s.service.clone())
+        .rollover_interval(None)
+        .inactivity_interval(Duration::from_millis(1000));
+    let mut w = open(&mut sink);
+    let input = stats(2); // svc-00 and svc-01
+    w.write(batch(&input)).await.expect("write");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    w.write(batch(&input[1..]))
+        .await
+        .expect("write svc-01 again");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    w.on_watermark(0).await.expect("watermark");
+    let names = files(tmp.path());
+    let done: Vec<&String> = names.iter().filter(|n| !n.contains("/.")).collect();
+    assert_eq!(done.len(), 1, "{names:?}");
+    assert!(done[0].starts_with("service=svc-00/part-"), "{names:?}");
+    w.close().await.expect("close");
+    let all = read_all(tmp.path());
+    assert_eq!(all[1].1.values, [input[1].clone(), input[1].clone()]);
+}
+
+/// One batch, then another once the gate opens: an input that idles.
+struct Gated {
+    batches: Vec<Vec<Stat>>,
+    gate: Option<tokio::sync::oneshot::Receiver<()>>,
+}
+
+impl Source<Stat> for Gated {
+    fn open(&mut self, _ctx: &SourceContext) -> Result<BoxedSourceStream<Stat>> {
+        let mut batches = std::mem::take(&mut self.batches).into_iter();
+        let (first, second) = (batches.next().unwrap_or_default(), batches.next());
+        let gate = self.gate.take();
+        let later = stream::once(async move {
+            if let Some(gate) = gate {
+                let _ = gate.await;
+            }
+            Ok(SourceEvent::Batch(batch(&second.unwrap_or_default())))
+        });
+        Ok(stream::iter([Ok(SourceEvent::Batch(batch(&first)))])
+            .chain(later)
+            .boxed())
+    }
+
+    fn max_parallelism(&self) -> Option<usize> {
+        Some(1)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_job_publishes_its_file_when_the_rollover_interval_passes() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let input = stats(30);
+    let (go, gate) = tokio::sync::oneshot::channel();
+    let source = Gated {
+        batches: vec![input[..20].to_vec(), input[20..].to_vec()],
+        gate: Some(gate),
+    };
+    let mut flow = Dataflow::new("idle");
+    flow.set_parallelism(1);
+    flow.source("gated", source).sink(
+        "parquet",
+        ParquetSink::<Stat>::new(tmp.path()).rollover_interval(Duration::from_millis(200)),
+    );
+    let job = flow
+        .build()
+        .expect("build")
+        .start(Default::default())
+        .expect("start");
+    // No input comes: the task wakes for the rollover and publishes.
+    let mut waited = Duration::ZERO;
+    while files(tmp.path()).iter().all(|n| n.starts_with('.')) {
+        assert!(waited < Duration::from_secs(10), "never published");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        waited += Duration::from_millis(20);
+    }
+    go.send(()).expect("go");
+    job.wait().await.expect("job");
+    let got: Vec<Vec<Stat>> = read_all(tmp.path())
+        .into_iter()
+        .map(|(_, r)| r.values)
+        .collect();
+    assert_eq!(got, [input[..20].to_vec(), input[20..].to_vec()]);
+}
