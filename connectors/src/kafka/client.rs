@@ -4,7 +4,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use brook_core::{Error, RetryHint};
 use rdkafka::client::ClientContext;
@@ -13,6 +13,7 @@ use rdkafka::consumer::ConsumerContext;
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::topic_partition_list::TopicPartitionList;
 
+use super::ends::FetchedHighs;
 use super::options::is_secret;
 
 /// The context of every client Brook creates: logs go to `tracing` with the
@@ -23,6 +24,8 @@ pub(crate) struct BrookContext {
     /// Set when an asynchronous commit failed, so the next commit sends
     /// every offset again.
     commit_failed: AtomicBool,
+    /// A bounded source's consumer: where librdkafka's statistics go.
+    fetched: Option<Arc<FetchedHighs>>,
 }
 
 impl BrookContext {
@@ -31,6 +34,16 @@ impl BrookContext {
             node: node.to_string(),
             last_error: Mutex::new(None),
             commit_failed: AtomicBool::new(false),
+            fetched: None,
+        }
+    }
+
+    /// The context of a bounded source's consumer, whose statistics feed
+    /// `fetched`.
+    pub(crate) fn with_fetched_highs(node: &str, fetched: Arc<FetchedHighs>) -> Self {
+        BrookContext {
+            fetched: Some(fetched),
+            ..BrookContext::new(node)
         }
     }
 
@@ -102,6 +115,21 @@ impl ClientContext for BrookContext {
     fn error(&self, error: KafkaError, reason: &str) {
         self.keep(format!("{error}: {reason}"));
         tracing::warn!(node = %self.node, error = %error, reason, "Kafka client error.");
+    }
+
+    /// A bounded source's consumer reads the fetched high watermarks;
+    /// other clients log the statistics (when `statistics.interval.ms` is
+    /// set among their options), as rdkafka does by default.
+    fn stats_raw(&self, statistics: &[u8]) {
+        match &self.fetched {
+            Some(fetched) => fetched.record(statistics),
+            None => match serde_json::from_slice(statistics) {
+                Ok(stats) => self.stats(stats),
+                Err(e) => {
+                    tracing::warn!(node = %self.node, error = %e, "Could not read librdkafka's statistics.")
+                }
+            },
+        }
     }
 }
 

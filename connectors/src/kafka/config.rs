@@ -131,7 +131,10 @@ pub struct KafkaSourceConfig {
     pub start: StartPosition,
     /// Read only up to the end offsets seen when each instance starts, then
     /// end (for tests and backfills). Otherwise the source never ends by
-    /// itself.
+    /// itself. Each end is confirmed by the first fetch of its partition
+    /// (see [the module docs](super#bounded-reads)); for that, a bounded
+    /// source sets librdkafka's `statistics.interval.ms` (over any value in
+    /// `librdkafka_options`).
     pub bounded: bool,
     /// How long an instance waits for the brokers when it starts: it fails
     /// with an error naming them after this long, or with `null` waits until

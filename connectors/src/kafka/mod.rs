@@ -51,6 +51,17 @@
 //! once for a graceful stop and may lose in-flight records on a failure.
 //! Nothing is read twice within one run.
 //!
+//! # Bounded reads
+//! With [`bounded`](KafkaSourceConfig::bounded), each instance reads its
+//! partitions up to their end offsets seen when it starts, then commits
+//! and ends. The end offsets the brokers list at start are only a lower
+//! bound, because some brokers (tansu 0.6) list them too low: each end is
+//! confirmed, and raised if need be, by the high watermark that the first
+//! fetch of its partition reports (or by the consumer reaching the broker's
+//! high watermark). So a bounded read may also take what was produced
+//! shortly after its start, and a partition with nothing to read ends only
+//! once the broker answered a fetch for it.
+//!
 //! # Ordering
 //! Within a partition, records keep their order through the source; across
 //! partitions there is none. The sink keeps the order of one instance's
@@ -72,6 +83,7 @@ mod bad_message;
 mod client;
 mod config;
 mod duration;
+mod ends;
 mod format;
 mod options;
 mod producer;

@@ -1,6 +1,8 @@
 //! Starting one source instance, on a blocking thread: create the consumer,
 //! wait for the brokers, list the partitions, take this instance's share,
-//! resolve where each starts (and ends, when bounded), and assign them.
+//! resolve where each starts (and, when bounded, where ListOffsets says it
+//! ends: a lower bound the first fetch confirms, see [`ends`](super::ends)),
+//! and assign them.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -16,6 +18,7 @@ use rdkafka::topic_partition_list::TopicPartitionList;
 
 use super::client::{BrookContext, kafka_error};
 use super::config::{KafkaSourceConfig, OffsetReset, StartPosition};
+use super::ends::{End, FetchedHighs, STATS_INTERVAL};
 
 /// The consumer of one source instance.
 pub(crate) type SourceConsumer = StreamConsumer<BrookContext>;
@@ -35,15 +38,16 @@ pub(crate) struct Assigned {
     pub(crate) partition: i32,
     /// The first offset to read, when known (for bounded mode).
     pub(crate) start: Option<i64>,
-    /// In bounded mode, the end offset seen at start: the partition is done
-    /// once everything before it is read.
-    pub(crate) end: Option<i64>,
+    /// In bounded mode, where the partition ends.
+    pub(crate) end: Option<End>,
 }
 
 /// A started instance: its consumer and partitions, assigned.
 pub(crate) struct Started {
     pub(crate) consumer: Arc<SourceConsumer>,
     pub(crate) parts: Vec<Assigned>,
+    /// In bounded mode, the fetched high watermarks that confirm the ends.
+    pub(crate) fetched: Option<Arc<FetchedHighs>>,
 }
 
 /// The librdkafka config of a source instance's consumer.
@@ -71,6 +75,14 @@ pub(crate) fn consumer_config(cfg: &KafkaSourceConfig, client_id: &str) -> Clien
             "queued.max.messages.kbytes",
             (cfg.max_buffered_bytes / 1024).max(1).to_string(),
         );
+    if cfg.bounded {
+        // The statistics report the fetched high watermarks that confirm
+        // the ends; this overrides a value among the options.
+        c.set(
+            "statistics.interval.ms",
+            STATS_INTERVAL.as_millis().to_string(),
+        );
+    }
     c
 }
 
@@ -85,11 +97,14 @@ pub(crate) fn start(
     abandoned: &AtomicBool,
 ) -> Result<Started> {
     let what = format!("kafka source '{node}'");
-    let consumer = SourceConsumer::from_config_and_context(
-        &consumer_config(cfg, client_id),
-        BrookContext::new(node),
-    )
-    .map_err(|e| kafka_error(format!("{what}: creating the consumer"), e))?;
+    let fetched = cfg.bounded.then(|| Arc::new(FetchedHighs::new()));
+    let context = match &fetched {
+        Some(f) => BrookContext::with_fetched_highs(node, f.clone()),
+        None => BrookContext::new(node),
+    };
+    let consumer =
+        SourceConsumer::from_config_and_context(&consumer_config(cfg, client_id), context)
+            .map_err(|e| kafka_error(format!("{what}: creating the consumer"), e))?;
     let metadata = connect(&consumer, cfg, &what, abandoned)?;
     let all = list_partitions(&metadata, cfg, &what)?;
     let mine = share(all, instance, parallelism.max(1));
@@ -116,13 +131,15 @@ pub(crate) fn start(
                         e,
                     )
                 })?;
-            p.end = Some(high);
-            p.start = Some(match start {
-                Offset::Beginning => low,
-                Offset::End => high,
-                Offset::Offset(n) => (*n).max(low),
-                _ => low,
-            });
+            let (first, end) = match start {
+                Offset::Beginning => (low, End::listed(high)),
+                // Starting at the end, there is nothing to read.
+                Offset::End => (high, End::at_start(high)),
+                Offset::Offset(n) => ((*n).max(low), End::listed(high)),
+                _ => (low, End::listed(high)),
+            };
+            p.start = Some(first);
+            p.end = Some(end);
         }
     }
     let mut tpl = TopicPartitionList::new();
@@ -144,6 +161,7 @@ pub(crate) fn start(
     Ok(Started {
         consumer: Arc::new(consumer),
         parts,
+        fetched,
     })
 }
 

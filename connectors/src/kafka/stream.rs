@@ -12,6 +12,11 @@
 //! offsets left to commit; a bounded stream commits synchronously at its
 //! end. Commits are asynchronous otherwise: a failed one is logged and its
 //! offsets are sent again with the next.
+//!
+//! # The end of a bounded read
+//! A partition is done once read to its end, which a fetch must confirm
+//! (see [`ends`](super::ends)); done partitions are paused. When every
+//! partition is done, the stream commits and ends (returns `None`).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -31,6 +36,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use super::bad_message::{BadMessages, Dead};
 use super::client::{fatal, kafka_error};
 use super::config::KafkaSourceConfig;
+use super::ends::{End, FetchedHighs};
 use super::format::{Deserializer, KafkaMessage};
 use super::setup::{self, SourceConsumer, Started};
 use super::watermark::PartitionClocks;
@@ -56,9 +62,21 @@ struct Part {
     /// The offset after the last message consumed.
     next: Option<i64>,
     committed: Option<i64>,
-    /// Bounded mode: the end offset seen at start.
-    end: Option<i64>,
+    /// Bounded mode: the first offset to read, resolved at start.
+    start: Option<i64>,
+    /// Bounded mode: where the partition ends.
+    end: Option<End>,
     done: bool,
+}
+
+impl Part {
+    /// Bounded mode: whether everything before the confirmed end is read.
+    fn read_to_end(&self) -> bool {
+        match (self.next.or(self.start), self.end) {
+            (Some(position), Some(end)) => end.reached(position),
+            _ => false,
+        }
+    }
 }
 
 /// A started instance.
@@ -71,6 +89,8 @@ struct Running {
     /// Partitions not yet done.
     live: usize,
     last_commit: Instant,
+    /// Bounded mode: the fetched high watermarks that confirm the ends.
+    fetched: Option<Arc<FetchedHighs>>,
 }
 
 /// What a round of consuming gave.
@@ -199,7 +219,11 @@ impl<T: Send + 'static> KafkaStream<T> {
 
 impl Running {
     fn new(started: Started, bad: BadMessages, watermarks: Option<&Watermarks>) -> Self {
-        let Started { consumer, parts } = started;
+        let Started {
+            consumer,
+            parts,
+            fetched,
+        } = started;
         let mut index: HashMap<Arc<str>, HashMap<i32, usize>> = HashMap::new();
         for (i, p) in parts.iter().enumerate() {
             index
@@ -208,9 +232,6 @@ impl Running {
                 .insert(p.partition, i);
         }
         let n = parts.len();
-        let empty: Vec<usize> = (0..n)
-            .filter(|&i| matches!((parts[i].start, parts[i].end), (Some(s), Some(e)) if s >= e))
-            .collect();
         let mut run = Running {
             consumer,
             parts: parts
@@ -220,6 +241,7 @@ impl Running {
                     partition: a.partition,
                     next: None,
                     committed: None,
+                    start: a.start,
                     end: a.end,
                     done: false,
                 })
@@ -229,10 +251,14 @@ impl Running {
             bad,
             live: n,
             last_commit: Instant::now(),
+            fetched,
         };
-        // Bounded: partitions with nothing to read are done at once.
-        for i in empty {
-            run.finish(i);
+        // Bounded: a partition that starts at the end is done at once; one
+        // that only looks empty waits for a fetch to confirm its end.
+        for i in 0..n {
+            if run.parts[i].read_to_end() {
+                run.finish(i);
+            }
         }
         run
     }
@@ -247,6 +273,7 @@ impl Running {
         pending: &mut VecDeque<SourceEvent<T>>,
     ) -> Result<Filled<T>> {
         let consumer = self.consumer.clone();
+        let fetched = self.fetched.clone();
         let max = ctx.batch_size().max(1);
         let mut batch = Batch::new();
         let first = loop {
@@ -256,19 +283,23 @@ impl Running {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
-            let r = match wake {
-                None => consumer.recv().await,
-                Some(at) => tokio::select! {
-                    r = consumer.recv() => r,
-                    () = sleep_until_ms(at) => {
-                        self.commit(&shared.config, false);
-                        self.clocks.events(now_ms(), pending);
-                        if !pending.is_empty() {
-                            return Ok(Filled::Nothing);
-                        }
-                        continue;
+            let r = tokio::select! {
+                r = consumer.recv() => r,
+                () = sleep_until(wake) => {
+                    self.commit(&shared.config, false);
+                    self.clocks.events(now_ms(), pending);
+                    if !pending.is_empty() {
+                        return Ok(Filled::Nothing);
                     }
-                },
+                    continue;
+                }
+                () = news(fetched.as_deref()) => {
+                    self.confirm_ends();
+                    if self.live == 0 {
+                        return Ok(Filled::Nothing);
+                    }
+                    continue;
+                }
             };
             match r {
                 Ok(m) => break m,
@@ -323,11 +354,13 @@ impl Running {
             return Ok(());
         };
         let offset = m.offset();
+        self.confirm(i);
         let part = &self.parts[i];
         if part.done {
             return Ok(());
         }
-        if part.end.is_some_and(|end| offset >= end) {
+        if part.end.is_some_and(|end| end.reached(offset)) {
+            // Past the end: left for the next read.
             self.finish(i);
             return Ok(());
         }
@@ -357,7 +390,7 @@ impl Running {
         }
         let part = &mut self.parts[i];
         part.next = Some(offset + 1);
-        if part.end.is_some_and(|end| offset + 1 >= end) {
+        if part.read_to_end() {
             self.finish(i);
         }
         Ok(())
@@ -369,8 +402,8 @@ impl Running {
     /// error is no busy loop.
     fn on_error(&mut self, ctx: &TaskContext, e: KafkaError) -> Result<bool> {
         match e {
-            KafkaError::PartitionEOF(_) => {
-                self.ends_reached();
+            KafkaError::PartitionEOF(partition) => {
+                self.at_partition_eof(partition);
                 Ok(false)
             }
             e if fatal(&e) => Err(kafka_error(
@@ -384,30 +417,67 @@ impl Running {
         }
     }
 
-    /// After an end of partition: marks done every partition whose position
-    /// reached its end offset.
-    fn ends_reached(&mut self) {
-        let Ok(positions) = self.consumer.position() else {
-            return;
-        };
-        let reached: Vec<usize> = self
+    /// Bounded mode: the consumer reached the broker's high watermark of a
+    /// partition numbered `partition`, which is at or past its end at
+    /// start. The event names no topic: the partition is done only if it
+    /// is the instance's one partition with that number; otherwise its
+    /// confirmed end decides.
+    fn at_partition_eof(&mut self, partition: i32) {
+        let mut same = self
             .parts
             .iter()
             .enumerate()
-            .filter(|(_, p)| !p.done)
-            .filter(|(_, p)| {
-                let pos = positions
-                    .find_partition(&p.topic, p.partition)
-                    .map(|e| e.offset());
-                match (pos, p.end) {
-                    (Some(Offset::Offset(n)), Some(end)) => n >= end,
-                    _ => false,
-                }
-            })
-            .map(|(i, _)| i)
-            .collect();
-        for i in reached {
+            .filter(|(_, p)| p.partition == partition);
+        if let (Some((i, p)), None) = (same.next(), same.next())
+            && p.end.is_some()
+        {
             self.finish(i);
+        }
+    }
+
+    /// Bounded mode: confirms the end of partition `i` once its first
+    /// fetched high watermark is known, and finishes the partition if it is
+    /// read to that end.
+    fn confirm(&mut self, i: usize) {
+        let Some(fetched) = &self.fetched else {
+            return;
+        };
+        let p = &mut self.parts[i];
+        let Some(end) = &mut p.end else {
+            return;
+        };
+        if p.done || end.confirmed {
+            return;
+        }
+        let Some(high) = fetched.high(&p.topic, p.partition) else {
+            return;
+        };
+        if let Some(listed) = end.confirm(high) {
+            tracing::debug!(
+                topic = %p.topic,
+                partition = p.partition,
+                listed,
+                end = end.offset,
+                "The first fetch put a partition's end past what ListOffsets said."
+            );
+        }
+        if p.read_to_end() {
+            self.finish(i);
+        }
+    }
+
+    /// Bounded mode: confirms every end whose fetched high watermark is
+    /// known; once all are, stops reading librdkafka's statistics.
+    fn confirm_ends(&mut self) {
+        for i in 0..self.parts.len() {
+            self.confirm(i);
+        }
+        let all = self
+            .parts
+            .iter()
+            .all(|p| p.done || p.end.is_none_or(|e| e.confirmed));
+        if all && let Some(fetched) = &self.fetched {
+            fetched.stop();
         }
     }
 
@@ -507,8 +577,21 @@ impl Running {
     }
 }
 
-/// Sleeps until the wall-clock time `at_ms`.
-async fn sleep_until_ms(at_ms: i64) {
-    let wait = at_ms.saturating_sub(now_ms()).max(0);
-    tokio::time::sleep(Duration::from_millis(wait.unsigned_abs())).await;
+/// Sleeps until the wall-clock time `at_ms`, or forever.
+async fn sleep_until(at_ms: Option<i64>) {
+    match at_ms {
+        Some(at) => {
+            let wait = at.saturating_sub(now_ms()).max(0);
+            tokio::time::sleep(Duration::from_millis(wait.unsigned_abs())).await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Waits for a newly fetched high watermark, or forever when unbounded.
+async fn news(fetched: Option<&FetchedHighs>) {
+    match fetched {
+        Some(f) => f.changed().await,
+        None => std::future::pending().await,
+    }
 }

@@ -4,6 +4,7 @@
 //! Every address is on 127.0.0.1.
 
 mod bad_messages;
+mod bounded;
 mod consume;
 mod sink;
 mod startup;

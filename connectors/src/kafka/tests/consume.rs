@@ -1,10 +1,14 @@
 //! Consuming: parallel shares, start positions, committed offsets and
 //! restarts, event time and watermarks.
 
+use std::io::Write as _;
 use std::time::Duration;
 
 use brook_core::{Source, SourceContext, SourceEvent, Watermarks};
 use futures::StreamExt;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use super::super::{KafkaSource, KafkaSourceConfig, OffsetReset, StartPosition};
 use super::{block_on, bounded, on_each_cluster, produce_numbers, read_instance, run_job, values};
@@ -64,17 +68,29 @@ fn each_start_position_reads_what_it_says() {
         );
         // Timestamps are 1000 + value.
         // The mock cluster cannot look offsets up by time (it answers
-        // "none", which the source reads as the end).
+        // "none", which the source reads as the end). Nor can tansu 0.6: it
+        // compares the time with when it stored each batch, not with the
+        // messages' timestamps, and answers 0 for "none". The source starts
+        // where the broker answers, so with such a broker the checks are
+        // skipped, loudly.
         let from_6 = if c.is_mock() {
             vec![]
         } else {
             vec![6, 7, 8, 9]
         };
-        assert_eq!(read(StartPosition::Timestamp(1_006), "ts").await, from_6);
-        assert_eq!(
-            read(StartPosition::Timestamp(5_000), "ts-late").await,
-            Vec::<u64>::new()
-        );
+        if c.is_mock() || finds_offsets_by_time(&b, &topic) {
+            assert_eq!(read(StartPosition::Timestamp(1_006), "ts").await, from_6);
+            assert_eq!(
+                read(StartPosition::Timestamp(5_000), "ts-late").await,
+                Vec::<u64>::new()
+            );
+        } else {
+            let _ = writeln!(
+                std::io::stderr(),
+                "kafka test 'start-positions': timestamp checks SKIPPED on {b}: the broker \
+                 does not look offsets up by the messages' timestamps"
+            );
+        }
         let committed = |fallback| StartPosition::Committed { fallback };
         assert_eq!(read(committed(OffsetReset::Earliest), "c-e").await, all);
         assert_eq!(
@@ -299,4 +315,23 @@ fn quiet_partitions_turn_idle_and_release_the_watermark() {
                 .is_err()
         );
     }));
+}
+
+/// Whether the broker finds offsets by the messages' timestamps: asked for
+/// a time after every message of `topic` (timestamps 1000 + value), it must
+/// answer "none" for partition 0.
+fn finds_offsets_by_time(bootstrap: &str, topic: &str) -> bool {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "time-probe")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Offset(5_000))
+        .expect("partition");
+    let found = consumer
+        .offsets_for_times(tpl, Duration::from_secs(10))
+        .expect("offsets for times");
+    let answer = found.find_partition(topic, 0).map(|e| e.offset());
+    !matches!(answer, Some(Offset::Offset(n)) if n >= 0)
 }
