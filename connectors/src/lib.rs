@@ -5,9 +5,12 @@
 //! - [`file`](mod@file): JSON-lines and CSV sources over files, directories and globs,
 //!   split across parallel readers, with a follow mode for growing logs and a
 //!   policy for bad lines;
-//! - [`StdoutSink`]: one line per record on standard output.
+//! - [`StdoutSink`]: one line per record on standard output;
+//! - [`generator`]: deterministic events made in memory, such as the
+//!   workload's log events ([`LogGenerator`]), for benches and tests.
 
 pub mod file;
+pub mod generator;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod memory;
@@ -15,5 +18,6 @@ pub mod memory;
 pub mod parquet;
 mod stdout;
 
+pub use generator::{GeneratedLog, LogGenerator};
 pub use memory::{CollectSink, Collected, MemorySource};
 pub use stdout::{StdoutSink, StdoutWriter};

@@ -1,0 +1,324 @@
+//! End-to-end bench of the "logs-window" workload (`shared/bench/WORKLOAD.md`):
+//! Brook against a hand-written loop, over the same JSON-lines file.
+//!
+//! ```text
+//! cargo bench --bench logs_window                 # makes target/bench-logs-2m.jsonl once
+//! cargo bench --bench logs_window -- /tmp/logs.jsonl
+//! BROOK_BENCH_LOGS=/tmp/logs.jsonl BROOK_BENCH_ROUNDS=9 cargo bench --bench logs_window
+//! ```
+//!
+//! Variants, interleaved over the rounds (the order rotates each round):
+//! - `loop`: [`hand_loop`], one thread: read the file, parse each line with
+//!   serde_json (borrowing `service`), drop `DEBUG`, fold in an Fx hash map;
+//! - `brook p=1`: `JsonLinesSource::<LogEvent>` → `logs::window_stats` →
+//!   `CollectSink` at parallelism 1, on a current-thread tokio runtime (the
+//!   file source reads on tokio's blocking pool, so it may use a little more
+//!   than one core: see the CPU column);
+//! - `brook p=2`: the same at parallelism 2, on two worker threads.
+//!
+//! Every run's answer is checked against the loop's (counts exact, floats
+//! within 1e-9 relative), and Brook's against its own metrics (every event
+//! read, none late); a mismatch fails the bench.
+//!
+//! The input is the file in env `BROOK_BENCH_LOGS` or the first argument;
+//! else `target/bench-logs-2m.jsonl`, made once by
+//! `../shared/bench/gen_logs.py --events 2000000 --seed 1` (or, without
+//! Python, `target/bench-logs-2m-rust.jsonl` by `LogGenerator`, in the same
+//! format). Env: `BROOK_BENCH_ROUNDS` (default 5), `BROOK_BENCH_EVENTS`
+//! (events of a made file, default 2,000,000), `BROOK_BENCH_VARIANTS`
+//! (comma-separated subset of `loop,p1,p2`, e.g. `p1` to profile Brook
+//! alone).
+//!
+//! The issue's goal: `brook p=1` ≥ 0.8× the loop, `brook p=2` ≥ 1.5×.
+
+mod hand_loop;
+mod input;
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, bail, ensure};
+use brook::logs::{self, LogEvent, WindowStats};
+use brook::prelude::*;
+use tokio::runtime::Runtime;
+
+// Both sides allocate through the same allocator; Brook's binaries use it too.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// What is compared.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Variant {
+    Loop,
+    Brook(usize),
+}
+
+impl Variant {
+    fn label(self) -> String {
+        match self {
+            Variant::Loop => "hand loop".into(),
+            Variant::Brook(p) => format!("brook p={p}"),
+        }
+    }
+
+    fn id(self) -> String {
+        match self {
+            Variant::Loop => "loop".into(),
+            Variant::Brook(p) => format!("p{p}"),
+        }
+    }
+}
+
+/// One timed run.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    /// Wall-clock seconds.
+    secs: f64,
+    /// CPU seconds of the whole process (all threads).
+    cpu: f64,
+}
+
+fn main() -> anyhow::Result<()> {
+    let input = input::locate()?;
+    let rounds: usize = match std::env::var("BROOK_BENCH_ROUNDS") {
+        Ok(v) => v.parse().context("BROOK_BENCH_ROUNDS: not a number")?,
+        Err(_) => 5,
+    };
+    ensure!(rounds > 0, "BROOK_BENCH_ROUNDS must be at least 1");
+    let all = [Variant::Loop, Variant::Brook(1), Variant::Brook(2)];
+    let variants: Vec<Variant> = match std::env::var("BROOK_BENCH_VARIANTS") {
+        Ok(list) => {
+            let ids: Vec<&str> = list.split(',').map(str::trim).collect();
+            all.into_iter()
+                .filter(|v| ids.contains(&v.id().as_str()))
+                .collect()
+        }
+        Err(_) => all.to_vec(),
+    };
+    ensure!(
+        !variants.is_empty(),
+        "BROOK_BENCH_VARIANTS names none of loop,p1,p2"
+    );
+    let bytes = std::fs::metadata(&input.path)?.len();
+
+    // The reference answer; this run also warms the page cache.
+    let reference = hand_loop::run(&input.path)?;
+    let events = reference.events;
+    println!(
+        "logs-window over {} ({}): {events} events, {:.1} MB, {} result rows; {rounds} rounds",
+        input.path.display(),
+        input.origin,
+        bytes as f64 / 1e6,
+        reference.rows.len(),
+    );
+    let one_core = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let two_cores = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let runtime = |p: usize| if p == 1 { &one_core } else { &two_cores };
+    for &v in &variants {
+        if let Variant::Brook(p) = v {
+            let (job, _) = brook_job(&input.path, p)?;
+            println!("plan at p={p}:\n{}", job.describe().trim_end());
+            // A warm-up run, checked like the others.
+            run_brook(&input.path, p, runtime(p), &reference)?;
+        }
+    }
+
+    let mut runs: Vec<Vec<Run>> = vec![Vec::new(); variants.len()];
+    for round in 0..rounds {
+        for j in 0..variants.len() {
+            let k = (round + j) % variants.len();
+            let run = match variants[k] {
+                Variant::Loop => {
+                    let (cpu0, t0) = (cpu_secs(), Instant::now());
+                    let got = hand_loop::run(&input.path)?;
+                    let run = Run {
+                        secs: t0.elapsed().as_secs_f64(),
+                        cpu: cpu_secs() - cpu0,
+                    };
+                    ensure!(got.events == events, "the loop read {} events", got.events);
+                    check_same(&got.rows, &reference.rows, "hand loop")?;
+                    run
+                }
+                Variant::Brook(p) => run_brook(&input.path, p, runtime(p), &reference)?,
+            };
+            eprintln!(
+                "round {}: {:<10} {:>7.3} s {:>7.2} M events/s",
+                round + 1,
+                variants[k].label(),
+                run.secs,
+                events as f64 / run.secs / 1e6
+            );
+            runs[k].push(run);
+        }
+    }
+    report(&variants, &runs, events);
+    Ok(())
+}
+
+/// The Brook job at parallelism `p`, and the handle to its results.
+fn brook_job(path: &Path, p: usize) -> Result<(Job, Collected<WindowStats>)> {
+    let config = JobConfig {
+        parallelism: p,
+        ..JobConfig::default()
+    };
+    let flow = Dataflow::with_config("logs-window", config);
+    let events = flow.source("logs", JsonLinesSource::<LogEvent>::new(path));
+    let sink = CollectSink::new();
+    let rows = sink.handle();
+    logs::window_stats(&events).sink("collect", sink);
+    Ok((flow.build()?, rows))
+}
+
+/// Runs the job once (built outside the timing) and checks its answer.
+fn run_brook(
+    path: &Path,
+    p: usize,
+    rt: &Runtime,
+    reference: &hand_loop::LoopResult,
+) -> anyhow::Result<Run> {
+    let (job, rows) = brook_job(path, p)?;
+    let metrics = job.metrics();
+    let (cpu0, t0) = (cpu_secs(), Instant::now());
+    rt.block_on(job.run(CancellationToken::new()))
+        .with_context(|| format!("brook p={p}"))?;
+    let run = Run {
+        secs: t0.elapsed().as_secs_f64(),
+        cpu: cpu_secs() - cpu0,
+    };
+    let snapshot = metrics.snapshot();
+    let read = snapshot.node("logs").map_or(0, |n| n.total.records_out);
+    let late = snapshot.node("stats").map_or(0, |n| n.total.late);
+    ensure!(
+        read == reference.events,
+        "brook p={p} read {read} events, the loop {}",
+        reference.events
+    );
+    ensure!(late == 0, "brook p={p}: {late} late events");
+    let mut got = rows.values();
+    sort_rows(&mut got);
+    check_same(&got, &reference.rows, &format!("brook p={p}"))?;
+    Ok(run)
+}
+
+/// Sorts rows by (window, service, level).
+pub(crate) fn sort_rows(rows: &mut [WindowStats]) {
+    rows.sort_by(|a, b| {
+        (a.window_start, &a.service, a.level).cmp(&(b.window_start, &b.service, b.level))
+    });
+}
+
+/// Fails unless `got` equals `want`: keys and counts exactly, the floats
+/// within 1e-9 relative (sums may be added in another order).
+fn check_same(got: &[WindowStats], want: &[WindowStats], what: &str) -> anyhow::Result<()> {
+    if got.len() != want.len() {
+        bail!("{what}: {} rows, expected {}", got.len(), want.len());
+    }
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(f64::MIN_POSITIVE);
+    for (g, w) in got.iter().zip(want) {
+        let same = (
+            g.window_start,
+            g.window_end,
+            &g.service,
+            g.level,
+            g.count,
+            g.count_5xx,
+        ) == (
+            w.window_start,
+            w.window_end,
+            &w.service,
+            w.level,
+            w.count,
+            w.count_5xx,
+        ) && close(g.avg_latency_ms, w.avg_latency_ms)
+            && close(g.max_latency_ms, w.max_latency_ms);
+        if !same {
+            bail!("{what}: wrong answer\n  got      {g:?}\n  expected {w:?}");
+        }
+    }
+    Ok(())
+}
+
+/// CPU seconds used by the whole process so far (user + system, all
+/// threads), from `/proc/self/stat`; NaN where there is none.
+fn cpu_secs() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return f64::NAN;
+    };
+    // Fields after the command name, which ends at the last ')': state is
+    // field 3, utime 14 and stime 15, in clock ticks (100 per second).
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return f64::NAN;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+    match (ticks(11), ticks(12)) {
+        (Some(u), Some(s)) => (u + s) / 100.0,
+        _ => f64::NAN,
+    }
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+/// Prints events/s per variant and the ratios to the loop.
+fn report(variants: &[Variant], runs: &[Vec<Run>], events: u64) {
+    let rate = |r: &Run| events as f64 / r.secs / 1e6;
+    println!();
+    println!(
+        "{:<12} {:>14} {:>10} {:>10} {:>9} {:>9}",
+        "variant", "median Mev/s", "min", "max", "median s", "CPU s"
+    );
+    for (v, rs) in variants.iter().zip(runs) {
+        let mut rates: Vec<f64> = rs.iter().map(rate).collect();
+        let mut secs: Vec<f64> = rs.iter().map(|r| r.secs).collect();
+        let mut cpu: Vec<f64> = rs.iter().map(|r| r.cpu).collect();
+        let (min, max) = rates.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &r| {
+            (lo.min(r), hi.max(r))
+        });
+        println!(
+            "{:<12} {:>14.3} {:>10.3} {:>10.3} {:>9.3} {:>9.2}",
+            v.label(),
+            median(&mut rates),
+            min,
+            max,
+            median(&mut secs),
+            median(&mut cpu),
+        );
+    }
+    let Some(base) = variants.iter().position(|v| *v == Variant::Loop) else {
+        return;
+    };
+    println!();
+    for (v, goal) in [(Variant::Brook(1), 0.8), (Variant::Brook(2), 1.5)] {
+        let Some(k) = variants.iter().position(|x| *x == v) else {
+            continue;
+        };
+        // Per round: each round ran every variant back to back.
+        let mut ratios: Vec<f64> = runs[k]
+            .iter()
+            .zip(&runs[base])
+            .map(|(r, l)| l.secs / r.secs)
+            .collect();
+        let (min, max) = ratios.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &r| {
+            (lo.min(r), hi.max(r))
+        });
+        let m = median(&mut ratios);
+        println!(
+            "{}/loop: {m:.2}x (per-round median; min {min:.2}x, max {max:.2}x); goal >= {goal:.1}x: {}",
+            v.id(),
+            if m >= goal { "met" } else { "NOT met" },
+        );
+    }
+}
