@@ -1,6 +1,6 @@
 //! The log-analysis job on Kafka: log events from a topic → the
-//! logs-window query of `shared/bench/WORKLOAD.md` → window results as CSV
-//! part files in a directory (as `log_analysis` writes them), and alerts
+//! logs-window query of `shared/bench/WORKLOAD.md` → window results as
+//! Parquet files in a directory (as `log_analysis` writes them), and alerts
 //! (windows whose count of 5xx responses reaches a threshold) to a topic.
 //!
 //! Event times and watermarks come from the source, per partition (2 s of
@@ -22,7 +22,9 @@
 //! ```
 //!
 //! Without `--bounded` the job runs until Ctrl-C, which fires the open
-//! windows and writes them.
+//! windows and writes them. Meanwhile Parquet files are published as they
+//! roll (at most a minute apart), so `brook sql` can query the directory
+//! while the job runs.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -45,7 +47,8 @@ struct Args {
     /// The topic of JSON log lines.
     #[arg(long)]
     topic: String,
-    /// Directory for the window results (CSV part files).
+    /// Directory for the window results (Parquet files, as `log_analysis`
+    /// writes them; published as they roll, at most a minute apart).
     #[arg(long, default_value = "brook-out/kafka-stats")]
     out: PathBuf,
     /// Stop at the end offsets seen at start, instead of running until Ctrl-C.
@@ -84,7 +87,7 @@ async fn main() -> anyhow::Result<()> {
     let flow = Dataflow::with_config("kafka-logs", config);
     let events = flow.source("logs", source);
     let stats = logs::window_stats_timed(&events);
-    stats.sink("csv", CsvSink::new(&args.out));
+    stats.sink("parquet", ParquetSink::<WindowStats>::new(&args.out));
     if let Some(topic) = &args.alerts_topic {
         let threshold = args.alert_5xx;
         let sink = KafkaSink::<WindowStats>::json(KafkaSinkConfig::new(&args.brokers, topic))?
@@ -112,7 +115,7 @@ async fn main() -> anyhow::Result<()> {
         "read {read} events in {elapsed:.2} s ({:.2} M events/s); wrote {} window rows to {}; \
          {} alerts; {} late, {} bad messages dropped",
         read as f64 / elapsed / 1e6,
-        count("csv", |c| c.records_in),
+        count("parquet", |c| c.records_in),
         args.out.display(),
         count("alerts-out", |c| c.records_in),
         count("stats", |c| c.late),

@@ -39,7 +39,9 @@ pub use run::run_until_ctrl_c;
 /// Everything a pipeline author needs, in one import.
 pub mod prelude {
     pub use brook_connectors::file::*;
-    pub use brook_connectors::{CollectSink, Collected, MemorySource, StdoutSink};
+    #[cfg(feature = "parquet")]
+    pub use brook_connectors::parquet::ParquetSink;
+    pub use brook_connectors::{CollectSink, Collected, LogGenerator, MemorySource, StdoutSink};
     pub use brook_core::prelude::*;
     pub use brook_core::state::{ListState, MapState, ValueState};
     pub use brook_operators::keyed::{

@@ -21,6 +21,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use brook_connectors::generator::GeneratedLog;
 use brook_core::{Stream, Watermarks};
 use brook_operators::StreamExt;
 use brook_operators::window::{AggregateExt, Avg, Count, KeyedWindowExt, Max, Tumbling};
@@ -31,19 +32,8 @@ pub const WINDOW: Duration = Duration::from_secs(10);
 /// The watermark's bound on out-of-orderness.
 pub const MAX_OUT_OF_ORDERNESS: Duration = Duration::from_secs(2);
 
-/// A log level.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Level {
-    /// `DEBUG`
-    Debug,
-    /// `INFO`
-    Info,
-    /// `WARN`
-    Warn,
-    /// `ERROR`
-    Error,
-}
+/// A log level: `DEBUG`, `INFO`, `WARN` or `ERROR` (the generator's type).
+pub use brook_connectors::generator::Level;
 
 /// One log event: the fields the query reads. Other fields of a line
 /// (`host`, `message`) are skipped while parsing.
@@ -59,6 +49,19 @@ pub struct LogEvent {
     pub status: u16,
     /// Request latency in milliseconds.
     pub latency_ms: f64,
+}
+
+impl From<GeneratedLog> for LogEvent {
+    /// The fields the query reads of a generated event.
+    fn from(e: GeneratedLog) -> Self {
+        LogEvent {
+            ts: e.ts,
+            level: e.level,
+            service: e.service,
+            status: e.status,
+            latency_ms: e.latency_ms,
+        }
+    }
 }
 
 /// One result row: a window of one `(service, level)`, in the column order

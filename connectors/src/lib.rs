@@ -16,6 +16,7 @@ pub mod kafka;
 pub mod memory;
 #[cfg(feature = "parquet")]
 pub mod parquet;
+mod publish;
 mod stdout;
 
 pub use generator::{GeneratedLog, LogGenerator};

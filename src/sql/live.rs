@@ -49,7 +49,7 @@ use super::SqlError;
 ///     Reading { sensor: "a".into(), value: 2.0 },
 ///     Reading { sensor: "b".into(), value: 5.0 },
 /// ];
-/// flow.source("readings", MemorySource::new(readings).parallelism(1))
+/// flow.source("readings", MemorySource::new(readings))
 ///     .sink("live", live);
 /// flow.build()?.run(CancellationToken::new()).await?;
 ///

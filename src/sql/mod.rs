@@ -22,7 +22,7 @@
 //!   `.parquet` are read: a sink's hidden in-progress files
 //!   (`.part-….parquet.inprogress`) never are, so a query never meets a
 //!   partial file. Hive-style subdirectories (`service=svc-07/`) become
-//!   string columns of that name.
+//!   string columns of that name, unless the files hold that column.
 //! - [`SqlEngine::register_live`] registers a [`LiveTable`]: the latest row
 //!   per key that a [`LiveTableSink`] received, read at the moment the
 //!   query starts, while the job runs.
@@ -32,10 +32,9 @@
 //! `DESCRIBE`. DDL (`CREATE`, `DROP`), DML (`INSERT`, `COPY`) and other
 //! statements (`SET`, transactions) are refused with
 //! [`SqlError::Refused`] before anything runs. The engine's memory pool is
-//! limited ([`DEFAULT_MEMORY_LIMIT`] unless set): operators that can spill
-//! (sorts, aggregations) spill to temporary files past it, and a query that
-//! still needs more fails with DataFusion's "Resources exhausted" error
-//! instead of taking the machine's memory.
+//! limited ([`DEFAULT_MEMORY_LIMIT`] unless set), and nothing spills to
+//! disk: a query that needs more fails with DataFusion's "Resources
+//! exhausted" error instead of taking the machine's memory or disk.
 
 mod error;
 mod format;
@@ -49,6 +48,7 @@ use arrow::datatypes::{DataType, SchemaRef};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTableUrl};
 use datafusion::execution::context::SQLOptions;
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
@@ -98,8 +98,15 @@ impl SqlEngine {
     /// # Errors
     /// [`SqlError::Query`] if DataFusion's runtime cannot be set up.
     pub fn with_memory_limit(bytes: usize) -> Result<Self, SqlError> {
+        // No spilling: a query past the limit fails. Spilling would also
+        // expose DataFusion 55's RepartitionExec spill deadlock
+        // (apache/datafusion#24883), where a query under a memory limit can
+        // stop for good with every worker parked.
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_limit(bytes, 1.0)
+            .with_disk_manager_builder(
+                DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
+            )
             .build_arc()?;
         // information_schema serves `SHOW TABLES` and `SHOW COLUMNS`.
         let config = SessionConfig::new().with_information_schema(true);
@@ -138,7 +145,8 @@ impl SqlEngine {
     /// recursively, or one file) as table `name`.
     ///
     /// Hive-style partition directories (`key=value/`) become string
-    /// columns named `key`. The schema is read from the files present now,
+    /// columns named `key`, unless the files hold a column of that name
+    /// already. The schema is read from the files present now,
     /// so there must be at least one.
     ///
     /// # Errors
@@ -173,20 +181,21 @@ impl SqlEngine {
         let state = self.ctx.state();
         let options =
             ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
-        let partitions = options
-            .infer_partitions(&state, &url)
-            .await
-            .map_err(|e| fail(e.into()))?;
-        let options = options.with_table_partition_cols(
-            partitions
-                .into_iter()
-                .map(|column| (column, DataType::Utf8))
-                .collect(),
-        );
         let schema = options
             .infer_schema(&state, &url)
             .await
             .map_err(|e| fail(e.into()))?;
+        // A partition level named like a column the files hold already
+        // (a sink partitioning by a field it also writes) adds nothing.
+        let partitions: Vec<(String, DataType)> = options
+            .infer_partitions(&state, &url)
+            .await
+            .map_err(|e| fail(e.into()))?
+            .into_iter()
+            .filter(|column| schema.field_with_name(column).is_err())
+            .map(|column| (column, DataType::Utf8))
+            .collect();
+        let options = options.with_table_partition_cols(partitions);
         self.ctx
             .register_listing_table(name, location, options, Some(schema), None)
             .await

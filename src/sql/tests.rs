@@ -30,12 +30,19 @@ fn write_parquet(path: &Path, rows: &[(&str, i64, f64)]) {
     writer.close().expect("close");
 }
 
-fn rt() -> tokio::runtime::Runtime {
+/// Runs `fut` on a two-worker runtime; a query that hangs fails the test
+/// after a minute instead of hanging it.
+fn block_on<F: std::future::Future>(fut: F) -> F::Output {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime")
+        .block_on(async {
+            tokio::time::timeout(std::time::Duration::from_secs(60), fut)
+                .await
+                .expect("a query hung")
+        })
 }
 
 #[test]
@@ -53,9 +60,12 @@ fn queries_a_directory_and_skips_hidden_and_other_files() {
     )
     .expect("write");
     std::fs::write(dir.path().join("_SUCCESS"), b"").expect("write");
-    rt().block_on(async {
+    block_on(async {
         let engine = SqlEngine::new().expect("engine");
-        engine.register_parquet("stats", dir.path()).await.expect("register");
+        engine
+            .register_parquet("stats", dir.path())
+            .await
+            .expect("register");
         let result = engine
             .query("SELECT service, sum(count) AS n, max(latency) AS worst FROM stats GROUP BY service ORDER BY service")
             .await
@@ -80,7 +90,7 @@ fn hive_partition_directories_become_columns() {
         &dir.path().join("region=us/part-0.parquet"),
         &[("a", 2, 2.0), ("b", 5, 3.0)],
     );
-    rt().block_on(async {
+    block_on(async {
         let engine = SqlEngine::new().expect("engine");
         engine
             .register_parquet("t", dir.path())
@@ -99,7 +109,7 @@ fn hive_partition_directories_become_columns() {
 
 #[test]
 fn formats_table_csv_json_and_json_lines() {
-    rt().block_on(async {
+    block_on(async {
         let engine = SqlEngine::new().expect("engine");
         let result = engine
             .query("SELECT * FROM (VALUES (1, 'x'), (22, NULL)) AS t(n, s)")
@@ -144,7 +154,7 @@ fn refuses_everything_but_queries() {
     let dir = tempfile::tempdir().expect("tempdir");
     write_parquet(&dir.path().join("part-0.parquet"), &[("a", 1, 1.0)]);
     let copied = dir.path().join("copied.csv");
-    rt().block_on(async {
+    block_on(async {
         let engine = SqlEngine::new().expect("engine");
         engine
             .register_parquet("stats", dir.path())
@@ -201,7 +211,7 @@ fn refuses_everything_but_queries() {
 
 #[test]
 fn a_query_past_the_memory_limit_fails_with_a_clear_error() {
-    rt().block_on(async {
+    block_on(async {
         let engine = SqlEngine::with_memory_limit(1 << 20).expect("engine");
         assert_eq!(engine.memory_limit(), 1 << 20);
         let err = engine
@@ -222,7 +232,7 @@ fn a_query_past_the_memory_limit_fails_with_a_clear_error() {
 #[test]
 fn registering_checks_names_and_directories() {
     let dir = tempfile::tempdir().expect("tempdir");
-    rt().block_on(async {
+    block_on(async {
         let engine = SqlEngine::new().expect("engine");
         let missing = dir.path().join("missing");
         let err = engine
@@ -297,18 +307,21 @@ fn a_live_table_serves_the_latest_row_per_key() {
         count,
         note: (count > 2).then(|| "busy".to_string()),
     };
-    rt().block_on(async {
-        let mut sink = LiveTableSink::new(|r: &Latest| (r.service.clone(), r.level.clone()))
-            .expect("sink");
+    block_on(async {
+        let mut sink =
+            LiveTableSink::new(|r: &Latest| (r.service.clone(), r.level.clone())).expect("sink");
         let table = sink.table();
         let engine = SqlEngine::new().expect("engine");
         engine.register_live("latest", &table).expect("register");
-        let query = "SELECT service, level, window_start, count, note FROM latest ORDER BY service, level";
+        let query =
+            "SELECT service, level, window_start, count, note FROM latest ORDER BY service, level";
 
         let empty = engine.query(query).await.expect("query");
         assert_eq!(empty.num_rows(), 0);
 
-        let mut writer = sink.open(&SinkContext::standalone("live", 0, 1)).expect("open");
+        let mut writer = sink
+            .open(&SinkContext::standalone("live", 0, 1))
+            .expect("open");
         let mut batch = Batch::new();
         batch.push(0, row("a", Level::Info, 0, 1));
         batch.push(0, row("a", Level::Error, 0, 2));

@@ -11,6 +11,8 @@ mod runtime_metrics;
 mod runtime_parallel;
 mod runtime_robustness;
 mod send_sync;
+#[cfg(feature = "sql")]
+mod sql_over_sinks;
 mod support;
 mod time_keyed;
 mod time_windows;

@@ -3,7 +3,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,6 +15,11 @@ use parquet::errors::ParquetError;
 use parquet::file::properties::WriterProperties;
 use serde::Serialize;
 use serde_arrow::ArrayBuilder;
+
+use crate::publish::{blocking, publish};
+
+/// What blocking-pool failures call this sink.
+const SINK: &str = "a parquet sink";
 
 /// What every file of a writer shares.
 pub(crate) struct FileFormat {
@@ -163,7 +168,7 @@ impl PartFile {
         };
         let writer = self.writer.take();
         let (paths, format) = (self.paths.clone(), format.clone());
-        let writer = blocking(move || {
+        let writer = blocking(SINK, move || {
             let mut writer = match writer {
                 Some(writer) => writer,
                 None => paths.create(&format)?,
@@ -190,7 +195,7 @@ impl PartFile {
         let batch = self.take_batch()?;
         let writer = self.writer.take();
         let (paths, format) = (self.paths.clone(), format.clone());
-        blocking(move || {
+        blocking(SINK, move || {
             let mut writer = match writer {
                 Some(writer) => writer,
                 None => paths.create(&format)?,
@@ -203,54 +208,9 @@ impl PartFile {
             let file = writer
                 .into_inner()
                 .map_err(|e| paths.failed("finishing", e))?;
-            let (tmp, done) = (&paths.in_progress, &paths.done);
-            file.sync_all()
-                .map_err(|e| Error::io(format_args!("syncing {}", tmp.display()), e))?;
-            drop(file);
-            fs::rename(tmp, done).map_err(|e| {
-                let context = format_args!("renaming {} to {}", tmp.display(), done.display());
-                Error::io(context, e)
-            })?;
-            sync_dir(&paths.dir)?;
-            Ok(done.clone())
+            publish(file, &paths.in_progress, &paths.done, &paths.dir)?;
+            Ok(paths.done.clone())
         })
         .await
     }
-}
-
-/// Fails early on a directory that cannot be one, without writing
-/// anything. A directory that does not exist yet is created by the first
-/// write.
-pub(crate) fn check_dir(dir: &Path) -> Result<()> {
-    let context = || format!("sink directory {}", dir.display());
-    match fs::metadata(dir) {
-        Ok(meta) if meta.is_dir() => Ok(()),
-        Ok(_) => Err(Error::io(
-            context(),
-            io::Error::from(io::ErrorKind::NotADirectory),
-        )),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::io(context(), e)),
-    }
-}
-
-/// Syncs a directory, so that a rename in it is durable.
-#[cfg(unix)]
-fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(format_args!("syncing directory {}", dir.display()), e))
-}
-
-/// Other systems cannot open a directory as a file to sync it.
-#[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> Result<()> {
-    Ok(())
-}
-
-/// Runs blocking encoding and file I/O on tokio's blocking pool.
-async fn blocking<R: Send + 'static>(f: impl FnOnce() -> Result<R> + Send + 'static) -> Result<R> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::Internal(format!("a parquet sink's blocking write failed: {e}")))?
 }

@@ -18,10 +18,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_arrow::schema::TracingOptions;
 
-use super::part::{FileFormat, check_dir};
+use super::part::FileFormat;
 use super::partition::{Partitioner, valid_key};
 use super::schema::{self, SchemaSource};
 use super::writer::{ParquetSinkWriter, Rolling, Shared};
+use crate::publish::check_dir;
 
 /// The default size at which a file rolls: 128 MiB, as in Flink.
 pub const DEFAULT_MAX_FILE_BYTES: u64 = 128 << 20;

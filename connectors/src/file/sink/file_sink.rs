@@ -1,14 +1,14 @@
 //! [`FileSink`]: the sink that [`JsonLinesSink`] and [`CsvSink`] are.
 
-use std::io;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use brook_core::{Error, Result, Sink, SinkContext};
+use brook_core::{Result, Sink, SinkContext};
 
 use super::encoder::{CsvEncoder, JsonLinesEncoder, RecordEncoder};
 use super::writer::{CHUNK_SIZE, FileSinkWriter, PartFile};
+use crate::publish::check_dir;
 
 /// A sink writing JSON lines: one JSON value per line, one
 /// `part-<instance>.jsonl` file per parallel instance.
@@ -124,22 +124,6 @@ impl<T, E> FileSink<T, E> {
     pub(crate) fn chunk_size(mut self, bytes: usize) -> Self {
         self.chunk_size = bytes.max(1);
         self
-    }
-}
-
-/// Fails early on a directory that cannot be one, without writing
-/// anything: a job that fails to start has written nothing. A directory
-/// that does not exist yet is created by the first write.
-fn check_dir(dir: &Path) -> Result<()> {
-    let context = || format!("sink directory {}", dir.display());
-    match std::fs::metadata(dir) {
-        Ok(meta) if meta.is_dir() => Ok(()),
-        Ok(_) => Err(Error::io(
-            context(),
-            io::Error::from(io::ErrorKind::NotADirectory),
-        )),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::io(context(), e)),
     }
 }
 

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use brook_core::{Batch, Error, Result, SinkWriter};
 
 use super::encoder::RecordEncoder;
+use crate::publish::{blocking, publish};
 
 /// How many encoded bytes an instance holds before it writes them: 1 MiB.
 pub(crate) const CHUNK_SIZE: usize = 1 << 20;
@@ -195,7 +196,7 @@ impl PartFile {
         let file = self.take_file()?;
         let chunk = std::mem::take(&mut self.chunk);
         let paths = self.paths.clone();
-        let (file, mut chunk) = blocking(move || {
+        let (file, mut chunk) = blocking("a file sink", move || {
             let mut file = match file {
                 Some(file) => file,
                 None => paths.create()?,
@@ -217,7 +218,7 @@ impl PartFile {
         let file = self.take_file()?;
         let chunk = std::mem::take(&mut self.chunk);
         let paths = self.paths.clone();
-        blocking(move || {
+        blocking("a file sink", move || {
             let mut file = match file {
                 Some(file) => file,
                 None => paths.create()?,
@@ -225,39 +226,10 @@ impl PartFile {
             if !chunk.is_empty() {
                 paths.write(&mut file, &chunk)?;
             }
-            let (tmp, done) = (&paths.in_progress, &paths.done);
-            file.sync_all()
-                .map_err(|e| Error::io(format_args!("syncing {}", tmp.display()), e))?;
-            drop(file);
-            fs::rename(tmp, done).map_err(|e| {
-                let context = format_args!("renaming {} to {}", tmp.display(), done.display());
-                Error::io(context, e)
-            })?;
-            sync_dir(&paths.dir)
+            publish(file, &paths.in_progress, &paths.done, &paths.dir)
         })
         .await?;
         self.file = FileState::Done;
         Ok(())
     }
-}
-
-/// Syncs a directory, so that a rename in it is durable.
-#[cfg(unix)]
-fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(format_args!("syncing directory {}", dir.display()), e))
-}
-
-/// Other systems cannot open a directory as a file to sync it.
-#[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> Result<()> {
-    Ok(())
-}
-
-/// Runs blocking file I/O on tokio's blocking pool.
-async fn blocking<R: Send + 'static>(f: impl FnOnce() -> Result<R> + Send + 'static) -> Result<R> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::Internal(format!("a file sink's blocking write failed: {e}")))?
 }

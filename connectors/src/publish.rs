@@ -1,0 +1,66 @@
+//! What the file-writing sinks share: checking their directory, publishing
+//! a finished file by rename, and running blocking I/O off the task.
+
+use std::fs::{self, File};
+use std::io;
+use std::path::Path;
+
+use brook_core::{Error, Result};
+
+/// Fails early on a directory that cannot be one, without writing
+/// anything: a job that fails to start has written nothing. A directory
+/// that does not exist yet is created by the first write.
+pub(crate) fn check_dir(dir: &Path) -> Result<()> {
+    let context = || format!("sink directory {}", dir.display());
+    match fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(Error::io(
+            context(),
+            io::Error::from(io::ErrorKind::NotADirectory),
+        )),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(context(), e)),
+    }
+}
+
+/// Publishes a finished file: syncs `file` (written at `in_progress`),
+/// renames it to `done` (replacing a file of that name) and syncs `dir`,
+/// the directory holding both, so that the rename survives a crash.
+///
+/// # Errors
+/// [`Error::Io`] naming the path; the in-progress file then stays.
+pub(crate) fn publish(file: File, in_progress: &Path, done: &Path, dir: &Path) -> Result<()> {
+    file.sync_all()
+        .map_err(|e| Error::io(format_args!("syncing {}", in_progress.display()), e))?;
+    drop(file);
+    fs::rename(in_progress, done).map_err(|e| {
+        let context = format_args!("renaming {} to {}", in_progress.display(), done.display());
+        Error::io(context, e)
+    })?;
+    sync_dir(dir)
+}
+
+/// Syncs a directory, so that a rename in it is durable.
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(format_args!("syncing directory {}", dir.display()), e))
+}
+
+/// Other systems cannot open a directory as a file to sync it.
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> Result<()> {
+    Ok(())
+}
+
+/// Runs blocking encoding and file I/O of a `sink` ("a parquet sink") on
+/// tokio's blocking pool.
+pub(crate) async fn blocking<R: Send + 'static>(
+    sink: &'static str,
+    f: impl FnOnce() -> Result<R> + Send + 'static,
+) -> Result<R> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Internal(format!("{sink}'s blocking write failed: {e}")))?
+}
