@@ -101,22 +101,19 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let metrics = job.metrics();
     let progress = progress_bar(total);
-    let ticker = {
-        let (metrics, progress) = (metrics.clone(), progress.clone());
-        tokio::spawn(async move {
-            loop {
-                let read = metrics
-                    .snapshot()
-                    .node("logs")
-                    .map_or(0, |n| n.total.records_out);
-                progress.set_position(read);
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        })
-    };
     // Ctrl-C stops reading; what was read still flows through and is written.
-    let result = brook::run_until_ctrl_c(job).await;
-    ticker.abort();
+    let run = brook::run_until_ctrl_c(job);
+    tokio::pin!(run);
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let result = loop {
+        tokio::select! {
+            result = &mut run => break result,
+            _ = tick.tick() => {
+                let read = metrics.snapshot().node("logs").map_or(0, |n| n.total.records_out);
+                progress.set_position(read);
+            }
+        }
+    };
     progress.finish_and_clear();
     result.context("running the job")?;
     let elapsed = started.elapsed();
