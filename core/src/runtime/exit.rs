@@ -108,6 +108,10 @@ impl<T: crate::Data> Exit<T> {
                     ready.extend(self.broadcast(b));
                 }
             }
+            // One target takes every key: no key to compute, no hash.
+            Route::Hash(_) if self.targets.len() == 1 => {
+                ready.extend(self.buffer(0, batch).map(|b| (0, b)));
+            }
             Route::Hash(f) => {
                 let (f, n, size) = (f.clone(), self.targets.len(), self.batch_size);
                 for r in batch {
