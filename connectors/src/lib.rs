@@ -18,6 +18,8 @@ pub mod memory;
 pub mod parquet;
 mod publish;
 mod stdout;
+#[cfg(test)]
+mod test_support;
 
 pub use generator::{GeneratedLog, LogGenerator};
 pub use memory::{CollectSink, Collected, MemorySource};

@@ -9,8 +9,8 @@ use std::time::Duration;
 use arrow::array::{Array, TimestampMillisecondArray};
 use arrow::datatypes::{DataType, Field, TimeUnit};
 use brook_core::{
-    Batch, BoxedSourceStream, Dataflow, Error, Record, Result, Sink, SinkContext, SinkWriter,
-    Source, SourceContext, SourceEvent,
+    Batch, BoxedSourceStream, Dataflow, Error, Result, Sink, SinkWriter, Source, SourceContext,
+    SourceEvent,
 };
 use futures::{StreamExt, stream};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ParquetSink;
 use crate::MemorySource;
+use crate::test_support::{io_error, open_writer, untimed};
 
 mod partitioning;
 mod rolling;
@@ -375,15 +376,6 @@ async fn an_explicit_schema_with_timestamps_over_integers_and_strings() {
         "{}",
         values[0].seen
     );
-}
-
-/// The error at the root of `e`, with its text, for an I/O error.
-fn io_error(e: &Error) -> String {
-    assert!(
-        matches!(e.root(), Error::Io { .. }),
-        "not an I/O error: {e}"
-    );
-    e.to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,10 +5,11 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use brook_core::{Batch, Dataflow, Error, Record, Result, Sink, SinkContext, SinkWriter};
+use brook_core::{Batch, Dataflow, Error, Record, Result, Sink, SinkWriter};
 use serde::{Deserialize, Serialize};
 
 use crate::file::{CsvSink, CsvSource, FileSink, JsonLinesSink, JsonLinesSource, RecordEncoder};
+use crate::test_support::{io_error, open_writer, untimed};
 use crate::{CollectSink, MemorySource};
 
 #[derive(Debug, Clone, PartialEq, PartialOrd, Serialize, Deserialize)]
@@ -195,12 +196,11 @@ async fn an_instance_without_records_writes_no_file() {
 
 /// A writer of instance 0 of `sink`, opened outside a job.
 fn open<T, S: Sink<T>>(sink: &mut S) -> S::Writer {
-    sink.open(&SinkContext::standalone("files", 0, 1))
-        .expect("open")
+    open_writer(sink, "files")
 }
 
 fn batch(rows: &[Row]) -> Batch<Row> {
-    rows.iter().cloned().map(Record::untimed).collect()
+    untimed(rows)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -283,15 +283,6 @@ async fn a_file_left_in_progress_by_a_crash_is_replaced() {
     assert_eq!(names(tmp.path()), ["part-0.jsonl"]);
     let text = std::fs::read_to_string(tmp.path().join("part-0.jsonl")).expect("part");
     assert_eq!(text, "1\n2\n3\n");
-}
-
-/// The I/O error at the root of `e`, with its text.
-fn io_error(e: &Error) -> String {
-    assert!(
-        matches!(e.root(), Error::Io { .. }),
-        "not an I/O error: {e}"
-    );
-    e.to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -32,12 +32,11 @@ async fn files_roll_by_rows_and_by_bytes_keeping_every_row_in_order() {
 
 /// A writer of instance 0 of `sink`, opened outside a job.
 fn open<T, S: Sink<T>>(sink: &mut S) -> S::Writer {
-    sink.open(&SinkContext::standalone("parquet", 0, 1))
-        .expect("open")
+    open_writer(sink, "parquet")
 }
 
 fn batch(stats: &[Stat]) -> Batch<Stat> {
-    stats.iter().cloned().map(Record::untimed).collect()
+    untimed(stats)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
