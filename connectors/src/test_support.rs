@@ -1,6 +1,8 @@
 //! Helpers the connectors' unit tests share.
 
-use brook_core::{Batch, Error, Record, Sink, SinkContext};
+use brook_core::{Batch, Dataflow, Error, Record, Result, Sink, SinkContext};
+
+use crate::MemorySource;
 
 /// The I/O error at the root of `e`, with its text.
 pub(crate) fn io_error(e: &Error) -> String {
@@ -21,4 +23,18 @@ pub(crate) fn open_writer<T, S: Sink<T>>(sink: &mut S, node: &str) -> S::Writer 
 /// `values` as a batch of records without event time.
 pub(crate) fn untimed<T: Clone>(values: &[T]) -> Batch<T> {
     values.iter().cloned().map(Record::untimed).collect()
+}
+
+/// Runs `values` into `sink`, a node named `node`, at parallelism `p`, in
+/// batches of 100.
+pub(crate) async fn run_into<T, S>(values: Vec<T>, sink: S, node: &str, p: usize) -> Result<()>
+where
+    T: Clone + Send + 'static,
+    S: Sink<T>,
+{
+    let mut flow = Dataflow::new("write");
+    flow.set_parallelism(p).set_batch_size(100);
+    flow.source("values", MemorySource::new(values))
+        .sink(node, sink);
+    flow.build()?.run(Default::default()).await
 }

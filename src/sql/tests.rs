@@ -45,6 +45,19 @@ fn block_on<F: std::future::Future>(fut: F) -> F::Output {
         })
 }
 
+/// An engine with the Parquet files under `dir` registered as `name`.
+async fn engine_over(name: &str, dir: &Path) -> SqlEngine {
+    let engine = SqlEngine::new().expect("engine");
+    engine.register_parquet(name, dir).await.expect("register");
+    engine
+}
+
+/// The result of `sql` as CSV.
+async fn csv(engine: &SqlEngine, sql: &str) -> String {
+    let result = engine.query(sql).await.expect("query");
+    result.format(OutputFormat::Csv).expect("csv")
+}
+
 #[test]
 fn queries_a_directory_and_skips_hidden_and_other_files() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -61,11 +74,7 @@ fn queries_a_directory_and_skips_hidden_and_other_files() {
     .expect("write");
     std::fs::write(dir.path().join("_SUCCESS"), b"").expect("write");
     block_on(async {
-        let engine = SqlEngine::new().expect("engine");
-        engine
-            .register_parquet("stats", dir.path())
-            .await
-            .expect("register");
+        let engine = engine_over("stats", dir.path()).await;
         let result = engine
             .query("SELECT service, sum(count) AS n, max(latency) AS worst FROM stats GROUP BY service ORDER BY service")
             .await
@@ -91,17 +100,13 @@ fn hive_partition_directories_become_columns() {
         &[("a", 2, 2.0), ("b", 5, 3.0)],
     );
     block_on(async {
-        let engine = SqlEngine::new().expect("engine");
-        engine
-            .register_parquet("t", dir.path())
-            .await
-            .expect("register");
-        let result = engine
-            .query("SELECT region, sum(count) AS n FROM t GROUP BY region ORDER BY region")
-            .await
-            .expect("query");
+        let engine = engine_over("t", dir.path()).await;
         assert_eq!(
-            result.format(OutputFormat::Csv).expect("csv"),
+            csv(
+                &engine,
+                "SELECT region, sum(count) AS n FROM t GROUP BY region ORDER BY region"
+            )
+            .await,
             "region,n\neu,1\nus,7\n"
         );
     });
@@ -155,11 +160,7 @@ fn refuses_everything_but_queries() {
     write_parquet(&dir.path().join("part-0.parquet"), &[("a", 1, 1.0)]);
     let copied = dir.path().join("copied.csv");
     block_on(async {
-        let engine = SqlEngine::new().expect("engine");
-        engine
-            .register_parquet("stats", dir.path())
-            .await
-            .expect("register");
+        let engine = engine_over("stats", dir.path()).await;
         let statements = [
             "CREATE TABLE t (a INT)".to_string(),
             "CREATE TABLE t AS SELECT * FROM stats".to_string(),
@@ -189,11 +190,10 @@ fn refuses_everything_but_queries() {
         assert!(!copied.exists(), "COPY wrote a file");
         assert_eq!(engine.tables(), vec!["stats".to_string()]);
         // The table is still there and unchanged.
-        let result = engine
-            .query("SELECT count(*) AS n FROM stats")
-            .await
-            .expect("query");
-        assert_eq!(result.format(OutputFormat::Csv).expect("csv"), "n\n1\n");
+        assert_eq!(
+            csv(&engine, "SELECT count(*) AS n FROM stats").await,
+            "n\n1\n"
+        );
         // Queries of every read-only kind run.
         for sql in [
             "SHOW TABLES",
@@ -221,11 +221,7 @@ fn a_query_past_the_memory_limit_fails_with_a_clear_error() {
         assert!(err.to_string().contains("Resources exhausted"), "{err}");
         // The same query fits in the default limit.
         let engine = SqlEngine::new().expect("engine");
-        let result = engine
-            .query("SELECT count(*) AS n FROM (SELECT v % 1000 AS k, count(*) FROM generate_series(1, 3000000) AS t(v) GROUP BY k)")
-            .await
-            .expect("query");
-        assert_eq!(result.format(OutputFormat::Csv).expect("csv"), "n\n1000\n");
+        assert_eq!(csv(&engine, "SELECT count(*) AS n FROM (SELECT v % 1000 AS k, count(*) FROM generate_series(1, 3000000) AS t(v) GROUP BY k)").await, "n\n1000\n");
     });
 }
 
@@ -327,9 +323,8 @@ fn a_live_table_serves_the_latest_row_per_key() {
         batch.push(0, row("a", Level::Error, 0, 2));
         batch.push(0, row("b", Level::Info, 0, 5));
         writer.write(batch).await.expect("write");
-        let first = engine.query(query).await.expect("query");
         assert_eq!(
-            first.format(OutputFormat::Csv).expect("csv"),
+            csv(&engine, query).await,
             "service,level,window_start,count,note\na,Error,0,2,\na,Info,0,1,\nb,Info,0,5,busy\n"
         );
 
@@ -337,9 +332,8 @@ fn a_live_table_serves_the_latest_row_per_key() {
         let mut batch = Batch::new();
         batch.push(0, row("a", Level::Info, 10_000, 7));
         writer.write(batch).await.expect("write");
-        let second = engine.query(query).await.expect("query");
         assert_eq!(
-            second.format(OutputFormat::Csv).expect("csv"),
+            csv(&engine, query).await,
             "service,level,window_start,count,note\na,Error,0,2,\na,Info,10000,7,busy\nb,Info,0,5,busy\n"
         );
         assert_eq!(table.len(), 3);

@@ -20,8 +20,7 @@ use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 
 use super::ParquetSink;
-use crate::MemorySource;
-use crate::test_support::{io_error, open_writer, untimed};
+use crate::test_support::{io_error, open_writer, run_into, untimed};
 
 mod partitioning;
 mod rolling;
@@ -165,17 +164,13 @@ fn read_all(dir: &Path) -> Vec<(String, Read<Stat>)> {
         .collect()
 }
 
-/// Runs `values` into `sink` at parallelism `p`.
+/// Runs `values` into `sink` (node `parquet`) at parallelism `p`.
 async fn run<T, S>(values: Vec<T>, sink: S, p: usize) -> Result<()>
 where
     T: Clone + Send + 'static,
     S: Sink<T>,
 {
-    let mut flow = Dataflow::new("write");
-    flow.set_parallelism(p).set_batch_size(100);
-    flow.source("stats", MemorySource::new(values))
-        .sink("parquet", sink);
-    flow.build()?.run(Default::default()).await
+    run_into(values, sink, "parquet", p).await
 }
 
 fn codecs(meta: &ParquetMetaData) -> Vec<Compression> {

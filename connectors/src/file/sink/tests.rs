@@ -9,7 +9,7 @@ use brook_core::{Batch, Dataflow, Error, Record, Result, Sink, SinkWriter};
 use serde::{Deserialize, Serialize};
 
 use crate::file::{CsvSink, CsvSource, FileSink, JsonLinesSink, JsonLinesSource, RecordEncoder};
-use crate::test_support::{io_error, open_writer, untimed};
+use crate::test_support::{io_error, open_writer, run_into, untimed};
 use crate::{CollectSink, MemorySource};
 
 #[derive(Debug, Clone, PartialEq, PartialOrd, Serialize, Deserialize)]
@@ -64,17 +64,13 @@ fn parts(dir: &Path) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Runs `values` into `sink` at parallelism `p`.
+/// Runs `values` into `sink` (node `files`) at parallelism `p`.
 async fn run<T, S>(values: Vec<T>, sink: S, p: usize) -> Result<()>
 where
     T: Clone + Send + 'static,
     S: Sink<T>,
 {
-    let mut flow = Dataflow::new("write");
-    flow.set_parallelism(p).set_batch_size(100);
-    flow.source("rows", MemorySource::new(values))
-        .sink("files", sink);
-    flow.build()?.run(Default::default()).await
+    run_into(values, sink, "files", p).await
 }
 
 fn read_csv(text: &str, header: bool, delimiter: u8) -> Vec<Row> {
