@@ -102,8 +102,13 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let metrics = job.metrics();
     // Ctrl-C stops reading; what was read still flows through and is written.
-    let result = brook::run_until_ctrl_c(job).await;
-    result.with_context(|| format!("running the job on topic {}", args.topic))?;
+    let outcome = brook::run_until_ctrl_c(job)
+        .await
+        .with_context(|| format!("running the job on topic {}", args.topic))?;
+    if outcome == brook::RunOutcome::Aborted {
+        eprintln!("Aborted: files in progress were left unpublished.");
+        std::process::exit(outcome.exit_code());
+    }
 
     let elapsed = started.elapsed().as_secs_f64();
     let snapshot = metrics.snapshot();

@@ -19,14 +19,21 @@
 //! python3 ../shared/bench/check_logs_window.py /tmp/logs.jsonl /tmp/stats
 //! ```
 //!
-//! (`scripts/setup.sh --python` installs what the checker needs.) A run
-//! replaces the Parquet files an earlier run left in the output directory.
+//! (`scripts/setup.sh --python` installs what the checker needs.)
+//!
+//! A run replaces the output of the run before it only once it has
+//! succeeded: until then its files are hidden and the earlier results stay
+//! readable; a run that fails, or that Ctrl-C interrupts (exit status 130),
+//! leaves them as they were. Only files an earlier run of Brook recorded
+//! are removed, and a second run into the same directory at the same time
+//! is refused.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use brook::RunOutcome;
 use brook::logs::{self, LogEvent, WindowStats};
 use brook::prelude::*;
 use brook::sql::{OutputFormat, SqlEngine};
@@ -72,13 +79,6 @@ async fn main() -> anyhow::Result<()> {
         config.parallelism = p;
     }
     let parallelism = config.parallelism;
-    let replaced = remove_earlier_output(&args.out)?;
-    if replaced > 0 {
-        println!(
-            "Replacing {replaced} Parquet files of an earlier run in {}.",
-            args.out.display()
-        );
-    }
 
     let flow = Dataflow::with_config("log-analysis", config);
     let (events, total, what) = match &args.input {
@@ -94,7 +94,9 @@ async fn main() -> anyhow::Result<()> {
             format!("generated events (seed {})", args.seed),
         ),
     };
-    logs::window_stats(&events).sink("parquet", ParquetSink::<WindowStats>::new(&args.out));
+    // The run's files replace the earlier run's only when it succeeds.
+    let sink = ParquetSink::<WindowStats>::new(&args.out).replace_on_success();
+    logs::window_stats(&events).sink("parquet", sink);
     let job = flow.build()?;
     println!("Running the logs-window query over {what} at parallelism {parallelism}.");
 
@@ -115,11 +117,26 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     progress.finish_and_clear();
-    result.context("running the job")?;
+    let outcome = result.context("running the job")?;
     let elapsed = started.elapsed();
 
     let snapshot = metrics.snapshot();
     let read = snapshot.node("logs").map_or(0, |n| n.total.records_out);
+    if outcome != RunOutcome::Completed {
+        let of = total.map_or_else(String::new, |t| format!(" of about {t}"));
+        let done = if outcome == RunOutcome::Aborted {
+            "aborted"
+        } else {
+            "drained"
+        };
+        eprintln!(
+            "Interrupted after reading {read}{of} events in {:.2} s (the job {done}): the results \
+             would be partial, so none were written; the earlier output in {} is unchanged.",
+            elapsed.as_secs_f64(),
+            args.out.display()
+        );
+        std::process::exit(outcome.exit_code());
+    }
     let rows = snapshot.node("parquet").map_or(0, |n| n.total.records_in);
     let late = snapshot.node("stats").map_or(0, |n| n.total.late);
     println!(
@@ -129,7 +146,11 @@ async fn main() -> anyhow::Result<()> {
         args.out.display(),
     );
     if rows == 0 {
-        println!("No window results: the input had no events past DEBUG.");
+        println!(
+            "No window results: the input had no events past DEBUG; the earlier output in {} \
+             (if any) is unchanged.",
+            args.out.display()
+        );
         return Ok(());
     }
 
@@ -145,30 +166,6 @@ async fn main() -> anyhow::Result<()> {
          \"SELECT level, sum(count) AS events, avg(avg_latency_ms) AS latency FROM stats GROUP BY level\""
     );
     Ok(())
-}
-
-/// Removes the part files an earlier run of this example left in `dir`
-/// (published or in progress), so that SQL over it answers for this run
-/// only. Other files are left alone. Returns how many were removed.
-fn remove_earlier_output(dir: &Path) -> anyhow::Result<usize> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
-    };
-    let mut removed = 0;
-    for entry in entries {
-        let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let ours = (name.starts_with("part-") && name.ends_with(".parquet"))
-            || (name.starts_with(".part-") && name.ends_with(".parquet.inprogress"));
-        if ours && entry.file_type().is_ok_and(|t| t.is_file()) {
-            std::fs::remove_file(entry.path())
-                .with_context(|| format!("removing {}", entry.path().display()))?;
-            removed += usize::from(name.ends_with(".parquet"));
-        }
-    }
-    Ok(removed)
 }
 
 /// About how many lines a file holds: its size over the mean length of its

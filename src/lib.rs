@@ -34,7 +34,7 @@ pub use brook_connectors as connectors;
 pub use brook_core as core;
 pub use brook_core::{Error, Result};
 pub use brook_operators as operators;
-pub use run::run_until_ctrl_c;
+pub use run::{RunOutcome, run_until_ctrl_c};
 
 /// Everything a pipeline author needs, in one import.
 pub mod prelude {

@@ -2,22 +2,55 @@
 
 use brook_core::{CancellationToken, Job, Result};
 
-/// Runs `job` until it ends, or until Ctrl-C: then its sources stop, what
-/// they read still flows through (windows fire, sinks flush and close), and
-/// the job ends normally.
+/// How a job run by [`run_until_ctrl_c`] ended, when it did not fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// The job ended by itself: every source reached its end.
+    Completed,
+    /// Ctrl-C stopped the sources; what they had read drained through the
+    /// job (windows fired, sinks flushed and closed). Sinks were told the
+    /// job was stopped ([`JobOutcome::Stopped`](brook_core::JobOutcome)).
+    Interrupted,
+    /// A second Ctrl-C came while the job drained: every task was aborted
+    /// at once. Sinks finished nothing; files in progress stay hidden.
+    Aborted,
+}
+
+impl RunOutcome {
+    /// The conventional exit status: 0 when completed, 130 (128 + SIGINT)
+    /// when interrupted or aborted.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            RunOutcome::Completed => 0,
+            RunOutcome::Interrupted | RunOutcome::Aborted => 130,
+        }
+    }
+}
+
+/// Runs `job` until it ends, or until Ctrl-C: then its sources stop and
+/// what they read still flows through (windows fire, sinks flush and
+/// close), and the job ends. A second Ctrl-C while it drains aborts it at
+/// once.
 ///
 /// # Errors
 /// The job's error, naming the node that failed.
-pub async fn run_until_ctrl_c(job: Job) -> Result<()> {
+pub async fn run_until_ctrl_c(job: Job) -> Result<RunOutcome> {
     let shutdown = CancellationToken::new();
     let run = job.run(shutdown.clone());
     tokio::pin!(run);
     tokio::select! {
-        r = &mut run => r,
+        r = &mut run => return r.map(|()| RunOutcome::Completed),
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::warn!(
+        "Interrupted: stopping the sources and draining the job (Ctrl-C again to abort)."
+    );
+    shutdown.cancel();
+    tokio::select! {
+        r = &mut run => r.map(|()| RunOutcome::Interrupted),
         _ = tokio::signal::ctrl_c() => {
-            tracing::info!("Interrupted: stopping the sources and draining the job.");
-            shutdown.cancel();
-            run.await
+            tracing::warn!("Interrupted again: aborting the job.");
+            Ok(RunOutcome::Aborted)
         }
     }
 }

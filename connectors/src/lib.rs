@@ -6,6 +6,8 @@
 //!   split across parallel readers, with a follow mode for growing logs and a
 //!   policy for bad lines;
 //! - [`StdoutSink`]: one line per record on standard output;
+//! - [`output`]: what every directory sink shares: one writer at a time, and
+//!   the commit record of a run that replaces the one before;
 //! - [`generator`]: deterministic events made in memory, such as the
 //!   workload's log events ([`LogGenerator`]), for benches and tests.
 
@@ -14,6 +16,7 @@ pub mod generator;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod memory;
+pub mod output;
 #[cfg(feature = "parquet")]
 pub mod parquet;
 mod publish;

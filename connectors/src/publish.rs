@@ -30,11 +30,28 @@ pub(crate) fn check_dir(dir: &Path) -> Result<()> {
 /// # Errors
 /// [`Error::Io`] naming the path; the in-progress file then stays.
 pub(crate) fn publish(file: File, in_progress: &Path, done: &Path, dir: &Path) -> Result<()> {
+    sync_file(file, in_progress)?;
+    rename(in_progress, done, dir)
+}
+
+/// Syncs and closes `file`, written at `path`.
+///
+/// # Errors
+/// [`Error::Io`] naming the path.
+pub(crate) fn sync_file(file: File, path: &Path) -> Result<()> {
     file.sync_all()
-        .map_err(|e| Error::io(format_args!("syncing {}", in_progress.display()), e))?;
-    drop(file);
-    fs::rename(in_progress, done).map_err(|e| {
-        let context = format_args!("renaming {} to {}", in_progress.display(), done.display());
+        .map_err(|e| Error::io(format_args!("syncing {}", path.display()), e))
+}
+
+/// Renames a finished file `from` to `to` (replacing a file of that name)
+/// and syncs `dir`, the directory holding both, so that the rename
+/// survives a crash.
+///
+/// # Errors
+/// [`Error::Io`] naming the paths.
+pub(crate) fn rename(from: &Path, to: &Path, dir: &Path) -> Result<()> {
+    fs::rename(from, to).map_err(|e| {
+        let context = format_args!("renaming {} to {}", from.display(), to.display());
         Error::io(context, e)
     })?;
     sync_dir(dir)
@@ -42,7 +59,7 @@ pub(crate) fn publish(file: File, in_progress: &Path, done: &Path, dir: &Path) -
 
 /// Syncs a directory, so that a rename in it is durable.
 #[cfg(unix)]
-fn sync_dir(dir: &Path) -> Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| Error::io(format_args!("syncing directory {}", dir.display()), e))
@@ -50,7 +67,7 @@ fn sync_dir(dir: &Path) -> Result<()> {
 
 /// Other systems cannot open a directory as a file to sync it.
 #[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> Result<()> {
+pub(crate) fn sync_dir(_dir: &Path) -> Result<()> {
     Ok(())
 }
 

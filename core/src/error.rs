@@ -35,14 +35,15 @@ pub enum Error {
     #[error("invalid dataflow: {0}")]
     Plan(String),
 
-    /// A node of a running job failed. `source` says how.
-    #[error("node '{node}' failed: {source}")]
+    /// A node of a running job failed. `error` says how; it is part of
+    /// this error's message, not a separate cause, so that a chain of
+    /// causes prints each thing once.
+    #[error("node '{node}' failed: {error}")]
     Node {
         /// The name of the failing node, as given to the builder.
         node: String,
         /// What went wrong.
-        #[source]
-        source: Box<Error>,
+        error: Box<Error>,
     },
 
     /// User code (a closure or an operator) returned an error.
@@ -63,14 +64,14 @@ pub enum Error {
         reason: String,
     },
 
-    /// An I/O operation failed.
-    #[error("{context}: {source}")]
+    /// An I/O operation failed. The I/O error is part of the message, not
+    /// a separate cause, so that it prints once.
+    #[error("{context}: {error}")]
     Io {
         /// What was being done, for example `reading /var/log/app.log`.
         context: String,
         /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
 
     /// An outside system failed.
@@ -109,7 +110,7 @@ impl Error {
             e @ Error::Node { .. } => e,
             e => Error::Node {
                 node: node.to_string(),
-                source: Box::new(e),
+                error: Box::new(e),
             },
         }
     }
@@ -125,7 +126,7 @@ impl Error {
     /// The innermost error, below any node wrappers.
     pub fn root(&self) -> &Error {
         match self {
-            Error::Node { source, .. } => source.root(),
+            Error::Node { error, .. } => error.root(),
             e => e,
         }
     }
@@ -139,7 +140,7 @@ impl Error {
     pub fn io(context: impl fmt::Display, source: std::io::Error) -> Error {
         Error::Io {
             context: context.to_string(),
-            source,
+            error: source,
         }
     }
 
@@ -173,6 +174,18 @@ mod tests {
         assert_eq!(e.node(), Some("double"));
         assert_eq!(e.to_string(), "node 'double' failed: panicked: boom");
         assert!(matches!(e.root(), Error::Panic(_)));
+    }
+
+    #[test]
+    fn a_chain_of_causes_says_each_thing_once() {
+        let e = Error::io("reading a.jsonl", std::io::Error::other("disk on fire")).in_node("logs");
+        let mut chain = vec![e.to_string()];
+        let mut cause = std::error::Error::source(&e);
+        while let Some(c) = cause {
+            chain.push(c.to_string());
+            cause = c.source();
+        }
+        assert_eq!(chain, ["node 'logs' failed: reading a.jsonl: disk on fire"]);
     }
 
     #[test]

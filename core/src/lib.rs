@@ -17,8 +17,12 @@
 //! /// Emits 0..n once (on instance 0).
 //! struct Count(u64);
 //! impl Source<u64> for Count {
-//!     fn open(&mut self, ctx: &SourceContext) -> Result<BoxedSourceStream<u64>> {
-//!         let n = if ctx.instance() == 0 { self.0 } else { 0 };
+//!     type Split = InstanceSplit;
+//!     fn plan(&mut self, ctx: &PlanContext) -> Result<Vec<InstanceSplit>> {
+//!         Ok(InstanceSplit::per_instance(ctx))
+//!     }
+//!     fn open(&mut self, _: &SourceContext, splits: Vec<InstanceSplit>) -> Result<BoxedSourceStream<u64>> {
+//!         let n = if splits.iter().any(|s| s.index == 0) { self.0 } else { 0 };
 //!         let batch: Batch<u64> = (0..n).map(Record::untimed).collect();
 //!         Ok(stream::iter([Ok(SourceEvent::Batch(batch))]).boxed())
 //!     }
@@ -71,6 +75,7 @@ pub mod record;
 pub mod runtime;
 pub mod sink;
 pub mod source;
+pub mod split;
 pub mod state;
 pub mod time;
 
@@ -83,7 +88,10 @@ pub use operator::{Collector, Operator};
 pub use record::{Batch, Data, EventTime, NO_TIMESTAMP, Record};
 pub use runtime::{Job, RunningJob};
 pub use sink::{Sink, SinkWriter};
-pub use source::{BoxedSourceStream, Source, SourceEvent};
+pub use source::{
+    BoxedSourceStream, Source, SourceEvent, open_all, open_in_context, open_instance,
+};
+pub use split::{InstanceSplit, JobOutcome, PlanContext, SourceSplit, SplitId, round_robin};
 pub use time::{ProcessingTimer, WatermarkGenerator, Watermarks};
 pub use tokio_util::sync::CancellationToken;
 
@@ -91,7 +99,8 @@ pub use tokio_util::sync::CancellationToken;
 pub mod prelude {
     pub use crate::{
         Batch, BoxedSourceStream, CancellationToken, Collector, Data, Dataflow, Error, EventTime,
-        Job, JobConfig, KeyedStream, NO_TIMESTAMP, Operator, OperatorContext, Record, Result, Sink,
-        SinkContext, SinkWriter, Source, SourceContext, SourceEvent, Stream, Watermarks,
+        InstanceSplit, Job, JobConfig, JobOutcome, KeyedStream, NO_TIMESTAMP, Operator,
+        OperatorContext, PlanContext, Record, Result, Sink, SinkContext, SinkWriter, Source,
+        SourceContext, SourceEvent, SourceSplit, SplitId, Stream, Watermarks,
     };
 }

@@ -5,12 +5,41 @@ use std::future::Future;
 use crate::context::SinkContext;
 use crate::error::Result;
 use crate::record::{Batch, EventTime};
+use crate::split::{JobOutcome, PlanContext};
 
-/// A consumer of records. The runtime opens one [`SinkWriter`] per parallel
-/// instance.
+/// A consumer of records.
+///
+/// A sink is planned once when the dataflow is built ([`plan`](Self::plan)),
+/// opens one [`SinkWriter`] per parallel instance when the job starts
+/// ([`open`](Self::open)), and is told once when the whole job has ended
+/// without error ([`finish`](Self::finish)). See [`split`](crate::split)
+/// for the whole lifecycle.
 pub trait Sink<T>: Send + 'static {
     /// The writer of one instance.
     type Writer: SinkWriter<T>;
+
+    /// Plans the sink, once, when the dataflow is built: checks the
+    /// configuration and claims the output (for example, locks an output
+    /// directory against a second writer). Writes no data.
+    ///
+    /// # Errors
+    /// [`Error::Config`](crate::Error::Config) for a configuration the sink
+    /// cannot run with (an output directory that is a file, one another
+    /// job is writing); `build()` returns it naming the node.
+    fn plan(&mut self, _ctx: &PlanContext) -> Result<()> {
+        Ok(())
+    }
+
+    /// Called once, on the blocking pool, after every task of the job has
+    /// ended without error (every writer of this sink is closed): the
+    /// point where the run's output becomes final. Not called when the job
+    /// fails, nor when its future is dropped.
+    ///
+    /// # Errors
+    /// The job then fails with the error, naming the sink.
+    fn finish(&mut self, _outcome: JobOutcome) -> Result<()> {
+        Ok(())
+    }
 
     /// Opens one parallel instance.
     ///

@@ -5,12 +5,16 @@ use futures::stream::{BoxStream, Stream, StreamExt};
 use crate::context::SourceContext;
 use crate::error::Result;
 use crate::record::{Batch, EventTime};
+use crate::split::{PlanContext, SourceSplit, round_robin};
 
 /// A partitioned producer of records.
 ///
-/// The runtime calls [`Source::open`] once per parallel instance, on the
-/// same value, with the instance's index in the context; each instance reads
-/// its own share of the input (files, byte ranges, partitions).
+/// A source is planned once, when the dataflow is built: [`plan`](Self::plan)
+/// checks its configuration and cuts its input into splits, and
+/// [`assign`](Self::assign) gives each parallel instance its share. When
+/// the job starts, the runtime calls [`open`](Self::open) once per
+/// instance, on the same value, with that instance's splits. See
+/// [`split`](crate::split) for the whole lifecycle.
 ///
 /// # Examples
 ///
@@ -18,18 +22,51 @@ use crate::record::{Batch, EventTime};
 /// use brook_core::prelude::*;
 /// use futures::stream::{self, StreamExt};
 ///
+/// /// The numbers below `n`, cut into ranges of 100.
 /// struct Numbers(u64);
+///
+/// #[derive(Debug, Clone)]
+/// struct Range(u64, u64);
+/// impl SourceSplit for Range {
+///     type Position = u64; // the next number to emit
+///     fn id(&self) -> SplitId { SplitId::new(format!("{}..{}", self.0, self.1)) }
+///     fn start(&self) -> u64 { self.0 }
+/// }
+///
 /// impl Source<u64> for Numbers {
-///     fn open(&mut self, ctx: &SourceContext) -> Result<BoxedSourceStream<u64>> {
-///         let (me, n) = (ctx.instance() as u64, ctx.parallelism() as u64);
-///         let values: Batch<u64> = (0..self.0).filter(move |v| v % n == me)
-///             .map(Record::untimed).collect();
+///     type Split = Range;
+///     fn plan(&mut self, _: &PlanContext) -> Result<Vec<Range>> {
+///         Ok((0..self.0).step_by(100).map(|s| Range(s, (s + 100).min(self.0))).collect())
+///     }
+///     fn open(&mut self, _: &SourceContext, splits: Vec<Range>) -> Result<BoxedSourceStream<u64>> {
+///         let values: Batch<u64> = splits.iter().flat_map(|r| r.0..r.1).map(Record::untimed).collect();
 ///         Ok(stream::iter([Ok(SourceEvent::Batch(values))]).boxed())
 ///     }
 /// }
 /// ```
 pub trait Source<T>: Send + 'static {
-    /// Opens one parallel instance.
+    /// The pieces this source's input is cut into.
+    type Split: SourceSplit;
+
+    /// Plans the source, once, when the dataflow is built and the node's
+    /// parallelism is known ([`PlanContext::parallelism`]): checks the
+    /// configuration and lists the splits of the input. May do a little
+    /// blocking I/O (listing files, asking brokers for metadata).
+    ///
+    /// # Errors
+    /// [`Error::Config`](crate::Error::Config) for a configuration the
+    /// source cannot run with (a path that names no file, a bad option);
+    /// `build()` returns it naming the node.
+    fn plan(&mut self, ctx: &PlanContext) -> Result<Vec<Self::Split>>;
+
+    /// Gives each of `parallelism` instances its share of the planned
+    /// splits: a vector of `parallelism` shares. By default, round-robin
+    /// ([`round_robin`]).
+    fn assign(&self, splits: Vec<Self::Split>, parallelism: usize) -> Vec<Vec<Self::Split>> {
+        round_robin(splits, parallelism)
+    }
+
+    /// Opens one parallel instance, to read `splits`, its share.
     ///
     /// Should do no blocking I/O itself: the work starts when the stream is
     /// first polled. The stream ends when this instance's input is
@@ -44,7 +81,11 @@ pub trait Source<T>: Send + 'static {
     ///
     /// # Cancellation
     /// Dropping the stream releases every resource it holds.
-    fn open(&mut self, ctx: &SourceContext) -> Result<BoxedSourceStream<T>>;
+    fn open(
+        &mut self,
+        ctx: &SourceContext,
+        splits: Vec<Self::Split>,
+    ) -> Result<BoxedSourceStream<T>>;
 
     /// The most parallel instances this source can use, if it is limited
     /// (an iterator can be read by one instance only).
@@ -94,4 +135,61 @@ where
     S: Stream<Item = Result<Batch<T>>> + Send + 'static,
 {
     batches.map(|r| r.map(SourceEvent::Batch)).boxed()
+}
+
+/// Plans `source` for `parallelism` instances and opens instance
+/// `instance` with its share, outside a job: for tests and tools that read
+/// a source directly. Each call plans again.
+///
+/// # Errors
+/// What [`Source::plan`] or [`Source::open`] returns.
+pub fn open_instance<T, S: Source<T>>(
+    source: &mut S,
+    node: &str,
+    instance: usize,
+    parallelism: usize,
+) -> Result<BoxedSourceStream<T>> {
+    open_in_context(
+        source,
+        &SourceContext::standalone(node, instance, parallelism),
+    )
+}
+
+/// As [`open_instance`], with the instance, parallelism and node of `ctx`,
+/// which the opened instance gets (its counters, timer and shutdown token).
+///
+/// # Errors
+/// What [`Source::plan`] or [`Source::open`] returns.
+pub fn open_in_context<T, S: Source<T>>(
+    source: &mut S,
+    ctx: &SourceContext,
+) -> Result<BoxedSourceStream<T>> {
+    let p = ctx.parallelism();
+    let splits = source.plan(&PlanContext::standalone(ctx.node_name(), p))?;
+    let share = source
+        .assign(splits, p)
+        .into_iter()
+        .nth(ctx.instance())
+        .unwrap_or_default();
+    source.open(ctx, share)
+}
+
+/// Plans `source` once for `parallelism` instances and opens every
+/// instance with its share, outside a job, as the runtime does: for tests
+/// and tools that read a source directly.
+///
+/// # Errors
+/// What [`Source::plan`] or [`Source::open`] returns.
+pub fn open_all<T, S: Source<T>>(
+    source: &mut S,
+    node: &str,
+    parallelism: usize,
+) -> Result<Vec<BoxedSourceStream<T>>> {
+    let splits = source.plan(&PlanContext::standalone(node, parallelism))?;
+    let shares = source.assign(splits, parallelism);
+    shares
+        .into_iter()
+        .enumerate()
+        .map(|(i, share)| source.open(&SourceContext::standalone(node, i, parallelism), share))
+        .collect()
 }

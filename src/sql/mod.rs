@@ -21,7 +21,10 @@
 //!   so a query sees every file closed so far. Only names ending in
 //!   `.parquet` are read: a sink's hidden in-progress files
 //!   (`.part-….parquet.inprogress`) never are, so a query never meets a
-//!   partial file. Hive-style subdirectories (`service=svc-07/`) become
+//!   partial file. In a directory whose sink replaces its output when a run
+//!   succeeds ([`ParquetSink::replace_on_success`](brook_connectors::parquet::ParquetSink::replace_on_success)),
+//!   only the files its commit record lists are read, so a query sees one
+//!   whole run, never a run being written or two runs at once. Hive-style subdirectories (`service=svc-07/`) become
 //!   string columns of that name, unless the files hold that column.
 //! - [`SqlEngine::register_live`] registers a [`LiveTable`]: the latest row
 //!   per key that a [`LiveTableSink`] received, read at the moment the
@@ -36,6 +39,7 @@
 //! disk: a query that needs more fails with DataFusion's "Resources
 //! exhausted" error instead of taking the machine's memory or disk.
 
+mod committed;
 mod error;
 mod format;
 mod live;
@@ -47,8 +51,10 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, SchemaRef};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTableUrl};
+use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::context::SQLOptions;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
@@ -73,6 +79,8 @@ fn read_only() -> SQLOptions {
 pub struct SqlEngine {
     ctx: SessionContext,
     memory_limit: usize,
+    /// The local file system, as listing tables see it.
+    files: Arc<committed::CommittedFiles>,
 }
 
 impl std::fmt::Debug for SqlEngine {
@@ -102,17 +110,26 @@ impl SqlEngine {
         // expose DataFusion 55's RepartitionExec spill deadlock
         // (apache/datafusion#24883), where a query under a memory limit can
         // stop for good with every worker parked.
+        // No cache of file listings (DataFusion keeps them forever by
+        // default): every query lists a sink's directory again, to see the
+        // files closed, committed or replaced since.
+        let caches = CacheManagerConfig::default().with_list_files_cache_limit(0);
         let runtime = RuntimeEnvBuilder::new()
+            .with_cache_manager(caches)
             .with_memory_limit(bytes, 1.0)
             .with_disk_manager_builder(
                 DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
             )
             .build_arc()?;
+        // Local files as listed through sink directories' commit records.
+        let files = Arc::new(committed::CommittedFiles::new());
+        runtime.register_object_store(ObjectStoreUrl::local_filesystem().as_ref(), files.clone());
         // information_schema serves `SHOW TABLES` and `SHOW COLUMNS`.
         let config = SessionConfig::new().with_information_schema(true);
         Ok(SqlEngine {
             ctx: SessionContext::new_with_config_rt(config, runtime),
             memory_limit: bytes,
+            files,
         })
     }
 
@@ -172,6 +189,9 @@ impl SqlEngine {
             location.push('/');
         }
         let url = ListingTableUrl::parse(&location).map_err(|e| fail(e.into()))?;
+        if meta.is_dir() {
+            self.files.watch(absolute.clone());
+        }
 
         if meta.is_dir() && !has_parquet_file(&absolute) {
             return Err(fail(

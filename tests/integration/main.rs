@@ -13,6 +13,7 @@ mod runtime_robustness;
 mod send_sync;
 #[cfg(feature = "sql")]
 mod sql_over_sinks;
+mod sql_replacing_runs;
 mod support;
 mod time_keyed;
 mod time_windows;

@@ -105,7 +105,17 @@ fn a_failing_or_panicking_sink_fails_the_job_naming_the_sink() {
 /// A source whose stream fails after one batch.
 struct BrokenSource;
 impl Source<i64> for BrokenSource {
-    fn open(&mut self, _: &SourceContext) -> Result<BoxedSourceStream<i64>> {
+    type Split = InstanceSplit;
+
+    fn plan(&mut self, ctx: &PlanContext) -> Result<Vec<InstanceSplit>> {
+        Ok(InstanceSplit::per_instance(ctx))
+    }
+
+    fn open(
+        &mut self,
+        _: &SourceContext,
+        _splits: Vec<InstanceSplit>,
+    ) -> Result<BoxedSourceStream<i64>> {
         use futures::StreamExt;
         let items = vec![
             Ok(SourceEvent::Batch((0..10).map(Record::untimed).collect())),

@@ -133,7 +133,17 @@ fn a_job_that_fails_to_start_has_written_nothing() {
 /// Five records at a time, with pauses: partial batches only.
 struct Trickle;
 impl Source<i64> for Trickle {
-    fn open(&mut self, _: &SourceContext) -> Result<BoxedSourceStream<i64>> {
+    type Split = InstanceSplit;
+
+    fn plan(&mut self, ctx: &PlanContext) -> Result<Vec<InstanceSplit>> {
+        Ok(InstanceSplit::per_instance(ctx))
+    }
+
+    fn open(
+        &mut self,
+        _: &SourceContext,
+        _splits: Vec<InstanceSplit>,
+    ) -> Result<BoxedSourceStream<i64>> {
         Ok(futures::stream::iter(0..40i64)
             .then(|i| async move {
                 tokio::time::sleep(Duration::from_millis(1)).await;

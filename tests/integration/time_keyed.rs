@@ -316,7 +316,17 @@ fn dedup_drops_exactly_the_duplicates_within_the_horizon() {
 struct Script(Vec<SourceEvent<(u32, i64)>>);
 
 impl Source<(u32, i64)> for Script {
-    fn open(&mut self, ctx: &SourceContext) -> Result<BoxedSourceStream<(u32, i64)>> {
+    type Split = InstanceSplit;
+
+    fn plan(&mut self, ctx: &PlanContext) -> Result<Vec<InstanceSplit>> {
+        Ok(InstanceSplit::per_instance(ctx))
+    }
+
+    fn open(
+        &mut self,
+        ctx: &SourceContext,
+        _splits: Vec<InstanceSplit>,
+    ) -> Result<BoxedSourceStream<(u32, i64)>> {
         let events = if ctx.instance() == 0 {
             std::mem::take(&mut self.0)
         } else {
@@ -548,7 +558,17 @@ struct KeepRunning {
 }
 
 impl Source<u32> for KeepRunning {
-    fn open(&mut self, ctx: &SourceContext) -> Result<BoxedSourceStream<u32>> {
+    type Split = InstanceSplit;
+
+    fn plan(&mut self, ctx: &PlanContext) -> Result<Vec<InstanceSplit>> {
+        Ok(InstanceSplit::per_instance(ctx))
+    }
+
+    fn open(
+        &mut self,
+        ctx: &SourceContext,
+        _splits: Vec<InstanceSplit>,
+    ) -> Result<BoxedSourceStream<u32>> {
         let (me, n) = (ctx.instance() as u32, ctx.parallelism() as u32);
         let batch: Batch<u32> = (0..self.keys)
             .filter(|k| k % n == me)

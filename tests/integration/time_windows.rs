@@ -228,7 +228,17 @@ struct Stalling {
 }
 
 impl Source<Ev> for Stalling {
-    fn open(&mut self, ctx: &SourceContext) -> Result<BoxedSourceStream<Ev>> {
+    type Split = InstanceSplit;
+
+    fn plan(&mut self, ctx: &PlanContext) -> Result<Vec<InstanceSplit>> {
+        Ok(InstanceSplit::per_instance(ctx))
+    }
+
+    fn open(
+        &mut self,
+        ctx: &SourceContext,
+        _splits: Vec<InstanceSplit>,
+    ) -> Result<BoxedSourceStream<Ev>> {
         let records = if ctx.instance() == 0 {
             std::mem::take(&mut self.records)
         } else {

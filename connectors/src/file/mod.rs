@@ -70,5 +70,5 @@ pub use sink::{
 };
 pub use source::{
     CsvSource, DEFAULT_MAX_LINE_LENGTH, DEFAULT_POLL_INTERVAL, DEFAULT_SPLIT_SIZE, FileSource,
-    JsonLinesSource,
+    FileSplit, JsonLinesSource,
 };

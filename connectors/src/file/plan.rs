@@ -45,7 +45,6 @@ pub(crate) struct Split {
 /// The work of every parallel instance, planned once.
 #[derive(Debug)]
 pub(crate) struct Plan {
-    pub(crate) parallelism: usize,
     shares: Vec<Vec<Split>>,
 }
 
@@ -78,10 +77,7 @@ impl Plan {
             }
             before += file.size;
         }
-        Plan {
-            parallelism: p,
-            shares,
-        }
+        Plan { shares }
     }
 
     /// Gives whole files to the instances, round-robin, for follow mode.
@@ -95,10 +91,7 @@ impl Plan {
                 end: u64::MAX,
             });
         }
-        Plan {
-            parallelism: p,
-            shares,
-        }
+        Plan { shares }
     }
 
     /// The ranges instance `instance` reads, in file and offset order.

@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use brook_core::{Batch, Result, Sink, SinkContext, SinkWriter};
+use brook_core::{Batch, PlanContext, Result, Sink, SinkContext, SinkWriter};
 use futures::future::BoxFuture;
 
 /// What a file source does with a line it cannot parse.
@@ -72,6 +72,14 @@ pub struct DeadLetter {
 pub struct DeadLetterTarget(Arc<Mutex<Box<dyn ErasedSink>>>);
 
 impl DeadLetterTarget {
+    /// Plans the dead-letter sink, when its source is planned.
+    pub(crate) fn plan(&self, ctx: &PlanContext) -> Result<()> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .plan(ctx)
+    }
+
     /// Opens one writer, for one source instance.
     pub(crate) fn open(&self, ctx: &SinkContext) -> Result<Box<dyn ErasedWriter>> {
         self.0
@@ -83,10 +91,15 @@ impl DeadLetterTarget {
 
 /// A [`Sink<DeadLetter>`] without its writer type.
 trait ErasedSink: Send {
+    fn plan(&mut self, ctx: &PlanContext) -> Result<()>;
     fn open(&mut self, ctx: &SinkContext) -> Result<Box<dyn ErasedWriter>>;
 }
 
 impl<S: Sink<DeadLetter>> ErasedSink for S {
+    fn plan(&mut self, ctx: &PlanContext) -> Result<()> {
+        Sink::plan(self, ctx)
+    }
+
     fn open(&mut self, ctx: &SinkContext) -> Result<Box<dyn ErasedWriter>> {
         Ok(Box::new(Sink::open(self, ctx)?))
     }

@@ -6,14 +6,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use brook_core::{BoxedSourceStream, Error, Result, Source, SourceContext};
+use brook_core::{
+    BoxedSourceStream, Error, PlanContext, Result, Source, SourceContext, SourceSplit, SplitId,
+};
 use tokio::sync::mpsc;
 
 use super::bad_line::Mode;
 use super::csv_format::Csv;
 use super::follow::follow_files;
 use super::format::{JsonLines, LineFormat};
-use super::plan::{Plan, list_files};
+use super::plan::{Plan, Split, list_files};
 use super::policy::BadLinePolicy;
 use super::reader::{BufferPool, CHANNEL_CAPACITY, CHUNK_SIZE, ReadOptions, read_splits};
 use super::stream::LineStream;
@@ -58,9 +60,9 @@ pub type CsvSource<T> = FileSource<T, Csv>;
 /// name) or a glob pattern (`logs/*.jsonl`).
 ///
 /// # Parallelism
-/// When the first instance opens, the files are listed and cut into byte
-/// ranges of at least [`split_size`](FileSource::split_size) bytes, which the
-/// instances share, balanced by bytes. Each line is read exactly once, by the
+/// When the dataflow is built, the files are listed and cut into byte
+/// ranges of at least [`split_size`](FileSource::split_size) bytes (the
+/// source's [`FileSplit`]s), which the instances share, balanced by bytes. Each line is read exactly once, by the
 /// instance whose range it starts in; each instance emits its lines in file
 /// order. In [follow mode](FileSource::follow) files are not cut: they are
 /// given to the instances whole, round-robin.
@@ -74,8 +76,51 @@ pub struct FileSource<T, F> {
     /// How much a reader reads at once; changed only by tests.
     chunk_size: usize,
     on_bad_line: BadLinePolicy,
-    plan: Option<Plan>,
+    /// The splits of the last plan, for tests that look at them.
+    #[cfg(test)]
+    planned: Vec<FileSplit>,
     _t: PhantomData<fn() -> T>,
+}
+
+/// A split of a [`FileSource`]: a byte range of one file (a whole file in
+/// follow mode). Its reader owns every line that starts in the range.
+#[derive(Debug, Clone)]
+pub struct FileSplit {
+    split: Split,
+    /// The instance the plan gave the range to, for the parallelism it was
+    /// planned at.
+    owner: usize,
+    planned_for: usize,
+}
+
+impl FileSplit {
+    /// The file.
+    pub fn path(&self) -> &std::path::Path {
+        &self.split.file.path
+    }
+
+    /// The byte range, `start..end`; `end` is `u64::MAX` for a followed file.
+    pub fn range(&self) -> std::ops::Range<u64> {
+        self.split.start..self.split.end
+    }
+}
+
+impl SourceSplit for FileSplit {
+    /// The byte offset of the next line to read.
+    type Position = u64;
+
+    fn id(&self) -> SplitId {
+        let path = self.split.file.path.display();
+        if self.split.end == u64::MAX {
+            SplitId::new(format!("{path}"))
+        } else {
+            SplitId::new(format!("{path}@{}..{}", self.split.start, self.split.end))
+        }
+    }
+
+    fn start(&self) -> u64 {
+        self.split.start
+    }
 }
 
 impl<T> FileSource<T, JsonLines> {
@@ -119,7 +164,8 @@ impl<T, F> FileSource<T, F> {
             max_line: DEFAULT_MAX_LINE_LENGTH,
             chunk_size: CHUNK_SIZE,
             on_bad_line: BadLinePolicy::Fail,
-            plan: None,
+            #[cfg(test)]
+            planned: Vec::new(),
             _t: PhantomData,
         }
     }
@@ -178,13 +224,14 @@ impl<T, F> FileSource<T, F> {
         self
     }
 
-    /// The ranges or files planned for instance `instance`, once planned.
+    /// The ranges or files the last plan gave instance `instance`.
     #[cfg(test)]
-    pub(crate) fn planned_share(&self, instance: usize) -> Vec<super::plan::Split> {
-        self.plan
-            .as_ref()
-            .map(|p| p.share(instance))
-            .unwrap_or_default()
+    pub(crate) fn planned_share(&self, instance: usize) -> Vec<Split> {
+        self.planned
+            .iter()
+            .filter(|s| s.owner == instance)
+            .map(|s| s.split.clone())
+            .collect()
     }
 
     fn validate(&self) -> Result<()> {
@@ -212,34 +259,73 @@ where
     T: Send + 'static,
     F: LineFormat<T>,
 {
-    /// Opens one instance: plans the read on the first call (listing the
-    /// files, a little blocking I/O), then returns a stream whose reader
-    /// starts on tokio's blocking pool when first polled.
+    type Split = FileSplit;
+
+    /// Lists the files (a little blocking I/O) and cuts them into byte
+    /// ranges balanced over the instances; in follow mode, whole files.
     ///
     /// # Errors
     /// [`Error::Config`] when no file matches the path or a setting is
     /// invalid; [`Error::Io`] when the files cannot be listed; any error
-    /// of the dead-letter sink's `open`.
+    /// of the dead-letter sink's `plan`.
+    fn plan(&mut self, ctx: &PlanContext) -> Result<Vec<FileSplit>> {
+        self.validate()?;
+        if let BadLinePolicy::DeadLetter(target) = &self.on_bad_line {
+            target.plan(ctx)?;
+        }
+        let p = ctx.parallelism().max(1);
+        let files = list_files(&self.path)?;
+        let plan = if self.follow {
+            Plan::round_robin(files, p)
+        } else {
+            Plan::split(files, p, self.split_size)
+        };
+        let splits: Vec<FileSplit> = (0..p)
+            .flat_map(|owner| {
+                plan.share(owner).into_iter().map(move |split| FileSplit {
+                    split,
+                    owner,
+                    planned_for: p,
+                })
+            })
+            .collect();
+        #[cfg(test)]
+        {
+            self.planned = splits.clone();
+        }
+        Ok(splits)
+    }
+
+    /// Gives each instance the ranges the plan balanced for it (round-robin
+    /// at another parallelism).
+    fn assign(&self, splits: Vec<FileSplit>, parallelism: usize) -> Vec<Vec<FileSplit>> {
+        if splits.iter().all(|s| s.planned_for == parallelism) {
+            let mut shares = vec![Vec::new(); parallelism];
+            for s in splits {
+                let owner = s.owner.min(parallelism.saturating_sub(1));
+                shares[owner].push(s);
+            }
+            shares
+        } else {
+            brook_core::round_robin(splits, parallelism)
+        }
+    }
+
+    /// Opens one instance: a stream whose reader starts on tokio's
+    /// blocking pool when first polled.
+    ///
+    /// # Errors
+    /// Any error of the dead-letter sink's `open`.
     ///
     /// # Cancellation
     /// Dropping the stream stops its reader (in follow mode within about one
     /// poll interval) and drops the dead-letter writer without closing it.
-    fn open(&mut self, ctx: &SourceContext) -> Result<BoxedSourceStream<T>> {
-        self.validate()?;
-        let p = ctx.parallelism().max(1);
-        let plan = match self.plan.take() {
-            Some(plan) if plan.parallelism == p => plan,
-            _ => {
-                let files = list_files(&self.path)?;
-                if self.follow {
-                    Plan::round_robin(files, p)
-                } else {
-                    Plan::split(files, p, self.split_size)
-                }
-            }
-        };
-        let share = plan.share(ctx.instance());
-        self.plan = Some(plan);
+    fn open(
+        &mut self,
+        ctx: &SourceContext,
+        splits: Vec<FileSplit>,
+    ) -> Result<BoxedSourceStream<T>> {
+        let share: Vec<Split> = splits.into_iter().map(|s| s.split).collect();
         let mode = match &self.on_bad_line {
             BadLinePolicy::Fail => Mode::Fail,
             BadLinePolicy::Drop => Mode::Drop,

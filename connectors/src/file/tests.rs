@@ -49,9 +49,21 @@ where
     T: Send + 'static,
     F: LineFormat<T>,
 {
+    // Planned once, as the runtime does, each instance opened with its own
+    // context (whose counters the tests read).
+    let p = ctxs.len();
+    let splits = src
+        .plan(&brook_core::PlanContext::standalone("src", p))
+        .expect("plan");
+    let mut shares: Vec<Option<_>> = src.assign(splits, p).into_iter().map(Some).collect();
     let streams: Vec<_> = ctxs
         .iter()
-        .map(|ctx| src.open(ctx).expect("open"))
+        .map(|ctx| {
+            let share = shares[ctx.instance()]
+                .take()
+                .expect("one context per instance");
+            src.open(ctx, share).expect("open")
+        })
         .collect();
     let mut out = Vec::new();
     for (mut stream, ctx) in streams.into_iter().zip(ctxs) {
@@ -296,28 +308,30 @@ async fn batches_hold_at_most_batch_size_records() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_matching_file_or_a_bad_setting_is_a_config_error() {
+async fn no_matching_file_or_a_bad_setting_is_a_config_error_from_build_naming_the_node() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let ctx = TaskContext::standalone("src", 0, 1);
+    // Planned by build(): nothing runs, and the error names the node.
+    let build = |src: JsonLinesSource<u32>| {
+        let flow = brook_core::Dataflow::new("bad-input");
+        flow.source("logs", src)
+            .sink("out", crate::CollectSink::new());
+        flow.build().expect_err("a config error")
+    };
     let missing = dir.path().join("nope-*.jsonl");
-    let err = JsonLinesSource::<String>::new(&missing)
-        .open(&ctx)
-        .err()
-        .expect("no file");
+    let err = build(JsonLinesSource::new(&missing));
     assert!(matches!(err, Error::Config(_)), "{err}");
-    assert!(err.to_string().contains("nope-*.jsonl"), "{err}");
-    let err = JsonLinesSource::<String>::new(dir.path())
-        .open(&ctx)
-        .err()
-        .expect("empty directory");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("node 'logs'") && msg.contains("nope-*.jsonl"),
+        "{msg}"
+    );
+    let err = build(JsonLinesSource::new(dir.path()));
     assert!(matches!(err, Error::Config(_)), "{err}");
+    assert!(err.to_string().contains("node 'logs'"), "{err}");
     std::fs::write(dir.path().join("a.jsonl"), "1\n").expect("write");
-    let err = JsonLinesSource::<u32>::new(dir.path())
-        .split_size(0)
-        .open(&ctx)
-        .err()
-        .expect("split size 0");
+    let err = build(JsonLinesSource::new(dir.path()).split_size(0));
     assert!(matches!(err, Error::Config(_)), "{err}");
+    assert!(err.to_string().contains("split_size"), "{err}");
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]

@@ -61,4 +61,4 @@ mod source;
 mod tests;
 
 pub use event::{GeneratedLog, Level};
-pub use source::{CHUNK_EVENTS, DEFAULT_START_MS, GeneratedLogs, LogGenerator};
+pub use source::{CHUNK_EVENTS, DEFAULT_START_MS, GeneratedLogs, GeneratorSplit, LogGenerator};

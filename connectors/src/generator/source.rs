@@ -3,7 +3,10 @@
 
 use std::ops::Range;
 
-use brook_core::{Batch, BoxedSourceStream, Error, Result, Source, SourceContext, SourceEvent};
+use brook_core::{
+    Batch, BoxedSourceStream, Error, PlanContext, Result, Source, SourceContext, SourceEvent,
+    SourceSplit, SplitId,
+};
 use futures::StreamExt;
 use futures::stream;
 
@@ -133,28 +136,68 @@ impl LogGenerator {
     }
 }
 
+/// A split of a [`LogGenerator`]: one chunk of [`CHUNK_EVENTS`] indexes
+/// (the last may be shorter).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeneratorSplit {
+    range: Range<u64>,
+}
+
+impl GeneratorSplit {
+    /// The indexes of the events of this split.
+    pub fn range(&self) -> Range<u64> {
+        self.range.clone()
+    }
+}
+
+impl SourceSplit for GeneratorSplit {
+    /// The index of the next event to make.
+    type Position = u64;
+
+    fn id(&self) -> SplitId {
+        SplitId::new(format!("events[{}..{})", self.range.start, self.range.end))
+    }
+
+    fn start(&self) -> u64 {
+        self.range.start
+    }
+}
+
 impl Source<GeneratedLog> for LogGenerator {
-    /// Opens instance `k` of `n`: a stream making chunks `k`, `k + n`, … in
-    /// batches, on the task that polls it (about 65 ns of CPU per event in
-    /// release builds, 15 million events per second per core; it does no
-    /// I/O).
+    type Split = GeneratorSplit;
+
+    /// One split per chunk of [`CHUNK_EVENTS`] indexes; dealt round-robin,
+    /// instance `k` of `n` makes chunks `k`, `k + n`, …
     ///
     /// # Errors
     /// [`Error::Config`] when the batch size is 0.
+    fn plan(&mut self, _ctx: &PlanContext) -> Result<Vec<GeneratorSplit>> {
+        if self.batch_size == Some(0) {
+            return Err(Error::Config(
+                "log generator: batch_size must be at least 1".into(),
+            ));
+        }
+        let chunks = self.events.div_ceil(CHUNK_EVENTS);
+        Ok((0..chunks)
+            .map(|c| GeneratorSplit {
+                range: Share::chunk_range(self.events, c),
+            })
+            .collect())
+    }
+
+    /// Opens an instance: a stream making its chunks in batches, on the
+    /// task that polls it (about 65 ns of CPU per event in release builds,
+    /// 15 million events per second per core; it does no I/O).
     ///
     /// # Cancellation
     /// Dropping the stream drops everything it holds.
-    fn open(&mut self, ctx: &SourceContext) -> Result<BoxedSourceStream<GeneratedLog>> {
-        let size = match self.batch_size {
-            Some(0) => {
-                return Err(Error::Config(
-                    "log generator: batch_size must be at least 1".into(),
-                ));
-            }
-            Some(n) => n,
-            None => ctx.batch_size().max(1),
-        };
-        let share = Share::new(self.events, ctx.instance(), ctx.parallelism().max(1));
+    fn open(
+        &mut self,
+        ctx: &SourceContext,
+        splits: Vec<GeneratorSplit>,
+    ) -> Result<BoxedSourceStream<GeneratedLog>> {
+        let size = self.batch_size.unwrap_or(ctx.batch_size()).max(1);
+        let share = Share::of(splits.into_iter().map(|s| s.range).collect());
         let recipe = self.recipe.clone();
         Ok(
             stream::unfold((share, recipe), move |(mut share, recipe)| async move {
@@ -198,25 +241,32 @@ impl Iterator for GeneratedLogs {
 
 impl ExactSizeIterator for GeneratedLogs {}
 
-/// The indexes one instance makes: chunks `instance`, `instance + n`, …
+/// The indexes one instance makes: its chunks, in order.
 #[derive(Debug, Clone)]
 pub(crate) struct Share {
-    total: u64,
-    stride: u64,
-    /// The chunk `rest` is in.
-    chunk: u64,
+    /// The chunks not yet started.
+    chunks: std::vec::IntoIter<Range<u64>>,
     /// What is left of the current chunk.
     rest: Range<u64>,
 }
 
 impl Share {
+    /// The share of instance `instance` of `parallelism` when chunks are
+    /// dealt round-robin: chunks `instance`, `instance + parallelism`, …
+    #[cfg(test)]
     pub(crate) fn new(total: u64, instance: usize, parallelism: usize) -> Self {
-        let chunk = instance as u64;
+        let chunks = (instance as u64..total.div_ceil(CHUNK_EVENTS))
+            .step_by(parallelism.max(1))
+            .map(|c| Self::chunk_range(total, c))
+            .collect();
+        Self::of(chunks)
+    }
+
+    /// The share made of these index ranges, in order.
+    pub(crate) fn of(chunks: Vec<Range<u64>>) -> Self {
         Share {
-            total,
-            stride: parallelism as u64,
-            chunk,
-            rest: Self::chunk_range(total, chunk),
+            chunks: chunks.into_iter(),
+            rest: 0..0,
         }
     }
 
@@ -228,12 +278,8 @@ impl Share {
     /// The next at most `max` indexes (`max` ≥ 1), within one chunk; `None`
     /// when the share is done.
     pub(crate) fn take(&mut self, max: usize) -> Option<Range<u64>> {
-        if self.rest.is_empty() {
-            self.chunk = self.chunk.saturating_add(self.stride);
-            self.rest = Self::chunk_range(self.total, self.chunk);
-            if self.rest.is_empty() {
-                return None;
-            }
+        while self.rest.is_empty() {
+            self.rest = self.chunks.next()?;
         }
         let start = self.rest.start;
         let end = start.saturating_add(max as u64).min(self.rest.end);

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
-use brook_core::{Batch, Dataflow, Error, Source, SourceContext, SourceEvent, Watermarks};
+use brook_core::{Batch, Dataflow, Error, SourceEvent, Watermarks, open_instance};
 use brook_operators::StreamExt;
 use brook_operators::window::{Count, KeyedWindowExt, Tumbling};
 use futures::TryStreamExt;
@@ -21,9 +21,7 @@ const N: u64 = 200_000;
 async fn instances(generator: &mut LogGenerator, p: usize) -> Vec<Vec<GeneratedLog>> {
     let mut out = Vec::new();
     for k in 0..p {
-        let stream = generator
-            .open(&SourceContext::standalone("logs", k, p))
-            .expect("open");
+        let stream = open_instance(generator, "logs", k, p).expect("open");
         let events: Vec<SourceEvent<GeneratedLog>> = stream.try_collect().await.expect("read");
         let mut values = Vec::new();
         for batch in events
@@ -130,16 +128,14 @@ async fn instances_make_the_same_multiset_at_any_parallelism_in_bounded_disorder
 #[tokio::test]
 async fn a_zero_batch_size_is_a_config_error() {
     let mut generator = LogGenerator::new(10, 1).batch_size(0);
-    let r = generator.open(&SourceContext::standalone("logs", 0, 1));
+    let r = open_instance(&mut generator, "logs", 0, 1);
     assert!(matches!(r, Err(Error::Config(_))));
 }
 
 #[tokio::test]
 async fn batches_hold_at_most_the_batch_size() {
     let mut generator = LogGenerator::new(3_000, 1).batch_size(256);
-    let stream = generator
-        .open(&SourceContext::standalone("logs", 0, 1))
-        .expect("open");
+    let stream = open_instance(&mut generator, "logs", 0, 1).expect("open");
     let events: Vec<SourceEvent<GeneratedLog>> = stream.try_collect().await.expect("read");
     let sizes: Vec<usize> = events
         .into_iter()

@@ -121,7 +121,7 @@ pub struct KafkaSourceConfig {
     pub topics: Vec<String>,
     /// A regular expression that whole topic names must match (topics
     /// starting with `__`, Kafka's internal ones, never do). Topics are
-    /// listed once, when each instance starts.
+    /// listed once, when the dataflow is built.
     pub topic_pattern: Option<String>,
     /// The consumer group whose offsets the source commits and, with
     /// [`StartPosition::Committed`], starts from.
@@ -136,9 +136,11 @@ pub struct KafkaSourceConfig {
     /// source sets librdkafka's `statistics.interval.ms` (over any value in
     /// `librdkafka_options`).
     pub bounded: bool,
-    /// How long an instance waits for the brokers when it starts: it fails
-    /// with an error naming them after this long, or with `null` waits until
-    /// they answer (or the job stops), retrying every few seconds.
+    /// How long the source waits for the brokers when the dataflow is built
+    /// (to list the partitions) and when each instance starts: building or
+    /// the instance fails with an error naming them after this long, or
+    /// with `null` waits until they answer (or, for an instance, the job
+    /// stops), retrying every few seconds.
     #[serde(with = "duration::option")]
     pub startup_timeout: Option<Duration>,
     /// The longest time between two commits of the group's offsets while

@@ -21,11 +21,15 @@
 //! ```
 //!
 //! # Partitions and parallelism
-//! Each parallel instance of the source is assigned its own share of the
-//! partitions explicitly (see [`KafkaSource`]); the group is used for its
-//! committed offsets only, not for rebalancing. Several processes reading
-//! one topic in one group would each read every partition: run one job per
-//! group.
+//! The source lists the partitions of its topics once, when the dataflow is
+//! built (`build()` blocks meanwhile, and fails if a topic is missing, the
+//! brokers do not answer within the startup timeout, or librdkafka refuses
+//! an option). Each partition is a [`KafkaSplit`]; each parallel instance
+//! is assigned its own share of them explicitly (see [`KafkaSource`]);
+//! partitions added later are not read by that job. The group is used for
+//! its committed offsets only, not for rebalancing. Several processes
+//! reading one topic in one group would each read every partition: run one
+//! job per group.
 //!
 //! # Backpressure
 //! The source polls its consumer only when the dataflow asks for the next
@@ -106,4 +110,4 @@ pub use config::{
 pub use format::{Deserializer, Json, KafkaMessage, RawBytes, Serializer, Utf8};
 pub use options::KafkaOptions;
 pub use sink::{KafkaSink, KafkaWriter};
-pub use source::KafkaSource;
+pub use source::{KafkaSource, KafkaSplit};

@@ -1,8 +1,10 @@
-//! Starting one source instance, on a blocking thread: create the consumer,
-//! wait for the brokers, list the partitions, take this instance's share,
-//! resolve where each starts (and, when bounded, where ListOffsets says it
-//! ends: a lower bound the first fetch confirms, see [`ends`](super::ends)),
-//! and assign them.
+//! Planning a source, once, when the dataflow is built ([`plan`]): check
+//! the consumer's options, wait for the brokers and list the partitions.
+//! Starting one source instance, on a blocking thread ([`start`]): create
+//! the consumer, wait for the brokers, resolve where each of the
+//! instance's partitions starts (and, when bounded, where ListOffsets says
+//! it ends: a lower bound the first fetch confirms, see
+//! [`ends`](super::ends)), and assign them.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -12,13 +14,14 @@ use brook_core::{Error, Result, RetryHint};
 use rdkafka::ClientConfig;
 use rdkafka::Offset;
 use rdkafka::config::FromClientConfigAndContext;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::metadata::Metadata;
 use rdkafka::topic_partition_list::TopicPartitionList;
 
 use super::client::{BrookContext, kafka_error};
 use super::config::{KafkaSourceConfig, OffsetReset, StartPosition};
 use super::ends::{End, FetchedHighs, STATS_INTERVAL};
+use super::source::KafkaSplit;
 
 /// The consumer of one source instance.
 pub(crate) type SourceConsumer = StreamConsumer<BrookContext>;
@@ -86,14 +89,66 @@ pub(crate) fn consumer_config(cfg: &KafkaSourceConfig, client_id: &str) -> Clien
     c
 }
 
-/// Starts instance `instance` of `parallelism`. `abandoned` is set when the
-/// stream is dropped, to stop waiting for the brokers.
+/// Plans a source: creates a client with the consumer config its
+/// instances use (so librdkafka refuses a bad option here), waits for the
+/// brokers within the startup timeout (forever without one), and lists the
+/// partitions of the configured topics, sorted by topic and number.
+pub(crate) fn plan(
+    cfg: &KafkaSourceConfig,
+    client_id: &str,
+    node: &str,
+) -> Result<Vec<(String, i32)>> {
+    let what = format!("kafka source '{node}'");
+    let context = if cfg.bounded {
+        // The config asks for statistics, for the instances' ends; this
+        // client has no use for them.
+        let ignored = Arc::new(FetchedHighs::new());
+        ignored.stop();
+        BrookContext::with_fetched_highs(node, ignored)
+    } else {
+        BrookContext::new(node)
+    };
+    let client: BaseConsumer<BrookContext> =
+        BaseConsumer::from_config_and_context(&consumer_config(cfg, client_id), context)
+            .map_err(|e| kafka_error(format!("{what}: creating the consumer"), e))?;
+    let one_topic = match (cfg.topics.as_slice(), &cfg.topic_pattern) {
+        ([only], None) => Some(only.as_str()),
+        _ => None,
+    };
+    // Serves the client's queued events (errors, statistics) while it
+    // waits, so they do not pile up; the client is never assigned anything.
+    let serve = || {
+        for _ in 0..1_000 {
+            if client.poll(Duration::ZERO).is_none() {
+                break;
+            }
+        }
+    };
+    let metadata = connect(
+        &client,
+        cfg,
+        one_topic,
+        &what,
+        &AtomicBool::new(false),
+        serve,
+    )?;
+    let partitions = list_partitions(&metadata, cfg, &what)?;
+    tracing::info!(
+        node,
+        partitions = partitions.len(),
+        "Kafka source listed its partitions."
+    );
+    Ok(partitions)
+}
+
+/// Starts instance `instance` of a source, to read `splits`. `abandoned`
+/// is set when the stream is dropped, to stop waiting for the brokers.
 pub(crate) fn start(
     cfg: &KafkaSourceConfig,
     client_id: &str,
     node: &str,
     instance: usize,
-    parallelism: usize,
+    splits: &[KafkaSplit],
     abandoned: &AtomicBool,
 ) -> Result<Started> {
     let what = format!("kafka source '{node}'");
@@ -105,18 +160,20 @@ pub(crate) fn start(
     let consumer =
         SourceConsumer::from_config_and_context(&consumer_config(cfg, client_id), context)
             .map_err(|e| kafka_error(format!("{what}: creating the consumer"), e))?;
-    let metadata = connect(&consumer, cfg, &what, abandoned)?;
-    let all = list_partitions(&metadata, cfg, &what)?;
-    let mine = share(all, instance, parallelism.max(1));
-    let mut parts: Vec<Assigned> = mine
-        .into_iter()
-        .map(|(topic, partition)| Assigned {
-            topic: Arc::from(topic),
-            partition,
+    let mut parts: Vec<Assigned> = splits
+        .iter()
+        .map(|s| Assigned {
+            topic: s.topic_arc(),
+            partition: s.partition(),
             start: None,
             end: None,
         })
         .collect();
+    if let Some(first) = parts.first() {
+        // Nothing below needs the brokers when there is nothing to read.
+        let topic = first.topic.clone();
+        connect(&consumer, cfg, Some(&*topic), &what, abandoned, || ())?;
+    }
     let offsets = start_offsets(&consumer, cfg, &parts, &what)?;
     if cfg.bounded {
         for (p, start) in parts.iter_mut().zip(&offsets) {
@@ -165,19 +222,18 @@ pub(crate) fn start(
     })
 }
 
-/// Waits for the brokers to answer a metadata request, within the startup
-/// timeout, or forever when there is none.
-fn connect(
-    consumer: &SourceConsumer,
+/// Waits for the brokers to answer a metadata request (for `topic`, or for
+/// every topic), within the startup timeout, or forever when there is
+/// none, calling `serve` after each failed attempt.
+fn connect<C: Consumer<BrookContext>>(
+    consumer: &C,
     cfg: &KafkaSourceConfig,
+    topic: Option<&str>,
     what: &str,
     abandoned: &AtomicBool,
+    serve: impl Fn(),
 ) -> Result<Metadata> {
     let started = Instant::now();
-    let one_topic = match (cfg.topics.as_slice(), &cfg.topic_pattern) {
-        ([only], None) => Some(only.as_str()),
-        _ => None,
-    };
     let mut attempts = 0u32;
     loop {
         let left = cfg
@@ -186,9 +242,10 @@ fn connect(
         let wait = left.map_or(ATTEMPT, |l| l.min(ATTEMPT));
         let attempt = Instant::now();
         attempts += 1;
-        match consumer.fetch_metadata(one_topic, wait) {
+        match consumer.fetch_metadata(topic, wait) {
             Ok(m) => return Ok(m),
             Err(e) => {
+                serve();
                 let last = consumer.context().last_error();
                 let why = last.map_or_else(|| e.to_string(), |l| format!("{e}; last error: {l}"));
                 if abandoned.load(Relaxed) {
@@ -264,22 +321,6 @@ fn list_partitions(
     Ok(out)
 }
 
-/// The partitions of instance `instance`: every `parallelism`-th of the
-/// sorted list, so shares are disjoint, cover every partition and differ
-/// in size by at most one. With more instances than partitions, the last
-/// instances get none.
-pub(crate) fn share(
-    all: Vec<(String, i32)>,
-    instance: usize,
-    parallelism: usize,
-) -> Vec<(String, i32)> {
-    all.into_iter()
-        .enumerate()
-        .filter(|(i, _)| i % parallelism == instance)
-        .map(|(_, p)| p)
-        .collect()
-}
-
 /// Where each partition starts, by the configured start position.
 fn start_offsets(
     consumer: &SourceConsumer,
@@ -334,26 +375,4 @@ fn start_offsets(
             })
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shares_are_disjoint_and_cover_every_partition() {
-        let all: Vec<(String, i32)> = ["a", "b"]
-            .iter()
-            .flat_map(|t| (0..3).map(move |p| (t.to_string(), p)))
-            .collect();
-        for n in 1..=8 {
-            let mut seen: Vec<(String, i32)> =
-                (0..n).flat_map(|i| share(all.clone(), i, n)).collect();
-            let sizes: Vec<usize> = (0..n).map(|i| share(all.clone(), i, n).len()).collect();
-            seen.sort();
-            assert_eq!(seen, all, "parallelism {n}");
-            let (min, max) = (sizes.iter().min(), sizes.iter().max());
-            assert!(max.zip(min).is_some_and(|(a, b)| a - b <= 1), "{sizes:?}");
-        }
-    }
 }

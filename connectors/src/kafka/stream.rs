@@ -39,6 +39,7 @@ use super::config::KafkaSourceConfig;
 use super::ends::{End, FetchedHighs};
 use super::format::{Deserializer, KafkaMessage};
 use super::setup::{self, SourceConsumer, Started};
+use super::source::KafkaSplit;
 use super::watermark::PartitionClocks;
 
 /// Turns a value into its event time.
@@ -105,6 +106,8 @@ enum Filled<T> {
 pub(crate) struct KafkaStream<T> {
     shared: Arc<Shared<T>>,
     ctx: TaskContext,
+    /// The partitions this instance reads, taken when it starts.
+    splits: Vec<KafkaSplit>,
     /// Set when the stream is dropped, to stop a setup waiting for brokers.
     abandoned: Arc<AtomicBool>,
     run: Option<Running>,
@@ -120,10 +123,11 @@ impl<T> Drop for KafkaStream<T> {
 }
 
 impl<T: Send + 'static> KafkaStream<T> {
-    pub(crate) fn new(shared: Arc<Shared<T>>, ctx: TaskContext) -> Self {
+    pub(crate) fn new(shared: Arc<Shared<T>>, ctx: TaskContext, splits: Vec<KafkaSplit>) -> Self {
         KafkaStream {
             shared,
             ctx,
+            splits,
             abandoned: Arc::new(AtomicBool::new(false)),
             run: None,
             pending: VecDeque::new(),
@@ -188,10 +192,12 @@ impl<T: Send + 'static> KafkaStream<T> {
         }
     }
 
-    /// Starts the consumer on a blocking thread.
+    /// Starts the consumer on a blocking thread, assigning it this
+    /// instance's partitions.
     async fn start(&mut self) -> Result<Running> {
         let shared = self.shared.clone();
         let ctx = self.ctx.clone();
+        let splits = std::mem::take(&mut self.splits);
         let abandoned = self.abandoned.clone();
         let client_id = format!(
             "brook-{}-{}-{}",
@@ -207,7 +213,7 @@ impl<T: Send + 'static> KafkaStream<T> {
                 &client_id,
                 ctx.node_name(),
                 ctx.instance(),
-                ctx.parallelism(),
+                &splits,
                 &abandoned,
             )
         })

@@ -4,4 +4,4 @@ mod sink;
 mod source;
 
 pub use sink::{CollectSink, CollectWriter, Collected};
-pub use source::MemorySource;
+pub use source::{MemorySource, MemorySplit};

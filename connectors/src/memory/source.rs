@@ -1,15 +1,45 @@
 //! [`MemorySource`]: records from a `Vec` or an iterator.
 
-use brook_core::{Batch, BoxedSourceStream, Record, Result, Source, SourceContext, SourceEvent};
+use std::ops::Range;
+
+use brook_core::{
+    Batch, BoxedSourceStream, PlanContext, Record, Result, Source, SourceContext, SourceEvent,
+    SourceSplit, SplitId,
+};
 use futures::StreamExt;
 use futures::stream;
 
 enum Input<T> {
-    /// Records not yet split over the instances.
+    /// Records not yet planned.
     Vec(Vec<Record<T>>),
-    /// One contiguous share per instance, taken as each opens.
+    /// The records of each planned split, taken as its instance opens.
     Split(Vec<Option<Vec<Record<T>>>>),
     Iter(Option<NextBatch<T>>),
+}
+
+/// A split of a [`MemorySource`]: a contiguous range of a `Vec`'s records,
+/// or the whole of an iterator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemorySplit {
+    index: usize,
+    /// The range of records, `None` for an iterator.
+    range: Option<Range<usize>>,
+}
+
+impl SourceSplit for MemorySplit {
+    /// The number of records of the split already emitted.
+    type Position = u64;
+
+    fn id(&self) -> SplitId {
+        match &self.range {
+            Some(r) => SplitId::new(format!("records[{}..{})", r.start, r.end)),
+            None => SplitId::new("iterator"),
+        }
+    }
+
+    fn start(&self) -> u64 {
+        0
+    }
 }
 
 /// Takes the next batch of at most `n` records. Boxed once per source, it is
@@ -55,28 +85,66 @@ impl<T: Send + 'static> MemorySource<T> {
 }
 
 impl<T: Send + 'static> Source<T> for MemorySource<T> {
-    fn open(&mut self, ctx: &SourceContext) -> Result<BoxedSourceStream<T>> {
-        let size = ctx.batch_size();
-        if let Input::Vec(records) = &mut self.input {
-            let records = std::mem::take(records);
-            let p = ctx.parallelism();
-            let share = records.len().div_ceil(p).max(1);
-            let mut it = records.into_iter();
-            let shares = (0..p)
-                .map(|_| Some(it.by_ref().take(share).collect()))
-                .collect();
-            self.input = Input::Split(shares);
+    type Split = MemorySplit;
+
+    /// Cuts a `Vec` into one contiguous range per instance; an iterator is
+    /// one split.
+    fn plan(&mut self, ctx: &PlanContext) -> Result<Vec<MemorySplit>> {
+        if let Input::Iter(_) = self.input {
+            return Ok(vec![MemorySplit {
+                index: 0,
+                range: None,
+            }]);
         }
+        let records = match &mut self.input {
+            Input::Vec(records) => std::mem::take(records),
+            // Planned again: the records not yet opened, in split order.
+            Input::Split(parts) => parts
+                .iter_mut()
+                .flat_map(|p| p.take().unwrap_or_default())
+                .collect(),
+            Input::Iter(_) => Vec::new(),
+        };
+        let p = ctx.parallelism().max(1);
+        let share = records.len().div_ceil(p).max(1);
+        let (mut splits, mut parts, mut it) = (Vec::new(), Vec::new(), records.into_iter());
+        let mut start = 0;
+        for index in 0..p {
+            let part: Vec<Record<T>> = it.by_ref().take(share).collect();
+            splits.push(MemorySplit {
+                index,
+                range: Some(start..start + part.len()),
+            });
+            start += part.len();
+            parts.push(Some(part));
+        }
+        self.input = Input::Split(parts);
+        Ok(splits)
+    }
+
+    fn open(
+        &mut self,
+        ctx: &SourceContext,
+        splits: Vec<MemorySplit>,
+    ) -> Result<BoxedSourceStream<T>> {
+        let size = ctx.batch_size();
         let next: NextBatch<T> = match &mut self.input {
-            Input::Split(shares) => batches(
-                shares
-                    .get_mut(ctx.instance())
-                    .and_then(Option::take)
-                    .unwrap_or_default()
-                    .into_iter(),
-            ),
-            Input::Iter(next) => next.take().unwrap_or_else(|| batches(std::iter::empty())),
-            Input::Vec(_) => batches(std::iter::empty()),
+            Input::Split(parts) => {
+                let records: Vec<Record<T>> = splits
+                    .iter()
+                    .flat_map(|s| {
+                        parts
+                            .get_mut(s.index)
+                            .and_then(Option::take)
+                            .unwrap_or_default()
+                    })
+                    .collect();
+                batches(records.into_iter())
+            }
+            Input::Iter(next) if !splits.is_empty() => {
+                next.take().unwrap_or_else(|| batches(std::iter::empty()))
+            }
+            Input::Iter(_) | Input::Vec(_) => batches(std::iter::empty()),
         };
         Ok(stream::unfold(next, move |mut next| async move {
             let batch = next(size);
@@ -99,10 +167,12 @@ mod tests {
     use futures::TryStreamExt;
 
     async fn read_all(src: &mut MemorySource<u32>, p: usize) -> Vec<Vec<u32>> {
+        let splits = src.plan(&PlanContext::standalone("mem", p)).expect("plan");
+        let shares = src.assign(splits, p);
         let mut out = Vec::new();
-        for i in 0..p {
+        for (i, share) in shares.into_iter().enumerate() {
             let s = src
-                .open(&SourceContext::standalone("mem", i, p))
+                .open(&SourceContext::standalone("mem", i, p), share)
                 .expect("open");
             let events: Vec<SourceEvent<u32>> = s.try_collect().await.expect("read");
             let batches: Vec<Batch<u32>> = events
@@ -122,6 +192,9 @@ mod tests {
     #[tokio::test]
     async fn splits_a_vec_into_contiguous_shares() {
         let mut src = MemorySource::new((0..10).collect());
+        let splits = src.plan(&PlanContext::standalone("mem", 3)).expect("plan");
+        let ids: Vec<String> = splits.iter().map(|s| s.id().to_string()).collect();
+        assert_eq!(ids, ["records[0..4)", "records[4..8)", "records[8..10)"]);
         let shares = read_all(&mut src, 3).await;
         assert_eq!(shares, vec![vec![0, 1, 2, 3], vec![4, 5, 6, 7], vec![8, 9]]);
     }

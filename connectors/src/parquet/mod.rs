@@ -35,7 +35,8 @@
 //! # Files
 //! Instance `i` writes files named `part-<run>-<i>-<seq>.parquet` in the
 //! sink's directory, or in a partition directory below it; the directory is
-//! created if missing. `<run>` is the time the sink started, in epoch
+//! created, and locked against a second writer, when the dataflow is built
+//! (see [`output`](crate::output)). `<run>` is the time the sink started, in epoch
 //! milliseconds, and 6 random hex digits (`1700000000000-3fa9c2`), so a
 //! later run into the same directory adds files next to the earlier ones
 //! and never overwrites them; `<seq>` (`00000`, `00001`, ...) counts the
@@ -80,13 +81,21 @@
 //! to, with its buffer and row group in memory; a partition that goes
 //! quiet is closed after the inactivity interval.
 //!
+//! # Replacing the earlier output
+//! By default every run adds its files to the directory.
+//! [`ParquetSink::replace_on_success`] makes a run replace the one before
+//! it when, and only when, the whole job succeeds; its files stay hidden
+//! until then (see [`output`](crate::output) for the commit record that
+//! makes this atomic for `brook sql`).
+//!
 //! # After a crash
 //! A job that crashes, fails or is dropped before its files roll leaves
 //! them hidden under their in-progress names, possibly partial, never
-//! renamed; the next run picks new names and leaves them alone, so delete
-//! `.*.inprogress` files by hand when no job writes to the directory. Files
-//! already published stay. The sink does not yet take part in checkpoints:
-//! after a restart, rows in published files may be written again.
+//! renamed. The next job to write the directory holds its lock, so no
+//! writer is at work on them: it removes them when it is built. Files
+//! already published stay. The sink does not yet take part in
+//! checkpoints: after a restart, rows in published files may be written
+//! again.
 //!
 //! # I/O and backpressure
 //! Values are serialized into Arrow arrays on the task, 8192 rows per file

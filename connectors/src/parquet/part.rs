@@ -16,7 +16,8 @@ use parquet::file::properties::WriterProperties;
 use serde::Serialize;
 use serde_arrow::ArrayBuilder;
 
-use crate::publish::{blocking, publish};
+use crate::output::in_progress_path;
+use crate::publish::{blocking, publish, sync_file};
 
 /// What blocking-pool failures call this sink.
 const SINK: &str = "a parquet sink";
@@ -41,7 +42,7 @@ impl PartPaths {
     /// The paths of the part file `name` in `dir`.
     pub(crate) fn new(dir: PathBuf, name: &str) -> Self {
         PartPaths {
-            in_progress: dir.join(format!(".{name}.inprogress")),
+            in_progress: in_progress_path(&dir.join(name)),
             done: dir.join(name),
             dir,
         }
@@ -185,13 +186,19 @@ impl PartFile {
         Ok(())
     }
 
-    /// Publishes the file: writes the buffered rows and the footer, syncs
-    /// the file, renames it to its final name and syncs the directory so
-    /// that the rename survives a crash. Returns the final path.
+    /// Finishes the file: writes the buffered rows and the footer and syncs
+    /// it. With `publish`, also renames it to its final name and syncs the
+    /// directory so that the rename survives a crash; without, it stays
+    /// under its hidden in-progress name, complete, for a later rename.
+    /// Returns the final path.
     ///
     /// # Errors
     /// [`Error::Io`] naming the path; the in-progress file then stays.
-    pub(crate) async fn commit(mut self, format: &Arc<FileFormat>) -> Result<PathBuf> {
+    pub(crate) async fn commit(
+        mut self,
+        format: &Arc<FileFormat>,
+        publish_now: bool,
+    ) -> Result<PathBuf> {
         let batch = self.take_batch()?;
         let writer = self.writer.take();
         let (paths, format) = (self.paths.clone(), format.clone());
@@ -208,7 +215,11 @@ impl PartFile {
             let file = writer
                 .into_inner()
                 .map_err(|e| paths.failed("finishing", e))?;
-            publish(file, &paths.in_progress, &paths.done, &paths.dir)?;
+            if publish_now {
+                publish(file, &paths.in_progress, &paths.done, &paths.dir)?;
+            } else {
+                sync_file(file, &paths.in_progress)?;
+            }
             Ok(paths.done.clone())
         })
         .await

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use arrow::datatypes::Fields;
 use brook_core::time::now_ms;
-use brook_core::{Error, Result, Sink, SinkContext};
+use brook_core::{Error, JobOutcome, PlanContext, Result, Sink, SinkContext};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use serde::Serialize;
@@ -22,6 +22,7 @@ use super::part::FileFormat;
 use super::partition::{Partitioner, valid_key};
 use super::schema::{self, SchemaSource};
 use super::writer::{ParquetSinkWriter, Rolling, Shared};
+use crate::output::{self, OutputLock};
 use crate::publish::check_dir;
 
 /// The default size at which a file rolls: 128 MiB, as in Flink.
@@ -72,8 +73,12 @@ pub struct ParquetSink<T> {
     max_row_group_size: usize,
     properties: Option<WriterProperties>,
     buffer_rows: usize,
-    /// Made at the first open, for every instance.
+    /// Whether a run replaces the earlier output when it succeeds.
+    replace: bool,
+    /// Made when planned (or at the first open), for every instance.
     shared: Option<Arc<Shared<T>>>,
+    /// The directory's lock, held from planning until the sink is dropped.
+    lock: Option<OutputLock>,
     _t: PhantomData<fn(T)>,
 }
 
@@ -140,7 +145,9 @@ impl<T> ParquetSink<T> {
             max_row_group_size: DEFAULT_MAX_ROW_GROUP_SIZE,
             properties: None,
             buffer_rows: BUFFER_ROWS,
+            replace: false,
             shared: None,
+            lock: None,
             _t: PhantomData,
         }
     }
@@ -207,6 +214,26 @@ impl<T> ParquetSink<T> {
         F: Fn(&T) -> i64 + Send + Sync + 'static,
     {
         self.partitioner.add_date("date".into(), f);
+        self
+    }
+
+    /// Makes each run replace the output of the run before it, when (and
+    /// only when) it succeeds, as a batch job's output should: the run's
+    /// files stay hidden, staged, until every source reached its end and
+    /// the job ended without error; then they are renamed into place, the
+    /// directory's commit record (`_brook_output.json`) lists them, and the
+    /// files of the run before them (those its record listed) are removed.
+    /// Files Brook did not write are never removed. A run that fails, or is
+    /// stopped before its input ends, leaves the earlier output as it was
+    /// and its own files are removed; so does a run that wrote no row.
+    /// `brook sql` reads only the files the record lists, so its readers
+    /// see the old run's output or the new one's, never a mix. See
+    /// [`output`](crate::output).
+    ///
+    /// Without it (the default, for a job that runs on), every run adds its
+    /// files to the directory as they roll.
+    pub fn replace_on_success(mut self) -> Self {
+        self.replace = true;
         self
     }
 
@@ -279,7 +306,7 @@ impl<T> ParquetSink<T> {
     }
 
     /// Checks the settings, makes the schema and the writer properties.
-    fn shared(&mut self) -> Result<Arc<Shared<T>>> {
+    fn shared(&mut self, job: &str) -> Result<Arc<Shared<T>>> {
         if let Some(shared) = &self.shared {
             return Ok(shared.clone());
         }
@@ -315,6 +342,9 @@ impl<T> ParquetSink<T> {
             rolling: self.rolling,
             buffer_rows: self.buffer_rows,
             run: run_id(),
+            job: job.to_string(),
+            replace: self.replace,
+            staged: std::sync::Mutex::default(),
         });
         self.shared = Some(shared.clone());
         Ok(shared)
@@ -340,21 +370,74 @@ where
 {
     type Writer = ParquetSinkWriter<T>;
 
-    /// Opens instance `i`, whose files are named
-    /// `part-<run>-<i>-<seq>.parquet`. The first instance to open makes the
-    /// schema for all.
+    /// Checks the settings and makes the schema; locks the directory
+    /// (creating it) against a second writer, completes a commit an
+    /// earlier run left half-way, and removes the in-progress files that
+    /// crashed runs left.
     ///
     /// # Errors
-    /// [`Error::Config`] for a schema that cannot be traced or stored, or a
-    /// bad setting; [`Error::Io`] naming the directory when it is a file or
-    /// cannot be looked at.
+    /// [`Error::Config`] for a schema that cannot be traced or stored, a
+    /// bad setting, a directory that is a file or that another job is
+    /// writing; [`Error::Io`] naming the directory when it cannot be
+    /// created or cleaned.
+    fn plan(&mut self, ctx: &PlanContext) -> Result<()> {
+        self.shared(ctx.job_name())?;
+        if self.lock.is_none() {
+            self.lock = Some(OutputLock::acquire(&self.dir, ctx.job_name())?);
+            output::recover(&self.dir)?;
+            output::remove_abandoned(&self.dir)?;
+        }
+        Ok(())
+    }
+
+    /// Opens instance `i`, whose files are named
+    /// `part-<run>-<i>-<seq>.parquet`.
+    ///
+    /// # Errors
+    /// Those of [`plan`](Self::plan), for a sink opened without planning.
     fn open(&mut self, ctx: &SinkContext) -> Result<ParquetSinkWriter<T>> {
         check_dir(&self.dir)?;
-        let shared = self.shared()?;
+        let shared = self.shared(ctx.job_name())?;
         Ok(ParquetSinkWriter::new(
             shared,
             ctx.instance(),
             ctx.processing_timer().clone(),
         ))
+    }
+
+    /// For a replacing run ([`replace_on_success`](Self::replace_on_success)):
+    /// commits the staged files when the job completed, removes them when
+    /// it was stopped.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the path that could not be renamed, written or
+    /// removed.
+    fn finish(&mut self, outcome: JobOutcome) -> Result<()> {
+        let Some(shared) = &self.shared else {
+            return Ok(());
+        };
+        if !shared.replace {
+            return Ok(());
+        }
+        let staged = std::mem::take(
+            &mut *shared
+                .staged
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        match outcome {
+            JobOutcome::Completed => {
+                output::commit_replacing(&self.dir, &shared.job, &shared.run, &staged)?;
+            }
+            JobOutcome::Stopped => {
+                output::discard(&staged)?;
+                tracing::warn!(
+                    dir = %self.dir.display(),
+                    "The job was stopped before its input ended: its output is discarded \
+                     and the earlier output stays."
+                );
+            }
+        }
+        Ok(())
     }
 }

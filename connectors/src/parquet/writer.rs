@@ -53,6 +53,14 @@ pub(crate) struct Shared<T> {
     pub(crate) buffer_rows: usize,
     /// Unique to the run: in every file name, so runs never collide.
     pub(crate) run: String,
+    /// The job's name, for the commit record.
+    pub(crate) job: String,
+    /// Whether the run replaces the directory's earlier output when the job
+    /// succeeds: finished files then stay hidden, staged, until
+    /// [`Sink::finish`](brook_core::Sink::finish).
+    pub(crate) replace: bool,
+    /// The final paths of the files finished and staged so far.
+    pub(crate) staged: std::sync::Mutex<Vec<PathBuf>>,
 }
 
 /// Whether a writer can go on.
@@ -182,11 +190,20 @@ impl<T> ParquetSinkWriter<T> {
     }
 }
 
-/// Publishes a rolled file.
+/// Publishes a rolled file, or stages it for a replacing run's commit.
 async fn publish<T>(shared: &Shared<T>, part: PartFile) -> Result<()> {
     let rows = part.rows;
-    let path = part.commit(&shared.format).await?;
-    tracing::debug!(path = %path.display(), rows, "Parquet file published.");
+    let path = part.commit(&shared.format, !shared.replace).await?;
+    if shared.replace {
+        tracing::debug!(path = %path.display(), rows, "Parquet file staged.");
+        shared
+            .staged
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(path);
+    } else {
+        tracing::debug!(path = %path.display(), rows, "Parquet file published.");
+    }
     Ok(())
 }
 

@@ -1,7 +1,6 @@
 //! [`Dataflow`]: the entry point of the builder.
 
 use std::cell::RefCell;
-use std::marker::PhantomData;
 use std::rc::Rc;
 
 use crate::dataflow::config::JobConfig;
@@ -20,7 +19,11 @@ use crate::source::Source;
 /// # use futures::stream::{self, StreamExt};
 /// # struct Empty;
 /// # impl Source<u32> for Empty {
-/// #     fn open(&mut self, _: &SourceContext) -> Result<BoxedSourceStream<u32>> {
+/// #     type Split = InstanceSplit;
+/// #     fn plan(&mut self, ctx: &PlanContext) -> Result<Vec<InstanceSplit>> {
+/// #         Ok(InstanceSplit::per_instance(ctx))
+/// #     }
+/// #     fn open(&mut self, _: &SourceContext, _: Vec<InstanceSplit>) -> Result<BoxedSourceStream<u32>> {
 /// #         Ok(stream::empty().boxed())
 /// #     }
 /// # }
@@ -91,7 +94,7 @@ impl Dataflow {
             Vec::new(),
             None,
             Some(Port::<T>::boxed()),
-            Logic::Source(Box::new(SourceFactory(source, PhantomData))),
+            Logic::Source(Box::new(SourceFactory::new(source))),
         );
         Stream::new(self.graph.clone(), node)
     }

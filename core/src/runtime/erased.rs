@@ -23,6 +23,7 @@ use crate::runtime::push::{BoxPush, Feeder, Tee};
 use crate::runtime::task;
 use crate::sink::Sink;
 use crate::source::Source;
+use crate::split::{JobOutcome, PlanContext, SourceSplit, SplitId};
 use crate::time::ProcessingTimer;
 
 /// A task's future, as spawned.
@@ -63,6 +64,19 @@ impl std::fmt::Debug for Partitioning {
 fn guard_open<R>(node: &str, f: impl FnOnce() -> Result<R>) -> Result<R> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(r) => r.map_err(|e| e.in_node(node)),
+        Err(panic) => Err(Error::from_panic(panic).in_node(node)),
+    }
+}
+
+/// Runs user code that plans a node. A configuration or plan error is
+/// returned as one, its message naming the node; any other error or a
+/// panic as an error naming the node.
+fn guard_plan<R>(node: &str, f: impl FnOnce() -> Result<R>) -> Result<R> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(Error::Config(m))) => Err(Error::Config(format!("node '{node}': {m}"))),
+        Ok(Err(Error::Plan(m))) => Err(Error::Plan(format!("node '{node}': {m}"))),
+        Ok(Err(e)) => Err(e.in_node(node)),
         Err(panic) => Err(Error::from_panic(panic).in_node(node)),
     }
 }
@@ -191,20 +205,66 @@ impl<T: crate::Data> OutputPort for Port<T> {
 /// A source node, type-erased.
 pub(crate) trait ErasedSource: Send {
     fn max_parallelism(&self) -> Option<usize>;
+    /// Plans the source and deals its splits to the instances; returns the
+    /// ids of each instance's splits.
+    fn plan(&mut self, ctx: &PlanContext) -> Result<Vec<Vec<SplitId>>>;
     /// Opens one instance feeding `push` and returns its task.
     fn start(&mut self, ctx: TaskContext, push: Erased) -> Result<TaskFuture>;
 }
 
-pub(crate) struct SourceFactory<T, S>(pub(crate) S, pub(crate) PhantomData<fn() -> T>);
+/// A source and, once planned, the splits of each instance not yet opened.
+pub(crate) struct SourceFactory<T, S: Source<T>> {
+    source: S,
+    shares: Vec<Option<Vec<S::Split>>>,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T, S: Source<T>> SourceFactory<T, S> {
+    pub(crate) fn new(source: S) -> Self {
+        SourceFactory {
+            source,
+            shares: Vec::new(),
+            _t: PhantomData,
+        }
+    }
+}
 
 impl<T: crate::Data, S: Source<T>> ErasedSource for SourceFactory<T, S> {
     fn max_parallelism(&self) -> Option<usize> {
-        self.0.max_parallelism()
+        self.source.max_parallelism()
+    }
+
+    fn plan(&mut self, ctx: &PlanContext) -> Result<Vec<Vec<SplitId>>> {
+        let p = ctx.parallelism;
+        let shares = guard_plan(&ctx.node, || {
+            let splits = self.source.plan(ctx)?;
+            Ok(self.source.assign(splits, p))
+        })?;
+        if shares.len() != p {
+            return Err(Error::Internal(format!(
+                "source '{}' assigned its splits to {} instances, not {p}",
+                ctx.node,
+                shares.len()
+            )));
+        }
+        let ids = shares
+            .iter()
+            .map(|share| share.iter().map(SourceSplit::id).collect())
+            .collect();
+        self.shares = shares.into_iter().map(Some).collect();
+        Ok(ids)
     }
 
     fn start(&mut self, ctx: TaskContext, push: Erased) -> Result<TaskFuture> {
         let push = downcast::<BoxPush<T>>(push, "a source")?;
-        let stream = guard_open(&ctx.node, || self.0.open(&ctx))?;
+        let splits = self
+            .shares
+            .get_mut(ctx.instance)
+            .and_then(Option::take)
+            .ok_or_else(|| {
+                Error::Internal(format!("source instance {} opened twice", ctx.instance))
+            })?;
+        let stream = guard_open(&ctx.node, || self.source.open(&ctx, splits))?;
         Ok(Box::pin(task::run_source(ctx, stream, push)))
     }
 }
@@ -243,8 +303,12 @@ impl<In: crate::Data, Out: crate::Data, O: Operator<In, Out>> ErasedOperator
 /// A sink node, type-erased.
 pub(crate) trait ErasedSink: Send {
     fn max_parallelism(&self) -> Option<usize>;
+    /// Plans the sink.
+    fn plan(&mut self, ctx: &PlanContext) -> Result<()>;
     /// Opens one instance and returns its input pusher.
     fn instantiate(&mut self, ctx: TaskContext) -> Result<Erased>;
+    /// Tells the sink the job ended without error.
+    fn finish(&mut self, node: &str, outcome: JobOutcome) -> Result<()>;
 }
 
 pub(crate) struct SinkFactory<T, S>(pub(crate) S, pub(crate) PhantomData<fn(T)>);
@@ -252,6 +316,10 @@ pub(crate) struct SinkFactory<T, S>(pub(crate) S, pub(crate) PhantomData<fn(T)>)
 impl<T: crate::Data, S: Sink<T>> ErasedSink for SinkFactory<T, S> {
     fn max_parallelism(&self) -> Option<usize> {
         self.0.max_parallelism()
+    }
+
+    fn plan(&mut self, ctx: &PlanContext) -> Result<()> {
+        guard_plan(&ctx.node, || self.0.plan(ctx))
     }
 
     fn instantiate(&mut self, ctx: TaskContext) -> Result<Erased> {
@@ -263,5 +331,9 @@ impl<T: crate::Data, S: Sink<T>> ErasedSink for SinkFactory<T, S> {
             _t: PhantomData,
         });
         Ok(Box::new(node))
+    }
+
+    fn finish(&mut self, node: &str, outcome: JobOutcome) -> Result<()> {
+        guard_open(node, || self.0.finish(outcome))
     }
 }

@@ -25,9 +25,10 @@ use crate::dataflow::JobConfig;
 use crate::dataflow::graph::{Graph, Logic, NodeId};
 use crate::error::{Error, Result};
 use crate::metrics::{JobMetrics, NodeEntry, NodeMetrics};
-use crate::runtime::erased::{Erased, Partitioning, TaskFuture};
+use crate::runtime::erased::{Erased, ErasedSink, Partitioning, TaskFuture};
 use crate::runtime::plan::Plan;
 use crate::runtime::push::Feeder;
+use crate::split::{JobOutcome, PlanContext, SplitId};
 use crate::time::ProcessingTimer;
 
 /// A validated, planned dataflow, ready to run.
@@ -36,6 +37,8 @@ pub struct Job {
     config: JobConfig,
     graph: Graph,
     plan: Plan,
+    /// The ids of each instance's splits, per source node.
+    splits: Vec<(NodeId, Vec<Vec<SplitId>>)>,
     metrics: Vec<Vec<Arc<NodeMetrics>>>,
     job_metrics: JobMetrics,
     shutdown: CancellationToken,
@@ -53,8 +56,24 @@ impl std::fmt::Debug for Job {
 }
 
 impl Job {
-    pub(crate) fn plan(name: String, config: JobConfig, graph: Graph) -> Result<Job> {
+    pub(crate) fn plan(name: String, config: JobConfig, mut graph: Graph) -> Result<Job> {
         let plan = Plan::new(&config, &graph)?;
+        let name: Arc<str> = name.into();
+        // Plan every source and sink once, in topological order, now that
+        // parallelism is known: configuration errors surface here.
+        let mut splits = Vec::new();
+        for (id, node) in graph.nodes.iter_mut().enumerate() {
+            let ctx = PlanContext {
+                job: name.clone(),
+                node: Arc::from(node.name.as_str()),
+                parallelism: plan.parallelism[id],
+            };
+            match &mut node.logic {
+                Logic::Source(source) => splits.push((id, source.plan(&ctx)?)),
+                Logic::Sink(sink) => sink.plan(&ctx)?,
+                Logic::Operator(_) => {}
+            }
+        }
         let metrics: Vec<Vec<Arc<NodeMetrics>>> = plan
             .parallelism
             .iter()
@@ -76,10 +95,11 @@ impl Job {
             started: Instant::now(),
         };
         Ok(Job {
-            name: name.into(),
+            name,
             config,
             graph,
             plan,
+            splits,
             metrics,
             job_metrics,
             shutdown: CancellationToken::new(),
@@ -109,6 +129,15 @@ impl Job {
             .iter()
             .position(|n| n.name == name)
             .map(|id| self.plan.parallelism[id])
+    }
+
+    /// The splits the source named `name` was planned with: for each
+    /// parallel instance, the ids of the splits it reads.
+    pub fn splits_of(&self, name: &str) -> Option<&[Vec<SplitId>]> {
+        self.splits
+            .iter()
+            .find(|(id, _)| self.graph.nodes[*id].name == name)
+            .map(|(_, s)| s.as_slice())
     }
 
     /// A readable description of the plan: tasks, their chains, parallelism
@@ -203,11 +232,20 @@ impl Job {
             names.insert(handle.id(), name);
         }
         drop(senders);
+        // The sinks stay with the running job, to be told how it ended.
+        let sinks = std::mem::take(&mut self.graph.nodes)
+            .into_iter()
+            .filter_map(|n| match n.logic {
+                Logic::Sink(sink) => Some((n.name, sink)),
+                _ => None,
+            })
+            .collect();
         tracing::info!(job = %self.name, tasks = tasks.len(), "Job started.");
         Ok(RunningJob {
             name: self.name.clone(),
             tasks,
             names,
+            sinks,
             metrics: self.job_metrics.clone(),
             shutdown,
         })
@@ -356,6 +394,8 @@ pub struct RunningJob {
     name: Arc<str>,
     tasks: JoinSet<Result<()>>,
     names: std::collections::HashMap<tokio::task::Id, String>,
+    /// Every sink node, by name, to be finished when the job succeeds.
+    sinks: Vec<(String, Box<dyn ErasedSink>)>,
     metrics: JobMetrics,
     shutdown: CancellationToken,
 }
@@ -402,7 +442,22 @@ impl RunningJob {
         // Report the cause, not an echo of it.
         let primary = errors.iter().position(|e| !e.is_secondary()).unwrap_or(0);
         if errors.is_empty() {
-            tracing::info!(job = %self.name, "Job finished.");
+            let outcome = if self.shutdown.is_cancelled() {
+                JobOutcome::Stopped
+            } else {
+                JobOutcome::Completed
+            };
+            for (name, mut sink) in std::mem::take(&mut self.sinks) {
+                let finished = tokio::task::spawn_blocking(move || sink.finish(&name, outcome))
+                    .await
+                    .map_err(|e| Error::Internal(format!("finishing a sink: {e}")))
+                    .and_then(|r| r);
+                if let Err(e) = finished {
+                    tracing::error!(job = %self.name, error = %e, "Job failed.");
+                    return Err(e);
+                }
+            }
+            tracing::info!(job = %self.name, ?outcome, "Job finished.");
             return Ok(());
         }
         let e = errors.swap_remove(primary);

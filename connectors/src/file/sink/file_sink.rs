@@ -4,10 +4,11 @@ use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use brook_core::{Result, Sink, SinkContext};
+use brook_core::{PlanContext, Result, Sink, SinkContext};
 
 use super::encoder::{CsvEncoder, JsonLinesEncoder, RecordEncoder};
 use super::writer::{CHUNK_SIZE, FileSinkWriter, PartFile};
+use crate::output::{self, OutputLock};
 use crate::publish::check_dir;
 
 /// A sink writing JSON lines: one JSON value per line, one
@@ -69,6 +70,8 @@ pub struct FileSink<T, E> {
     /// How many encoded bytes an instance holds before it writes them;
     /// changed only by tests.
     chunk_size: usize,
+    /// The directory's lock, held from planning until the sink is dropped.
+    lock: Option<OutputLock>,
     _t: PhantomData<fn(T)>,
 }
 
@@ -109,6 +112,7 @@ impl<T, E> FileSink<T, E> {
             dir: dir.into(),
             encoder: Arc::new(encoder),
             chunk_size: CHUNK_SIZE,
+            lock: None,
             _t: PhantomData,
         }
     }
@@ -133,6 +137,21 @@ where
     E: RecordEncoder<T>,
 {
     type Writer = FileSinkWriter<T, E>;
+
+    /// Locks the directory (creating it) against a second writer and
+    /// removes the in-progress files that crashed runs left.
+    ///
+    /// # Errors
+    /// [`Error::Config`](brook_core::Error::Config) for a directory that
+    /// is a file or that another job is writing; [`Error::Io`](brook_core::Error::Io)
+    /// naming it when it cannot be created or cleaned.
+    fn plan(&mut self, ctx: &PlanContext) -> Result<()> {
+        if self.lock.is_none() {
+            self.lock = Some(OutputLock::acquire(&self.dir, ctx.job_name())?);
+            output::remove_abandoned(&self.dir)?;
+        }
+        Ok(())
+    }
 
     /// Opens instance `i`, which writes `part-<i>.<extension>`.
     ///

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use brook_core::{BoxedSourceStream, Source, TaskContext};
+use brook_core::BoxedSourceStream;
 use futures::StreamExt;
 
 use super::Row;
@@ -58,9 +58,7 @@ async fn follow_reads_appended_lines_and_stops_when_dropped() {
     let mut src = JsonLinesSource::<N>::new(&path)
         .follow(true)
         .poll_interval(POLL);
-    let mut stream = src
-        .open(&TaskContext::standalone("src", 0, 1))
-        .expect("open");
+    let mut stream = brook_core::open_instance(&mut src, "src", 0, 1).expect("open");
     let ns = |v: Vec<N>| v.into_iter().map(|v| v.n).collect::<Vec<_>>();
     assert_eq!(ns(take(&mut stream, 2).await), vec![0, 1]);
 
@@ -99,12 +97,8 @@ async fn follow_waits_for_a_csv_header_and_shares_files_round_robin() {
     let mut src = CsvSource::<Row>::new(dir.path())
         .follow(true)
         .poll_interval(POLL);
-    let mut first = src
-        .open(&TaskContext::standalone("src", 0, 2))
-        .expect("open");
-    let mut second = src
-        .open(&TaskContext::standalone("src", 1, 2))
-        .expect("open");
+    let mut streams = brook_core::open_all(&mut src, "src", 2).expect("open");
+    let (mut second, mut first) = (streams.pop().expect("two"), streams.pop().expect("two"));
     quiet(&mut first).await;
     for name in ["a.csv", "b.csv", "c.csv"] {
         append(&dir.path().join(name), &format!("me,n\n{name},1\n"));
@@ -133,9 +127,7 @@ async fn follow_switches_to_a_file_that_replaced_the_followed_one() {
     let mut src = JsonLinesSource::<N>::new(&path)
         .follow(true)
         .poll_interval(POLL);
-    let mut stream = src
-        .open(&TaskContext::standalone("src", 0, 1))
-        .expect("open");
+    let mut stream = brook_core::open_instance(&mut src, "src", 0, 1).expect("open");
     assert_eq!(take(&mut stream, 1).await[0].n, 1);
     // Rotated: the old file's last line is finished and read, then the new
     // file from its start.

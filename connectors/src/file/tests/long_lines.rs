@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use brook_core::{Error, Source, TaskContext};
+use brook_core::Error;
 use proptest::prelude::*;
 
 use super::{contexts, counter, lines_strategy, read_with, render, rt};
@@ -162,9 +162,8 @@ async fn a_zero_max_line_length_is_a_config_error() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("a.jsonl");
     std::fs::write(&path, "1\n").expect("write");
-    let err = JsonLinesSource::<u32>::new(&path)
-        .max_line_length(0)
-        .open(&TaskContext::standalone("src", 0, 1))
+    let mut src = JsonLinesSource::<u32>::new(&path).max_line_length(0);
+    let err = brook_core::open_instance(&mut src, "src", 0, 1)
         .err()
         .expect("max line length 0");
     assert!(matches!(err, Error::Config(_)), "{err}");
@@ -184,9 +183,7 @@ async fn a_followed_line_is_reported_once_it_grows_too_long() {
         .max_line_length(16)
         .chunk_size(8)
         .on_bad_line(BadLinePolicy::dead_letter(sink));
-    let mut stream = src
-        .open(&TaskContext::standalone("src", 0, 1))
-        .expect("open");
+    let mut stream = brook_core::open_instance(&mut src, "src", 0, 1).expect("open");
     assert_eq!(take(&mut stream, 1).await, [1]);
     // Too long before its end arrives: reported, then skipped through its
     // `\n`.

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use brook_core::dataflow::DEFAULT_BATCH_SIZE;
-use brook_core::{Error, Result, Source, TaskContext};
+use brook_core::{Error, Result, TaskContext};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
@@ -82,7 +82,7 @@ async fn lines_that_make_no_records_do_not_keep_other_tasks_waiting() {
     std::fs::write(&path, text).expect("write");
     let ctx = TaskContext::standalone("src", 0, 1);
     let mut src = JsonLinesSource::<u32>::new(&path).on_bad_line(BadLinePolicy::Drop);
-    let mut stream = src.open(&ctx).expect("open");
+    let mut stream = brook_core::open_in_context(&mut src, &ctx).expect("open");
 
     // A task that notes how far the source is each time it gets to run.
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -129,7 +129,7 @@ async fn dead_letters_are_written_before_an_error_ends_the_stream() {
     let ctx = TaskContext::standalone("src", 0, 1);
     let mut src =
         JsonLinesSource::<u32>::new(dir.path()).on_bad_line(BadLinePolicy::dead_letter(sink));
-    let mut stream = src.open(&ctx).expect("open");
+    let mut stream = brook_core::open_in_context(&mut src, &ctx).expect("open");
     // Listed, then gone before it is read.
     std::fs::remove_file(&gone).expect("remove");
     let mut failed = None;

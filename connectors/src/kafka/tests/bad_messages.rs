@@ -1,7 +1,7 @@
 //! Bad messages: fail, drop (counted) and dead-letter (raw message with
 //! headers naming where it came from and why).
 
-use brook_core::{Error, Source, SourceContext};
+use brook_core::{Error, SourceContext};
 use futures::TryStreamExt;
 use rdkafka::message::Message;
 
@@ -9,7 +9,9 @@ use super::super::{
     BadMessagePolicy, DLQ_ERROR_HEADER, DLQ_OFFSET_HEADER, DLQ_PARTITION_HEADER, DLQ_TOPIC_HEADER,
     KafkaSource, KafkaSourceConfig,
 };
-use super::{Msg, block_on, bounded, header, on_each_cluster, produce, read_plain, values};
+use super::{
+    Msg, block_on, bounded, header, on_each_cluster, plan_and_open, produce, read_plain, values,
+};
 
 /// Produces, to partition 0: 1, "oops" (offset 1), 2, a tombstone (offset
 /// 3), 3. The bad ones have a key and a header.
@@ -41,8 +43,7 @@ fn fail_names_topic_partition_and_offset() {
         let cfg = bounded(&b, &topic, &format!("{topic}-g"));
         let mut source = KafkaSource::<u64>::json(cfg).expect("source");
         let ctx = SourceContext::standalone("kafka", 0, 1);
-        let err = source
-            .open(&ctx)
+        let err = plan_and_open(&mut source, &ctx)
             .expect("open")
             .try_collect::<Vec<_>>()
             .await
@@ -69,8 +70,7 @@ fn drop_skips_and_counts_bad_messages() {
         };
         let mut source = KafkaSource::<u64>::json(cfg).expect("source");
         let ctx = SourceContext::standalone("kafka", 0, 1);
-        let events: Vec<_> = source
-            .open(&ctx)
+        let events: Vec<_> = plan_and_open(&mut source, &ctx)
             .expect("open")
             .try_collect()
             .await
@@ -93,8 +93,7 @@ fn dead_letters_carry_the_raw_message_and_where_it_came_from() {
         };
         let mut source = KafkaSource::<u64>::json(cfg).expect("source");
         let ctx = SourceContext::standalone("kafka", 0, 1);
-        let events: Vec<_> = source
-            .open(&ctx)
+        let events: Vec<_> = plan_and_open(&mut source, &ctx)
             .expect("open")
             .try_collect()
             .await

@@ -4,13 +4,13 @@
 use std::io::Write as _;
 use std::time::Duration;
 
-use brook_core::{Source, SourceContext, SourceEvent, Watermarks};
+use brook_core::{PlanContext, Source, SourceEvent, SourceSplit, Watermarks, open_instance};
 use futures::StreamExt;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
-use super::super::{KafkaSource, KafkaSourceConfig, OffsetReset, StartPosition};
+use super::super::{KafkaSource, KafkaSourceConfig, KafkaSplit, OffsetReset, StartPosition};
 use super::{block_on, bounded, on_each_cluster, produce_numbers, read_instance, run_job, values};
 
 #[test]
@@ -33,6 +33,53 @@ fn consumed_multiset_equals_produced_across_1_2_4_and_6_instances() {
                     .iter()
                     .all(|r| r.timestamp == 1_000 + r.value as i64)
             );
+        }
+    }));
+}
+
+#[test]
+fn the_plan_lists_every_partition_sorted_and_deals_them_round_robin() {
+    block_on(on_each_cluster("plan", |c| async move {
+        let b = c.bootstrap();
+        let three = c.topic("plan-a", 3).await;
+        let two = c.topic("plan-b", 2).await;
+        let pattern = format!("{}|{}", regex::escape(&three), regex::escape(&two));
+        let cfg = KafkaSourceConfig {
+            topics: Vec::new(),
+            topic_pattern: Some(pattern),
+            ..bounded(&b, &three, &format!("{three}-g"))
+        };
+        let mut source = KafkaSource::<u64>::json(cfg).expect("source");
+        let splits = source
+            .plan(&PlanContext::standalone("kafka", 2))
+            .expect("plan");
+        let mut expected: Vec<String> = (0..3)
+            .map(|p| format!("{three}/{p}"))
+            .chain((0..2).map(|p| format!("{two}/{p}")))
+            .collect();
+        expected.sort();
+        let ids: Vec<String> = splits.iter().map(|s| s.id().to_string()).collect();
+        assert_eq!(ids, expected);
+        for s in &splits {
+            assert_eq!(
+                s.id().to_string(),
+                format!("{}/{}", s.topic(), s.partition())
+            );
+            assert_eq!(s.start(), KafkaSplit::CONFIGURED_START);
+        }
+        // Every parallelism-th split of the sorted list per instance; with
+        // more instances than partitions, the last get none.
+        for p in [1, 2, 6] {
+            let shares = source.assign(splits.clone(), p);
+            assert_eq!(shares.len(), p);
+            for (i, share) in shares.iter().enumerate() {
+                let want: Vec<&KafkaSplit> = splits.iter().skip(i).step_by(p).collect();
+                assert_eq!(
+                    share.iter().collect::<Vec<_>>(),
+                    want,
+                    "instance {i} of {p}"
+                );
+            }
         }
     }));
 }
@@ -145,8 +192,7 @@ fn a_restarted_group_resumes_from_its_committed_offsets() {
             ..cfg.clone()
         };
         let mut source = KafkaSource::<u64>::json(unbounded).expect("source");
-        let ctx = SourceContext::standalone("kafka", 0, 1);
-        let mut stream = source.open(&ctx).expect("open");
+        let mut stream = open_instance(&mut source, "kafka", 0, 1).expect("open");
         let mut first = Vec::new();
         while first.len() < 20 {
             match tokio::time::timeout(Duration::from_secs(30), stream.next()).await {
@@ -192,9 +238,7 @@ fn watermarks_follow_the_slowest_partition_and_empty_instances_are_idle() {
         let mut source = KafkaSource::<u64>::json(cfg)
             .expect("source")
             .watermarks(Watermarks::bounded(Duration::from_millis(5)));
-        let mut stream = source
-            .open(&SourceContext::standalone("kafka", 0, 1))
-            .expect("open");
+        let mut stream = open_instance(&mut source, "kafka", 0, 1).expect("open");
         let (mut max_seen, mut seen, mut last_wm) = ([i64::MIN; 2], 0, None);
         // Read everything, then the watermark that follows the last batch.
         while seen < 20 || last_wm != Some(1_018 - 5 - 1) {
@@ -250,9 +294,7 @@ fn watermarks_follow_the_slowest_partition_and_empty_instances_are_idle() {
             ..cfg
         };
         let mut source = KafkaSource::<u64>::json(unbounded).expect("source");
-        let mut stream = source
-            .open(&SourceContext::standalone("kafka", 2, 3))
-            .expect("open");
+        let mut stream = open_instance(&mut source, "kafka", 2, 3).expect("open");
         let first = tokio::time::timeout(Duration::from_secs(30), stream.next()).await;
         assert!(matches!(first, Ok(Some(Ok(SourceEvent::Idle)))));
         // Then nothing: it waits for the job to stop, without spinning.
@@ -280,9 +322,7 @@ fn quiet_partitions_turn_idle_and_release_the_watermark() {
         let mut source = KafkaSource::<u64>::json(cfg)
             .expect("source")
             .watermarks(strategy);
-        let mut stream = source
-            .open(&SourceContext::standalone("kafka", 0, 1))
-            .expect("open");
+        let mut stream = open_instance(&mut source, "kafka", 0, 1).expect("open");
         let mut events = Vec::new();
         // Records, then partition 1 turns idle and partition 0 alone sets
         // the watermark, then partition 0 turns idle too. On a slow machine

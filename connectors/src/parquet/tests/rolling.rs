@@ -100,7 +100,17 @@ struct Gated {
 }
 
 impl Source<Stat> for Gated {
-    fn open(&mut self, _ctx: &SourceContext) -> Result<BoxedSourceStream<Stat>> {
+    type Split = brook_core::InstanceSplit;
+
+    fn plan(&mut self, ctx: &brook_core::PlanContext) -> Result<Vec<Self::Split>> {
+        Ok(brook_core::InstanceSplit::per_instance(ctx))
+    }
+
+    fn open(
+        &mut self,
+        _ctx: &SourceContext,
+        _splits: Vec<Self::Split>,
+    ) -> Result<BoxedSourceStream<Stat>> {
         let mut batches = std::mem::take(&mut self.batches).into_iter();
         let (first, second) = (batches.next().unwrap_or_default(), batches.next());
         let gate = self.gate.take();

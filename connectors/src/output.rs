@@ -1,0 +1,553 @@
+//! An output directory that a sink writes: one writer at a time (a lock the
+//! OS releases when the process dies), the clean-up of what a crashed
+//! writer left, and the commit record of a run that replaces the one
+//! before it.
+//!
+//! # The lock
+//! [`OutputLock::acquire`] creates the directory if needed and takes an
+//! exclusive `flock` on `.brook.lock` in it, writing the holder's process
+//! id and job into the file for the error a second writer gets. The lock
+//! is released when the [`OutputLock`] is dropped, or by the OS when the
+//! process dies, so a crash never leaves a directory locked.
+//!
+//! # The commit record
+//! A sink that replaces earlier output (see
+//! [`ParquetSink::replace_on_success`](crate::parquet::ParquetSink::replace_on_success))
+//! records the files of its last successful run in `_brook_output.json`,
+//! written atomically (temporary file, sync, rename, directory sync). The
+//! next such run removes exactly those files once it has succeeded, so
+//! files Brook did not write are never removed. Readers that honour the
+//! record (`brook sql`) see the old run's files or the new run's, never a
+//! mix.
+
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::{self, Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+use brook_core::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+/// The lock file's name, in the output directory.
+pub const LOCK_FILE: &str = ".brook.lock";
+/// The commit record's name, in the output directory.
+pub const COMMIT_FILE: &str = "_brook_output.json";
+
+/// An exclusive claim on an output directory, held while it lives.
+#[derive(Debug)]
+pub struct OutputLock {
+    _file: File,
+}
+
+impl OutputLock {
+    /// Creates `dir` if it does not exist and locks it for `job`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when another process (or another sink of this
+    /// one) holds the lock, or `dir` is not a directory; [`Error::Io`]
+    /// when it cannot be created or locked.
+    pub fn acquire(dir: &Path, job: &str) -> Result<OutputLock> {
+        if let Ok(meta) = fs::metadata(dir)
+            && !meta.is_dir()
+        {
+            return Err(Error::Config(format!(
+                "output directory {} is not a directory",
+                dir.display()
+            )));
+        }
+        fs::create_dir_all(dir)
+            .map_err(|e| Error::io(format_args!("creating directory {}", dir.display()), e))?;
+        let path = dir.join(LOCK_FILE);
+        let io = |e| Error::io(format_args!("locking {}", path.display()), e);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                let holder = holder.trim();
+                let holder = if holder.is_empty() {
+                    "another job".to_string()
+                } else {
+                    holder.to_string()
+                };
+                return Err(Error::Config(format!(
+                    "output directory {} is being written by {holder}; \
+                     one job at a time may write to a directory ({} is its lock)",
+                    dir.display(),
+                    path.display()
+                )));
+            }
+            Err(TryLockError::Error(e)) => return Err(io(e)),
+        }
+        let holder = format!("job '{job}' (process {})\n", std::process::id());
+        file.set_len(0)
+            .and_then(|()| file.rewind())
+            .and_then(|()| file.write_all(holder.as_bytes()))
+            .map_err(io)?;
+        Ok(OutputLock { _file: file })
+    }
+}
+
+/// Removes the hidden in-progress files (`.part-*.inprogress`) under
+/// `dir`, in every partition directory: with the lock held, no writer is
+/// at work on them, so they are what a crashed or failed run left.
+/// Returns how many were removed.
+///
+/// # Errors
+/// [`Error::Io`] naming the path that could not be listed or removed.
+pub fn remove_abandoned(dir: &Path) -> Result<usize> {
+    let mut removed = 0;
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        let io = |e| Error::io(format_args!("listing {}", d.display()), e);
+        let entries = match fs::read_dir(&d) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io(e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(io)?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() && !name.starts_with('.') {
+                dirs.push(entry.path());
+            } else if kind.is_file() && name.starts_with(".part-") && name.ends_with(".inprogress")
+            {
+                fs::remove_file(entry.path()).map_err(|e| {
+                    Error::io(format_args!("removing {}", entry.path().display()), e)
+                })?;
+                removed += 1;
+            }
+        }
+    }
+    if removed > 0 {
+        tracing::warn!(
+            dir = %dir.display(),
+            removed,
+            "Removed in-progress files an interrupted earlier run left."
+        );
+    }
+    Ok(removed)
+}
+
+/// The record of the last run that replaced a directory's output.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommitRecord {
+    /// The format of this record; 1.
+    pub version: u32,
+    /// The job that wrote the run.
+    pub job: String,
+    /// The run's id, as in its file names.
+    pub run: String,
+    /// When the run was committed, in epoch milliseconds.
+    pub committed_ms: i64,
+    /// The run's files, relative to the directory, `/`-separated.
+    pub files: Vec<String>,
+    /// While a commit is under way: the files of the run replacing this
+    /// one, still to be renamed into place. A writer that finds a record
+    /// with pending files completes the commit first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<String>,
+}
+
+impl CommitRecord {
+    /// Reads the record in `dir`; `None` if there is none.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when it cannot be read, [`Error::Config`] when it
+    /// is not a commit record.
+    pub fn read(dir: &Path) -> Result<Option<CommitRecord>> {
+        let path = dir.join(COMMIT_FILE);
+        let text = match fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(format_args!("reading {}", path.display()), e)),
+        };
+        serde_json::from_str(&text).map(Some).map_err(|e| {
+            Error::Config(format!(
+                "{} is not a Brook commit record: {e}",
+                path.display()
+            ))
+        })
+    }
+
+    /// Writes the record into `dir` atomically: a temporary file, synced,
+    /// renamed over the old record, and the directory synced.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the path.
+    pub(crate) fn write(&self, dir: &Path) -> Result<()> {
+        let path = dir.join(COMMIT_FILE);
+        let tmp = dir.join(format!(".{COMMIT_FILE}.tmp"));
+        let io = |e| Error::io(format_args!("writing {}", path.display()), e);
+        let text = serde_json::to_vec_pretty(self).map_err(|e| io(io::Error::other(e)))?;
+        let mut file = File::create(&tmp).map_err(io)?;
+        file.write_all(&text)
+            .and_then(|()| file.sync_all())
+            .map_err(io)?;
+        drop(file);
+        fs::rename(&tmp, &path).map_err(io)?;
+        crate::publish::sync_dir(dir)
+    }
+
+    /// The paths of the record's files under `dir`.
+    pub fn paths(&self, dir: &Path) -> Vec<PathBuf> {
+        self.files.iter().map(|f| dir.join(f)).collect()
+    }
+}
+
+/// The hidden name a part file has while it is written, or staged for a
+/// commit: `.<name>.inprogress` beside its final name `done`.
+pub(crate) fn in_progress_path(done: &Path) -> PathBuf {
+    let name = done
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    done.with_file_name(format!(".{name}.inprogress"))
+}
+
+/// `path` relative to `dir`, `/`-separated, as a commit record lists it.
+fn relative(dir: &Path, path: &Path) -> Result<String> {
+    let rel = path.strip_prefix(dir).map_err(|_| {
+        Error::Internal(format!("{} is not under {}", path.display(), dir.display()))
+    })?;
+    Ok(rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/"))
+}
+
+/// Makes a replacing run's output final, once the run has succeeded:
+/// `staged` are its finished files, still under their in-progress names
+/// (final paths given). Records the intent, renames the files into place,
+/// records them as the directory's output, then removes the files of the
+/// run they replace (only those its record lists). A run that staged no
+/// file replaces nothing: the earlier output stays, with a warning.
+/// Returns whether the output was replaced.
+///
+/// # Errors
+/// [`Error::Io`] naming the path; [`Error::Config`] when the directory's
+/// record is not one. A commit that fails half-way is completed by the
+/// next writer of the directory ([`recover`]).
+pub(crate) fn commit_replacing(
+    dir: &Path,
+    job: &str,
+    run: &str,
+    staged: &[PathBuf],
+) -> Result<bool> {
+    if staged.is_empty() {
+        tracing::warn!(
+            dir = %dir.display(),
+            "The run wrote no rows; the earlier output in the directory stays."
+        );
+        return Ok(false);
+    }
+    let old = CommitRecord::read(dir)?.unwrap_or_default();
+    let mut pending = staged
+        .iter()
+        .map(|p| relative(dir, p))
+        .collect::<Result<Vec<_>>>()?;
+    pending.sort();
+    let intent = CommitRecord {
+        version: 1,
+        job: job.to_string(),
+        run: run.to_string(),
+        committed_ms: brook_core::time::now_ms(),
+        files: old.files,
+        pending,
+    };
+    intent.write(dir)?;
+    complete(dir, intent)?;
+    Ok(true)
+}
+
+/// Completes a commit whose intent `record` holds: renames its pending
+/// files into place (those already there count as done), records them as
+/// the output, and removes the files they replace.
+fn complete(dir: &Path, record: CommitRecord) -> Result<()> {
+    for file in &record.pending {
+        let done = dir.join(file);
+        let staged = in_progress_path(&done);
+        let parent = done.parent().unwrap_or(dir);
+        if staged.exists() {
+            crate::publish::rename(&staged, &done, parent)?;
+        } else if !done.exists() {
+            return Err(Error::io(
+                format_args!(
+                    "committing {}: neither it nor {} exists",
+                    done.display(),
+                    staged.display()
+                ),
+                io::Error::from(io::ErrorKind::NotFound),
+            ));
+        }
+    }
+    let replaced: Vec<String> = record
+        .files
+        .iter()
+        .filter(|f| !record.pending.contains(f))
+        .cloned()
+        .collect();
+    let done = CommitRecord {
+        files: record.pending,
+        pending: Vec::new(),
+        ..record
+    };
+    done.write(dir)?;
+    let mut removed = 0;
+    for file in replaced {
+        let path = dir.join(&file);
+        let ours = path
+            .file_name()
+            .is_some_and(|n| is_part_file(&n.to_string_lossy()));
+        if !ours {
+            continue;
+        }
+        match fs::remove_file(&path) {
+            Ok(()) => removed += 1,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(format_args!("removing {}", path.display()), e)),
+        }
+    }
+    tracing::info!(
+        dir = %dir.display(),
+        files = done.files.len(),
+        replaced = removed,
+        "Output committed."
+    );
+    Ok(())
+}
+
+/// Completes a commit that a writer of `dir` left half-way (it died after
+/// recording the intent). Call with the directory's lock held.
+///
+/// # Errors
+/// As [`commit_replacing`].
+pub fn recover(dir: &Path) -> Result<()> {
+    match CommitRecord::read(dir)? {
+        Some(record) if !record.pending.is_empty() => {
+            tracing::warn!(dir = %dir.display(), run = %record.run, "Completing a commit an earlier run left half-way.");
+            complete(dir, record)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Removes the staged files of a run that is not to be committed (it was
+/// stopped before its input ended).
+///
+/// # Errors
+/// [`Error::Io`] naming the file that could not be removed.
+pub(crate) fn discard(staged: &[PathBuf]) -> Result<()> {
+    for done in staged {
+        let path = in_progress_path(done);
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(format_args!("removing {}", path.display()), e)),
+        }
+    }
+    Ok(())
+}
+
+/// Whether `name` is the name of a part file a Brook sink publishes:
+/// `part-<anything>.<extension>`, not hidden.
+pub(crate) fn is_part_file(name: &str) -> bool {
+    name.starts_with("part-")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_lock_on_a_directory_is_refused_and_names_the_holder() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("out");
+        let first = OutputLock::acquire(&out, "first-job").expect("first lock");
+        let err = OutputLock::acquire(&out, "second-job").expect_err("second lock");
+        assert!(matches!(err, Error::Config(_)), "{err}");
+        let msg = err.to_string();
+        assert!(msg.contains("first-job"), "{msg}");
+        assert!(msg.contains(&std::process::id().to_string()), "{msg}");
+        drop(first);
+        OutputLock::acquire(&out, "third-job").expect("free again once dropped");
+    }
+
+    #[test]
+    fn a_file_is_not_an_output_directory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("f");
+        fs::write(&file, "x").expect("write");
+        let err = OutputLock::acquire(&file, "job").expect_err("a file");
+        assert!(matches!(err, Error::Config(_)), "{err}");
+        assert!(err.to_string().contains("not a directory"), "{err}");
+    }
+
+    #[test]
+    fn abandoned_in_progress_files_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sub = dir.path().join("service=a");
+        fs::create_dir_all(&sub).expect("mkdir");
+        for f in [
+            dir.path().join(".part-1-0-00000.parquet.inprogress"),
+            sub.join(".part-1-1-00000.parquet.inprogress"),
+            dir.path().join("part-1-0-00000.parquet"),
+            dir.path().join("other.inprogress"),
+            dir.path().join(".hidden"),
+        ] {
+            fs::write(&f, "x").expect("write");
+        }
+        assert_eq!(remove_abandoned(dir.path()).expect("clean"), 2);
+        let mut left: Vec<String> = fs::read_dir(dir.path())
+            .expect("list")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                ".hidden",
+                "other.inprogress",
+                "part-1-0-00000.parquet",
+                "service=a"
+            ]
+        );
+        assert_eq!(fs::read_dir(&sub).expect("list").count(), 0);
+    }
+
+    /// Stages a finished file of run `run`, as a replacing sink does.
+    fn stage(dir: &Path, name: &str, body: &str) -> PathBuf {
+        let done = dir.join(name);
+        fs::create_dir_all(done.parent().expect("parent")).expect("mkdir");
+        fs::write(in_progress_path(&done), body).expect("write");
+        done
+    }
+
+    fn listing(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .expect("list")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_replacing_commit_removes_only_the_files_the_earlier_run_recorded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        fs::write(d.join("part-00000-from-spark.snappy.parquet"), "theirs").expect("write");
+        let first = [
+            stage(d, "part-a-0-00000.parquet", "a0"),
+            stage(d, "part-a-1-00000.parquet", "a1"),
+        ];
+        assert!(commit_replacing(d, "j", "a", &first).expect("commit a"));
+        assert_eq!(
+            listing(d),
+            [
+                COMMIT_FILE,
+                "part-00000-from-spark.snappy.parquet",
+                "part-a-0-00000.parquet",
+                "part-a-1-00000.parquet"
+            ]
+        );
+        let second = [stage(d, "part-b-0-00000.parquet", "b0")];
+        assert!(commit_replacing(d, "j", "b", &second).expect("commit b"));
+        assert_eq!(
+            listing(d),
+            [
+                COMMIT_FILE,
+                "part-00000-from-spark.snappy.parquet",
+                "part-b-0-00000.parquet"
+            ]
+        );
+        let record = CommitRecord::read(d).expect("read").expect("a record");
+        assert_eq!(record.files, ["part-b-0-00000.parquet"]);
+        assert!(record.pending.is_empty());
+        // A run with no output replaces nothing.
+        assert!(!commit_replacing(d, "j", "c", &[]).expect("empty"));
+        assert_eq!(
+            CommitRecord::read(d).expect("read").expect("record").run,
+            "b"
+        );
+    }
+
+    #[test]
+    fn a_commit_left_half_way_is_completed_by_the_next_writer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        let old = [stage(d, "part-a-0-00000.parquet", "a0")];
+        commit_replacing(d, "j", "a", &old).expect("commit a");
+        // The writer died after recording its intent and renaming one of
+        // its two files.
+        let new = [
+            stage(d, "k=1/part-b-0-00000.parquet", "b0"),
+            stage(d, "part-b-1-00000.parquet", "b1"),
+        ];
+        CommitRecord {
+            version: 1,
+            job: "j".into(),
+            run: "b".into(),
+            committed_ms: 1,
+            files: vec!["part-a-0-00000.parquet".into()],
+            pending: vec![
+                "k=1/part-b-0-00000.parquet".into(),
+                "part-b-1-00000.parquet".into(),
+            ],
+        }
+        .write(d)
+        .expect("intent");
+        crate::publish::rename(&in_progress_path(&new[1]), &new[1], d).expect("rename");
+        recover(d).expect("recover");
+        assert_eq!(listing(d), [COMMIT_FILE, "k=1", "part-b-1-00000.parquet"]);
+        assert_eq!(listing(&d.join("k=1")), ["part-b-0-00000.parquet"]);
+        let record = CommitRecord::read(d).expect("read").expect("record");
+        assert_eq!(
+            record.files,
+            ["k=1/part-b-0-00000.parquet", "part-b-1-00000.parquet"]
+        );
+    }
+
+    #[test]
+    fn a_discarded_run_leaves_no_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let staged = [stage(dir.path(), "part-a-0-00000.parquet", "a0")];
+        discard(&staged).expect("discard");
+        assert!(listing(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn commit_records_round_trip_and_refuse_other_json() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert_eq!(CommitRecord::read(dir.path()).expect("none"), None);
+        let record = CommitRecord {
+            version: 1,
+            job: "j".into(),
+            run: "r".into(),
+            committed_ms: 5,
+            files: vec![
+                "part-r-0-00000.parquet".into(),
+                "d=1/part-r-1-00000.parquet".into(),
+            ],
+            pending: Vec::new(),
+        };
+        record.write(dir.path()).expect("write");
+        assert_eq!(CommitRecord::read(dir.path()).expect("read"), Some(record));
+        fs::write(dir.path().join(COMMIT_FILE), "{\"x\":1}").expect("write");
+        assert!(matches!(
+            CommitRecord::read(dir.path()),
+            Err(Error::Config(_))
+        ));
+    }
+}
