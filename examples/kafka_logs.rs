@@ -1,5 +1,5 @@
 //! The log-analysis job on Kafka: log events from a topic → the
-//! logs-window query of `shared/bench/WORKLOAD.md` → window results as
+//! logs-window query of `benches/workload/README.md` → window results as
 //! Parquet files in a directory (as `log_analysis` writes them), and alerts
 //! (windows whose count of 5xx responses reaches a threshold) to a topic.
 //!
@@ -13,11 +13,11 @@
 //! scripts/kafka-broker.sh install && scripts/kafka-broker.sh start
 //! scripts/kafka-broker.sh create-topic logs 4
 //! scripts/kafka-broker.sh create-topic alerts 1
-//! python3 ../shared/bench/gen_logs.py --events 200000 --seed 1 --out /tmp/logs.jsonl
+//! cargo run --release -p brook-workload -- gen-logs --events 200000 --seed 1 --out /tmp/logs.jsonl
 //! python3 scripts/kafka-feed.py /tmp/logs.jsonl logs          # needs scripts/setup.sh --python
 //! cargo run --release --example kafka_logs -- --brokers 127.0.0.1:9092 --topic logs \
 //!     --out /tmp/stats --bounded --alerts-topic alerts
-//! python3 ../shared/bench/check_logs_window.py /tmp/logs.jsonl /tmp/stats
+//! cargo run --release -p brook-workload -- check --input /tmp/logs.jsonl --out /tmp/stats
 //! scripts/kafka-broker.sh stop
 //! ```
 //!
@@ -30,11 +30,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use brook::connectors::kafka::{
-    KafkaSink, KafkaSinkConfig, KafkaSource, KafkaSourceConfig, StartPosition,
-};
-use brook::logs::{self, LogEvent, WindowStats};
+use brook::kafka::{KafkaSink, KafkaSinkConfig, KafkaSource, KafkaSourceConfig, StartPosition};
 use brook::prelude::*;
+use brook_workload::logs::{self, LogEvent, WindowStats};
 use clap::Parser;
 
 /// Runs the logs-window query over a Kafka topic.

@@ -1,25 +1,24 @@
-//! The log-analysis job, Brook's main example: the "logs-window" query of
-//! `shared/bench/WORKLOAD.md`, written as Parquet, then asked a question
-//! with SQL.
+//! The log-analysis job, Brook's main example: per service and level, in
+//! 10-second event-time windows, the request count, mean and worst latency
+//! and the 5xx responses, written as Parquet, then asked a question with
+//! SQL.
 //!
-//! With no arguments it generates a million log events in-process
-//! (deterministic: the same events on every run), drops `DEBUG` events,
-//! keys by `(service, level)`, and per 10-second tumbling event-time window
-//! (watermark: 2 s of bounded out-of-orderness) computes the count, mean
-//! and max latency and the number of 5xx responses, on every core. The
-//! window results go to Parquet files under `brook-out/stats/`. Then it
-//! asks DataFusion SQL which services had the most 5xx responses, and how
-//! slow they got, and prints the `brook sql` command to explore further.
+//! With no arguments it generates a million web-service log events
+//! in-process (deterministic: the same events on every run). The dataflow
+//! is written out below in `main`: a source, event time with a 2-second
+//! watermark, a filter dropping `DEBUG`, `key_by (service, level)`, a
+//! tumbling window aggregating into a [`WindowStats`] row, and a Parquet
+//! sink. Then DataFusion SQL answers "which services returned the most 5xx
+//! responses?" over what the job wrote, and it prints the `brook sql`
+//! command to explore further.
 //!
 //! ```text
 //! cargo run --release --example log_analysis
 //! cargo run --release --example log_analysis -- --events 5000000 --parallelism 2
-//! python3 ../shared/bench/gen_logs.py --events 200000 --seed 1 --out /tmp/logs.jsonl
+//! cargo run --release -p brook-workload -- gen-logs --events 200000 --seed 1 --out /tmp/logs.jsonl
 //! cargo run --release --example log_analysis -- --input /tmp/logs.jsonl --out /tmp/stats
-//! python3 ../shared/bench/check_logs_window.py /tmp/logs.jsonl /tmp/stats
+//! cargo run --release -p brook-workload -- check --input /tmp/logs.jsonl --out /tmp/stats
 //! ```
-//!
-//! (`scripts/setup.sh --python` installs what the checker needs.)
 //!
 //! A run replaces the output of the run before it only once it has
 //! succeeded: until then its files are hidden and the earlier results stay
@@ -27,6 +26,12 @@
 //! leaves them as they were. Only files an earlier run of Brook recorded
 //! are removed, and a second run into the same directory at the same time
 //! is refused.
+//!
+//! With `--input`, a line that is not a log event fails the run naming its
+//! file and line (`--on-bad-line fail`, the default), or is counted and
+//! skipped (`drop`), or is written with its file, line and reason as
+//! Parquet rows under `--dead-letters DIR` (`dead-letter`), which `brook
+//! sql` can query.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -34,19 +39,70 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use brook::RunOutcome;
-use brook::logs::{self, LogEvent, WindowStats};
+use brook::parquet::ParquetSink;
 use brook::prelude::*;
 use brook::sql::{OutputFormat, SqlEngine};
-use clap::Parser;
+use brook_workload::LogGenerator;
+use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::{Deserialize, Serialize};
+
+/// A log event: the fields the job reads of a JSON line such as
+/// `{"ts":1700000000000,"level":"INFO","service":"svc-07","host":"h-1",
+/// "status":200,"latency_ms":12.3,"message":"GET /"}`; other fields are
+/// skipped.
+#[derive(Debug, Clone, Deserialize)]
+struct LogLine {
+    /// Event time, milliseconds since the epoch.
+    ts: i64,
+    level: Level,
+    service: String,
+    status: u16,
+    latency_ms: f64,
+}
+
+/// A log level, written in capitals in the input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+enum Level {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+/// One result row: a window of one `(service, level)`. Its fields are the
+/// Parquet columns.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct WindowStats {
+    window_start: i64,
+    window_end: i64,
+    service: String,
+    level: Level,
+    count: u64,
+    avg_latency_ms: f64,
+    max_latency_ms: f64,
+    count_5xx: u64,
+}
+
+/// What to do with a line of `--input` that is not a log event.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum OnBadLine {
+    /// Fail the run, naming the file and line.
+    Fail,
+    /// Count the line and skip it.
+    Drop,
+    /// Write it, with its file, line and reason, under `--dead-letters`.
+    DeadLetter,
+}
 
 /// Runs the logs-window query over generated logs or a JSON-lines file,
 /// writes Parquet, and answers a question about it with SQL.
 #[derive(Parser, Debug)]
 #[command(about)]
 struct Args {
-    /// JSON-lines input (a file, a directory or a glob), as gen_logs.py
-    /// writes it; without it, events are generated.
+    /// JSON-lines input (a file, a directory or a glob); without it,
+    /// events are generated.
     #[arg(long)]
     input: Option<PathBuf>,
     /// How many events to generate (without --input).
@@ -61,6 +117,12 @@ struct Args {
     /// Parallel instances per node (default: the number of cores).
     #[arg(long)]
     parallelism: Option<usize>,
+    /// What to do with a line of --input that is not a log event.
+    #[arg(long, value_enum, default_value = "fail")]
+    on_bad_line: OnBadLine,
+    /// Where `--on-bad-line dead-letter` writes bad lines (Parquet).
+    #[arg(long, default_value = "brook-out/dead-letters")]
+    dead_letters: PathBuf,
 }
 
 /// The question asked of the output once the job is done.
@@ -80,30 +142,82 @@ async fn main() -> anyhow::Result<()> {
     }
     let parallelism = config.parallelism;
 
+    // The dataflow. Sources: JSON lines from files, or generated events.
     let flow = Dataflow::with_config("log-analysis", config);
     let (events, total, what) = match &args.input {
-        Some(path) => (
-            flow.source("logs", JsonLinesSource::<LogEvent>::new(path)),
-            estimate_lines(path),
-            format!("events from {}", path.display()),
-        ),
-        None => (
-            flow.source("logs", LogGenerator::new(args.events, args.seed))
-                .map("event", LogEvent::from),
-            Some(args.events),
-            format!("generated events (seed {})", args.seed),
-        ),
+        Some(path) => {
+            let policy = match args.on_bad_line {
+                OnBadLine::Fail => BadLinePolicy::Fail,
+                OnBadLine::Drop => BadLinePolicy::Drop,
+                OnBadLine::DeadLetter => {
+                    BadLinePolicy::dead_letter(ParquetSink::<DeadLetter>::new(&args.dead_letters))
+                }
+            };
+            let source = JsonLinesSource::<LogLine>::new(path).on_bad_line(policy);
+            (
+                flow.source("logs", source),
+                estimate_lines(path),
+                format!("events from {}", path.display()),
+            )
+        }
+        None => {
+            let generated = flow.source("logs", LogGenerator::new(args.events, args.seed));
+            let events = generated.map("event", |e| LogLine {
+                ts: e.ts,
+                level: match e.level {
+                    brook_workload::Level::Debug => Level::Debug,
+                    brook_workload::Level::Info => Level::Info,
+                    brook_workload::Level::Warn => Level::Warn,
+                    brook_workload::Level::Error => Level::Error,
+                },
+                service: e.service,
+                status: e.status,
+                latency_ms: e.latency_ms,
+            });
+            let what = format!("generated events (seed {})", args.seed);
+            (events, Some(args.events), what)
+        }
     };
+    // Event time from `ts`; the watermark trails the largest time seen by
+    // 2 s, so events up to 2 s out of order still count.
+    let timed = events.assign_timestamps(|e| e.ts, Watermarks::bounded(Duration::from_secs(2)));
+    // Count, mean and max latency, and 5xx responses, in one pass.
+    let aggregates = (
+        Count,
+        Avg::of(|e: &LogLine| e.latency_ms),
+        Max::of(|e: &LogLine| e.latency_ms),
+        Count.filter(|e: &LogLine| e.status >= 500),
+    );
+    let windows = timed
+        .filter("drop-debug", |e| e.level != Level::Debug)
+        .key_by(|e| (e.service.clone(), e.level))
+        .window(Tumbling::of(Duration::from_secs(10)))
+        .aggregate("stats", aggregates);
+    let rows = windows.map("rows", |w| {
+        let ((service, level), (count, avg, max, count_5xx)) = (w.key, w.value);
+        WindowStats {
+            window_start: w.window.start,
+            window_end: w.window.end,
+            service,
+            level,
+            count,
+            avg_latency_ms: avg.unwrap_or(f64::NAN),
+            max_latency_ms: max.unwrap_or(f64::NAN),
+            count_5xx,
+        }
+    });
     // The run's files replace the earlier run's only when it succeeds.
-    let sink = ParquetSink::<WindowStats>::new(&args.out).replace_on_success();
-    logs::window_stats(&events).sink("parquet", sink);
+    rows.sink(
+        "parquet",
+        ParquetSink::<WindowStats>::new(&args.out).replace_on_success(),
+    );
     let job = flow.build()?;
     println!("Running the logs-window query over {what} at parallelism {parallelism}.");
 
     let started = Instant::now();
     let metrics = job.metrics();
     let progress = progress_bar(total);
-    // Ctrl-C stops reading; what was read still flows through and is written.
+    // Ctrl-C stops reading; a second Ctrl-C aborts.
     let run = brook::run_until_ctrl_c(job);
     tokio::pin!(run);
     let mut tick = tokio::time::interval(Duration::from_millis(100));
@@ -121,7 +235,10 @@ async fn main() -> anyhow::Result<()> {
     let elapsed = started.elapsed();
 
     let snapshot = metrics.snapshot();
-    let read = snapshot.node("logs").map_or(0, |n| n.total.records_out);
+    let counter = |node: &str, f: fn(&brook::core::Counters) -> u64| {
+        snapshot.node(node).map_or(0, |n| f(&n.total))
+    };
+    let parsed = counter("logs", |c| c.records_out);
     if outcome != RunOutcome::Completed {
         let of = total.map_or_else(String::new, |t| format!(" of about {t}"));
         let done = if outcome == RunOutcome::Aborted {
@@ -130,21 +247,40 @@ async fn main() -> anyhow::Result<()> {
             "drained"
         };
         eprintln!(
-            "Interrupted after reading {read}{of} events in {:.2} s (the job {done}): the results \
-             would be partial, so none were written; the earlier output in {} is unchanged.",
+            "Interrupted after reading {parsed}{of} events in {:.2} s (the job {done}): the \
+             results would be partial, so none were written; the earlier output in {} is \
+             unchanged.",
             elapsed.as_secs_f64(),
             args.out.display()
         );
         std::process::exit(outcome.exit_code());
     }
-    let rows = snapshot.node("parquet").map_or(0, |n| n.total.records_in);
-    let late = snapshot.node("stats").map_or(0, |n| n.total.late);
+    let dropped = counter("logs", |c| c.dropped);
+    let dead = counter("logs", |c| c.dead_lettered);
+    let debug = counter("drop-debug", |c| c.records_in - c.records_out);
+    let late = counter("stats", |c| c.late);
+    let counted = counter("stats", |c| c.records_in) - late;
+    let rows = counter("parquet", |c| c.records_in);
     println!(
-        "Read {read} events in {:.2} s ({:.2} M events/s); wrote {rows} window rows to {} ({late} late events).",
+        "Read {} events in {:.2} s ({:.2} M events/s): {counted} counted in windows, {debug} \
+         DEBUG left out, {late} late, {dropped} bad lines dropped, {dead} dead-lettered. Wrote \
+         {rows} window rows to {}.",
+        parsed + dropped + dead,
         elapsed.as_secs_f64(),
-        read as f64 / elapsed.as_secs_f64() / 1e6,
+        (parsed + dropped + dead) as f64 / elapsed.as_secs_f64() / 1e6,
         args.out.display(),
     );
+    if dead > 0 {
+        println!(
+            "Bad lines, with their file, line and reason: cargo run --release --bin brook -- \
+             sql --table bad={} \"SELECT source, line, reason FROM bad ORDER BY source, line\"",
+            args.dead_letters.display()
+        );
+    }
+    if parsed == 0 && dropped + dead == 0 {
+        println!("The input holds no events: nothing was written.");
+        return Ok(());
+    }
     if rows == 0 {
         println!(
             "No window results: the input had no events past DEBUG; the earlier output in {} \

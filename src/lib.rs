@@ -25,7 +25,6 @@
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
-pub mod logs;
 mod run;
 #[cfg(feature = "sql")]
 pub mod sql;
@@ -33,15 +32,17 @@ pub mod sql;
 pub use brook_connectors as connectors;
 pub use brook_core as core;
 pub use brook_core::{Error, Result};
+#[cfg(feature = "kafka")]
+pub use brook_kafka as kafka;
 pub use brook_operators as operators;
+#[cfg(feature = "parquet")]
+pub use brook_parquet as parquet;
 pub use run::{RunOutcome, run_until_ctrl_c};
 
 /// Everything a pipeline author needs, in one import.
 pub mod prelude {
     pub use brook_connectors::file::*;
-    #[cfg(feature = "parquet")]
-    pub use brook_connectors::parquet::ParquetSink;
-    pub use brook_connectors::{CollectSink, Collected, LogGenerator, MemorySource, StdoutSink};
+    pub use brook_connectors::{CollectSink, Collected, MemorySource, StdoutSink};
     pub use brook_core::prelude::*;
     pub use brook_core::state::{ListState, MapState, ValueState};
     pub use brook_operators::keyed::{
@@ -52,4 +53,6 @@ pub mod prelude {
         Sum, Tumbling, Window, WindowResult,
     };
     pub use brook_operators::{Dedup, StreamExt};
+    #[cfg(feature = "parquet")]
+    pub use brook_parquet::ParquetSink;
 }

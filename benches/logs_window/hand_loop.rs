@@ -17,7 +17,7 @@ use std::io::{ErrorKind, Read};
 use std::path::Path;
 
 use anyhow::Context;
-use brook::logs::{Level, WINDOW, WindowStats};
+use brook_workload::logs::{Level, WINDOW, WindowStats};
 use serde::Deserialize;
 
 /// Bytes read at once.

@@ -1,12 +1,11 @@
-//! The bench's input: a `gen_logs.py` file given by the user, or one made
-//! once under `target/` and reused.
+//! The bench's input: a JSON-lines file given by the user, or one made once
+//! under `target/` by the workload's generator and reused.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::{Context, bail};
-use brook::connectors::generator::LogGenerator;
+use brook_workload::generator::LogGenerator;
 
 /// Events in a file the bench makes itself (env `BROOK_BENCH_EVENTS`).
 const DEFAULT_EVENTS: u64 = 2_000_000;
@@ -21,8 +20,7 @@ pub(crate) struct Input {
 
 /// The path from env `BROOK_BENCH_LOGS` or the first argument that is not a
 /// flag (`cargo bench` passes `--bench`); else a file under `target/`:
-/// reused if it exists, else made by `gen_logs.py`, else (no Python) by
-/// [`LogGenerator`] in the same format.
+/// reused if it exists, else made by [`LogGenerator`].
 pub(crate) fn locate() -> anyhow::Result<Input> {
     let given = std::env::var_os("BROOK_BENCH_LOGS")
         .map(PathBuf::from)
@@ -51,45 +49,19 @@ pub(crate) fn locate() -> anyhow::Result<Input> {
     } else {
         events.to_string()
     };
-    let python = root.join(format!("target/bench-logs-{tag}.jsonl"));
-    let rust = root.join(format!("target/bench-logs-{tag}-rust.jsonl"));
-    let script = root.join("../shared/bench/gen_logs.py");
-    for (path, what) in [(&python, "gen_logs.py"), (&rust, "LogGenerator")] {
-        if path.is_file() {
-            return Ok(Input {
-                path: path.clone(),
-                origin: format!("reused, made earlier by {what} (seed {SEED})"),
-            });
-        }
+    let path = root.join(format!("target/bench-logs-{tag}-rust.jsonl"));
+    if path.is_file() {
+        return Ok(Input {
+            path,
+            origin: format!("reused, made earlier by LogGenerator (seed {SEED})"),
+        });
     }
     std::fs::create_dir_all(root.join("target"))?;
-    if script.is_file() {
-        eprintln!("Making {} with {} ...", python.display(), script.display());
-        let tmp = python.with_extension("jsonl.part");
-        let status = Command::new("python3")
-            .arg(&script)
-            .args(["--events", &events.to_string(), "--seed", &SEED.to_string()])
-            .arg("--out")
-            .arg(&tmp)
-            .status();
-        match status {
-            Ok(s) if s.success() => {
-                std::fs::rename(&tmp, &python)?;
-                return Ok(Input {
-                    path: python,
-                    origin: format!("made by gen_logs.py (seed {SEED})"),
-                });
-            }
-            Ok(s) => eprintln!("gen_logs.py failed ({s}); using LogGenerator instead."),
-            Err(e) => eprintln!("Cannot run python3 ({e}); using LogGenerator instead."),
-        }
-        let _ = std::fs::remove_file(&tmp);
-    }
-    eprintln!("Making {} with LogGenerator ...", rust.display());
-    write_generated(&rust, events)?;
+    eprintln!("Making {} with LogGenerator ...", path.display());
+    write_generated(&path, events)?;
     Ok(Input {
-        path: rust,
-        origin: format!("made by LogGenerator (seed {SEED}, same format as gen_logs.py)"),
+        path,
+        origin: format!("made by LogGenerator (seed {SEED})"),
     })
 }
 

@@ -1,4 +1,4 @@
-//! End-to-end bench of the "logs-window" workload (`shared/bench/WORKLOAD.md`):
+//! End-to-end bench of the "logs-window" workload (`benches/workload/README.md`):
 //! Brook against a hand-written loop, over the same JSON-lines file.
 //!
 //! ```text
@@ -21,13 +21,11 @@
 //! read, none late); a mismatch fails the bench.
 //!
 //! The input is the file in env `BROOK_BENCH_LOGS` or the first argument;
-//! else `target/bench-logs-2m.jsonl`, made once by
-//! `../shared/bench/gen_logs.py --events 2000000 --seed 1` (or, without
-//! Python, `target/bench-logs-2m-rust.jsonl` by `LogGenerator`, in the same
-//! format). Env: `BROOK_BENCH_ROUNDS` (default 5), `BROOK_BENCH_EVENTS`
-//! (events of a made file, default 2,000,000), `BROOK_BENCH_VARIANTS`
-//! (comma-separated subset of `loop,p1,p2`, e.g. `p1` to profile Brook
-//! alone).
+//! else `target/bench-logs-2m-rust.jsonl`, made once by the workload's
+//! `LogGenerator` (seed 1), as `brook-workload gen-logs` writes it. Env:
+//! `BROOK_BENCH_ROUNDS` (default 5), `BROOK_BENCH_EVENTS` (events of a made
+//! file, default 2,000,000), `BROOK_BENCH_VARIANTS` (comma-separated subset
+//! of `loop,p1,p2`, e.g. `p1` to profile Brook alone).
 //!
 //! The issue's goal: `brook p=1` ≥ 0.8× the loop, `brook p=2` ≥ 1.5×.
 
@@ -38,8 +36,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, bail, ensure};
-use brook::logs::{self, LogEvent, WindowStats};
 use brook::prelude::*;
+use brook_workload::logs::{self, LogEvent, WindowStats};
 use tokio::runtime::Runtime;
 
 // Both sides allocate through the same allocator; Brook's binaries use it too.

@@ -4,26 +4,22 @@
 //! - [`memory`]: a source from a `Vec` or an iterator, and a collecting sink;
 //! - [`file`](mod@file): JSON-lines and CSV sources over files, directories and globs,
 //!   split across parallel readers, with a follow mode for growing logs and a
-//!   policy for bad lines;
+//!   policy for bad lines; CSV and JSON-lines file sinks;
 //! - [`StdoutSink`]: one line per record on standard output;
-//! - [`output`]: what every directory sink shares: one writer at a time, and
-//!   the commit record of a run that replaces the one before;
-//! - [`generator`]: deterministic events made in memory, such as the
-//!   workload's log events ([`LogGenerator`]), for benches and tests.
+//! - [`output`] and [`publish`]: what every directory sink shares: one writer
+//!   at a time, hidden in-progress files published by rename, and the commit
+//!   record of a run that replaces the one before.
+//!
+//! Kafka (`brook-kafka`) and Parquet (`brook-parquet`) are crates of their
+//! own beside this one, built on [`output`] and [`publish`].
 
 pub mod file;
-pub mod generator;
-#[cfg(feature = "kafka")]
-pub mod kafka;
 pub mod memory;
 pub mod output;
-#[cfg(feature = "parquet")]
-pub mod parquet;
-mod publish;
+pub mod publish;
 mod stdout;
-#[cfg(test)]
-mod test_support;
+#[cfg(any(test, feature = "test-utils"))]
+pub mod testing;
 
-pub use generator::{GeneratedLog, LogGenerator};
 pub use memory::{CollectSink, Collected, MemorySource};
 pub use stdout::{StdoutSink, StdoutWriter};

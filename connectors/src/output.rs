@@ -185,7 +185,7 @@ impl CommitRecord {
     ///
     /// # Errors
     /// [`Error::Io`] naming the path.
-    pub(crate) fn write(&self, dir: &Path) -> Result<()> {
+    pub fn write(&self, dir: &Path) -> Result<()> {
         let path = dir.join(COMMIT_FILE);
         let tmp = dir.join(format!(".{COMMIT_FILE}.tmp"));
         let io = |e| Error::io(format_args!("writing {}", path.display()), e);
@@ -207,7 +207,7 @@ impl CommitRecord {
 
 /// The hidden name a part file has while it is written, or staged for a
 /// commit: `.<name>.inprogress` beside its final name `done`.
-pub(crate) fn in_progress_path(done: &Path) -> PathBuf {
+pub fn in_progress_path(done: &Path) -> PathBuf {
     let name = done
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -239,12 +239,7 @@ fn relative(dir: &Path, path: &Path) -> Result<String> {
 /// [`Error::Io`] naming the path; [`Error::Config`] when the directory's
 /// record is not one. A commit that fails half-way is completed by the
 /// next writer of the directory ([`recover`]).
-pub(crate) fn commit_replacing(
-    dir: &Path,
-    job: &str,
-    run: &str,
-    staged: &[PathBuf],
-) -> Result<bool> {
+pub fn commit_replacing(dir: &Path, job: &str, run: &str, staged: &[PathBuf]) -> Result<bool> {
     if staged.is_empty() {
         tracing::warn!(
             dir = %dir.display(),
@@ -348,7 +343,7 @@ pub fn recover(dir: &Path) -> Result<()> {
 ///
 /// # Errors
 /// [`Error::Io`] naming the file that could not be removed.
-pub(crate) fn discard(staged: &[PathBuf]) -> Result<()> {
+pub fn discard(staged: &[PathBuf]) -> Result<()> {
     for done in staged {
         let path = in_progress_path(done);
         match fs::remove_file(&path) {
@@ -362,7 +357,7 @@ pub(crate) fn discard(staged: &[PathBuf]) -> Result<()> {
 
 /// Whether `name` is the name of a part file a Brook sink publishes:
 /// `part-<anything>.<extension>`, not hidden.
-pub(crate) fn is_part_file(name: &str) -> bool {
+pub fn is_part_file(name: &str) -> bool {
     name.starts_with("part-")
 }
 

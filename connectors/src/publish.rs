@@ -10,7 +10,7 @@ use brook_core::{Error, Result};
 /// Fails early on a directory that cannot be one, without writing
 /// anything: a job that fails to start has written nothing. A directory
 /// that does not exist yet is created by the first write.
-pub(crate) fn check_dir(dir: &Path) -> Result<()> {
+pub fn check_dir(dir: &Path) -> Result<()> {
     let context = || format!("sink directory {}", dir.display());
     match fs::metadata(dir) {
         Ok(meta) if meta.is_dir() => Ok(()),
@@ -29,7 +29,7 @@ pub(crate) fn check_dir(dir: &Path) -> Result<()> {
 ///
 /// # Errors
 /// [`Error::Io`] naming the path; the in-progress file then stays.
-pub(crate) fn publish(file: File, in_progress: &Path, done: &Path, dir: &Path) -> Result<()> {
+pub fn publish(file: File, in_progress: &Path, done: &Path, dir: &Path) -> Result<()> {
     sync_file(file, in_progress)?;
     rename(in_progress, done, dir)
 }
@@ -38,7 +38,7 @@ pub(crate) fn publish(file: File, in_progress: &Path, done: &Path, dir: &Path) -
 ///
 /// # Errors
 /// [`Error::Io`] naming the path.
-pub(crate) fn sync_file(file: File, path: &Path) -> Result<()> {
+pub fn sync_file(file: File, path: &Path) -> Result<()> {
     file.sync_all()
         .map_err(|e| Error::io(format_args!("syncing {}", path.display()), e))
 }
@@ -49,7 +49,7 @@ pub(crate) fn sync_file(file: File, path: &Path) -> Result<()> {
 ///
 /// # Errors
 /// [`Error::Io`] naming the paths.
-pub(crate) fn rename(from: &Path, to: &Path, dir: &Path) -> Result<()> {
+pub fn rename(from: &Path, to: &Path, dir: &Path) -> Result<()> {
     fs::rename(from, to).map_err(|e| {
         let context = format_args!("renaming {} to {}", from.display(), to.display());
         Error::io(context, e)
@@ -59,7 +59,7 @@ pub(crate) fn rename(from: &Path, to: &Path, dir: &Path) -> Result<()> {
 
 /// Syncs a directory, so that a rename in it is durable.
 #[cfg(unix)]
-pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+pub fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| Error::io(format_args!("syncing directory {}", dir.display()), e))
@@ -67,13 +67,13 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
 
 /// Other systems cannot open a directory as a file to sync it.
 #[cfg(not(unix))]
-pub(crate) fn sync_dir(_dir: &Path) -> Result<()> {
+pub fn sync_dir(_dir: &Path) -> Result<()> {
     Ok(())
 }
 
 /// Runs blocking encoding and file I/O of a `sink` ("a parquet sink") on
 /// tokio's blocking pool.
-pub(crate) async fn blocking<R: Send + 'static>(
+pub async fn blocking<R: Send + 'static>(
     sink: &'static str,
     f: impl FnOnce() -> Result<R> + Send + 'static,
 ) -> Result<R> {

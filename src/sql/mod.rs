@@ -16,13 +16,13 @@
 //!
 //! # Tables
 //! - [`SqlEngine::register_parquet`] registers a directory of Parquet files
-//!   (a [`ParquetSink`](brook_connectors::parquet::ParquetSink)'s output) as
+//!   (a [`ParquetSink`](brook_parquet::ParquetSink)'s output) as
 //!   a DataFusion listing table. The files are listed again for every query,
 //!   so a query sees every file closed so far. Only names ending in
 //!   `.parquet` are read: a sink's hidden in-progress files
 //!   (`.part-….parquet.inprogress`) never are, so a query never meets a
 //!   partial file. In a directory whose sink replaces its output when a run
-//!   succeeds ([`ParquetSink::replace_on_success`](brook_connectors::parquet::ParquetSink::replace_on_success)),
+//!   succeeds ([`ParquetSink::replace_on_success`](brook_parquet::ParquetSink::replace_on_success)),
 //!   only the files its commit record lists are read, so a query sees one
 //!   whole run, never a run being written or two runs at once. Hive-style subdirectories (`service=svc-07/`) become
 //!   string columns of that name, unless the files hold that column.

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use brook::connectors::kafka::{KafkaSource, KafkaSourceConfig, StartPosition};
-use brook::logs::{self, LogEvent};
+use brook::kafka::{KafkaSource, KafkaSourceConfig, StartPosition};
+use brook_workload::logs::{self, LogEvent};
 use brook::prelude::*;
 use rdkafka::ClientConfig;
 use rdkafka::mocking::MockCluster;

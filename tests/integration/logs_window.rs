@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use brook::logs::{self, Level, LogEvent, WindowStats};
+use brook_workload::logs::{self, Level, LogEvent, WindowStats};
 use brook::prelude::*;
 
 use crate::support::{block_on, config};

@@ -9,12 +9,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use brook::connectors::generator::{GeneratedLog, LogGenerator};
-use brook::connectors::parquet::ParquetSink;
-use brook::logs::{self, LogEvent, WindowStats};
+use brook::parquet::ParquetSink;
 use brook::prelude::*;
 use brook::sql::{LiveTableSink, OutputFormat, SqlEngine};
-use datafusion::prelude::{JsonReadOptions, SessionContext};
+use brook_workload::generator::{GeneratedLog, LogGenerator};
+use brook_workload::logs::{self, LogEvent, WindowStats};
 
 use crate::logs_window::fixture;
 use crate::support::{block_on, config};
@@ -28,60 +27,12 @@ fn run_to_parquet<S: Source<LogEvent>>(source: S, parallelism: usize, out: &Path
     block_on(job.run(CancellationToken::new())).expect("job");
 }
 
-/// The workload's query, run by DataFusion over the JSON-lines input, is
-/// joined with what the job wrote: returns (rows written, rows of the
-/// oracle, rows that differ or exist on one side only).
+/// The workload's oracle (DataFusion SQL over the JSON-lines input) against
+/// what the job wrote: returns (rows written, rows of the oracle, rows that
+/// differ or exist on one side only).
 fn compare_with_oracle(events: &Path, out: &Path) -> (i64, i64, i64) {
-    block_on(async {
-        let ctx = SessionContext::new();
-        ctx.register_json(
-            "events",
-            events.to_str().expect("utf-8 path"),
-            JsonReadOptions::default().file_extension(".jsonl"),
-        )
-        .await
-        .expect("register the input");
-        let out_dir = format!("{}/", out.display());
-        ctx.register_parquet("stats", &out_dir, Default::default())
-            .await
-            .expect("register the output");
-        let query = r#"
-            WITH oracle AS (
-                SELECT ts / 10000 * 10000 AS window_start, ts / 10000 * 10000 + 10000 AS window_end,
-                       service, level, count(*) AS count, avg(latency_ms) AS avg_latency_ms,
-                       max(latency_ms) AS max_latency_ms,
-                       count(*) FILTER (WHERE status >= 500) AS count_5xx
-                FROM events WHERE level <> 'DEBUG' GROUP BY 1, 2, 3, 4),
-            got AS (
-                SELECT window_start, window_end, service, CAST(level AS VARCHAR) AS level,
-                       count, avg_latency_ms, max_latency_ms, count_5xx FROM stats)
-            SELECT (SELECT count(*) FROM got) AS written,
-                   (SELECT count(*) FROM oracle) AS expected,
-                   (SELECT count(*) FROM oracle o FULL OUTER JOIN got g
-                       ON o.window_start = g.window_start AND o.service = g.service AND o.level = g.level
-                    WHERE o.window_start IS NULL OR g.window_start IS NULL
-                       OR o.window_end <> g.window_end OR o.count <> g.count
-                       OR o.count_5xx <> g.count_5xx OR o.max_latency_ms <> g.max_latency_ms
-                       OR abs(o.avg_latency_ms - g.avg_latency_ms) > 1e-9 * abs(o.avg_latency_ms)
-                   ) AS differing
-        "#;
-        let batches = ctx
-            .sql(query)
-            .await
-            .expect("plan")
-            .collect()
-            .await
-            .expect("run");
-        let column = |i: usize| {
-            batches[0]
-                .column(i)
-                .as_any()
-                .downcast_ref::<datafusion::arrow::array::Int64Array>()
-                .expect("int64")
-                .value(0)
-        };
-        (column(0), column(1), column(2))
-    })
+    let c = block_on(brook_workload::oracle::compare(events, out)).expect("compare");
+    (c.written, c.expected, c.differing)
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use brook::connectors::parquet::ParquetSink;
+use brook::parquet::ParquetSink;
 use brook::prelude::*;
 use brook::sql::SqlEngine;
 use futures::StreamExt as _;

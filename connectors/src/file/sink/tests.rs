@@ -9,7 +9,7 @@ use brook_core::{Batch, Dataflow, Error, Record, Result, Sink, SinkWriter};
 use serde::{Deserialize, Serialize};
 
 use crate::file::{CsvSink, CsvSource, FileSink, JsonLinesSink, JsonLinesSource, RecordEncoder};
-use crate::test_support::{io_error, open_writer, run_into, untimed};
+use crate::testing::{io_error, open_writer, run_into, untimed};
 use crate::{CollectSink, MemorySource};
 
 #[derive(Debug, Clone, PartialEq, PartialOrd, Serialize, Deserialize)]

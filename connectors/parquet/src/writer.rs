@@ -1,0 +1,298 @@
+//! [`ParquetSinkWriter`]: one instance of a [`ParquetSink`](super::ParquetSink),
+//! keeping one open file per partition and rolling them.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use brook_core::time::now_ms;
+use brook_core::{Batch, Error, EventTime, ProcessingTimer, Result, SinkWriter};
+use serde::Serialize;
+
+use crate::part::{FileFormat, PartFile, PartPaths};
+use crate::partition::Partitioner;
+
+/// When a file is closed and the next one started.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rolling {
+    /// Rows per file, at most.
+    pub(crate) max_rows: u64,
+    /// Estimated bytes per file, at most.
+    pub(crate) max_bytes: u64,
+    /// How long a file stays open at most.
+    pub(crate) rollover: Option<Duration>,
+    /// How long a file stays open without a new row.
+    pub(crate) inactivity: Option<Duration>,
+}
+
+impl Rolling {
+    /// Whether the file is as large as a file may be.
+    fn full(&self, part: &PartFile) -> bool {
+        part.rows >= self.max_rows || part.bytes >= self.max_bytes
+    }
+
+    /// When the file is to be closed by age or inactivity, if ever.
+    fn deadline(&self, part: &PartFile) -> Option<Instant> {
+        let by_age = self.rollover.and_then(|d| part.opened.checked_add(d));
+        let idle = self.inactivity.and_then(|d| part.last_row.checked_add(d));
+        match (by_age, idle) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+/// What every instance of a sink shares, made at its first open.
+pub(crate) struct Shared<T> {
+    pub(crate) dir: PathBuf,
+    pub(crate) format: Arc<FileFormat>,
+    pub(crate) partitioner: Partitioner<T>,
+    pub(crate) rolling: Rolling,
+    /// Rows a file buffers before they are encoded and written.
+    pub(crate) buffer_rows: usize,
+    /// Unique to the run: in every file name, so runs never collide.
+    pub(crate) run: String,
+    /// The job's name, for the commit record.
+    pub(crate) job: String,
+    /// Whether the run replaces the directory's earlier output when the job
+    /// succeeds: finished files then stay hidden, staged, until
+    /// [`Sink::finish`](brook_core::Sink::finish).
+    pub(crate) replace: bool,
+    /// The final paths of the files finished and staged so far.
+    pub(crate) staged: std::sync::Mutex<Vec<PathBuf>>,
+}
+
+/// Whether a writer can go on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Open,
+    /// A call failed or was cancelled: its files may be in any state.
+    Failed,
+    Closed,
+}
+
+/// One instance of a [`ParquetSink`](super::ParquetSink): buffers the values
+/// of each partition and writes them to that partition's open file,
+/// closing and publishing files as they roll and at
+/// [`close`](SinkWriter::close).
+pub struct ParquetSinkWriter<T> {
+    shared: Arc<Shared<T>>,
+    instance: usize,
+    /// The number of the next file this instance starts.
+    seq: u64,
+    /// The open file of each partition, by relative directory.
+    files: HashMap<String, PartFile>,
+    /// The relative directory of the value at hand.
+    key: String,
+    /// No open file is due to roll by time before this.
+    next_check: Option<Instant>,
+    timer: ProcessingTimer,
+    state: State,
+}
+
+impl<T> ParquetSinkWriter<T> {
+    pub(crate) fn new(shared: Arc<Shared<T>>, instance: usize, timer: ProcessingTimer) -> Self {
+        ParquetSinkWriter {
+            shared,
+            instance,
+            seq: 0,
+            files: HashMap::new(),
+            key: String::new(),
+            next_check: None,
+            timer,
+            state: State::Open,
+        }
+    }
+
+    /// Fails if an earlier call failed or was cancelled, or the writer is
+    /// closed.
+    fn usable(&self) -> Result<()> {
+        let what = match self.state {
+            State::Open => return Ok(()),
+            State::Failed => "an earlier write failed or was cancelled",
+            State::Closed => "it is already closed",
+        };
+        Err(Error::Internal(format!(
+            "cannot write to the parquet sink in {}: {what}",
+            self.shared.dir.display()
+        )))
+    }
+
+    /// Starts the file of the partition `self.key`.
+    fn start_file(&mut self, now: Instant) -> Result<()> {
+        let shared = &*self.shared;
+        let name = format!(
+            "part-{}-{}-{:05}.parquet",
+            shared.run, self.instance, self.seq
+        );
+        self.seq += 1;
+        let dir = if self.key.is_empty() {
+            shared.dir.clone()
+        } else {
+            shared.dir.join(&self.key)
+        };
+        let part = PartFile::new(PartPaths::new(dir, &name), &shared.format, now)?;
+        if let Some(at) = shared.rolling.deadline(&part) {
+            self.next_check = Some(self.next_check.map_or(at, |t| t.min(at)));
+        }
+        self.files.insert(self.key.clone(), part);
+        Ok(())
+    }
+
+    /// Publishes every file due to roll by age or inactivity at `now`.
+    async fn roll_due(&mut self, now: Instant) -> Result<()> {
+        if self.next_check.is_none_or(|t| now < t) {
+            return Ok(());
+        }
+        let rolling = self.shared.rolling;
+        let mut due: Vec<String> = self
+            .files
+            .iter()
+            .filter(|(_, part)| rolling.deadline(part).is_some_and(|t| t <= now))
+            .map(|(key, _)| key.clone())
+            .collect();
+        due.sort();
+        for key in due {
+            if let Some(part) = self.files.remove(&key) {
+                publish(&self.shared, part).await?;
+            }
+        }
+        self.next_check = self
+            .files
+            .values()
+            .filter_map(|p| rolling.deadline(p))
+            .min();
+        Ok(())
+    }
+
+    /// Asks the task to wake (and so flush this writer) when the next file
+    /// is due to roll by time, so that an idle job still publishes on time.
+    fn arm_timer(&self, now: Instant) {
+        if let Some(at) = self.next_check {
+            let wait = at.saturating_duration_since(now);
+            // Rounded up, so that the wake-up does not come just before.
+            let ms = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 2);
+            self.timer
+                .wake_at(now_ms().saturating_add(ms).saturating_add(1));
+        }
+    }
+
+    /// Rolls what is due by time, as an idle input or a watermark allows.
+    async fn tick(&mut self) -> Result<()> {
+        self.usable()?;
+        self.state = State::Failed;
+        let now = Instant::now();
+        self.roll_due(now).await?;
+        self.arm_timer(now);
+        self.state = State::Open;
+        Ok(())
+    }
+}
+
+/// Publishes a rolled file, or stages it for a replacing run's commit.
+async fn publish<T>(shared: &Shared<T>, part: PartFile) -> Result<()> {
+    let rows = part.rows;
+    let path = part.commit(&shared.format, !shared.replace).await?;
+    if shared.replace {
+        tracing::debug!(path = %path.display(), rows, "Parquet file staged.");
+        shared
+            .staged
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(path);
+    } else {
+        tracing::debug!(path = %path.display(), rows, "Parquet file published.");
+    }
+    Ok(())
+}
+
+impl<T> SinkWriter<T> for ParquetSinkWriter<T>
+where
+    T: Serialize + Send + 'static,
+{
+    /// Buffers the batch's values in their partitions' files; writes a
+    /// file's buffer when it is full and rolls a file when it reaches its
+    /// size or age, waiting for the writes (backpressure).
+    ///
+    /// # Errors
+    /// [`Error::BadRecord`] naming the file and row for a value the schema
+    /// cannot hold; [`Error::Io`] naming the path for a failed write.
+    async fn write(&mut self, batch: Batch<T>) -> Result<()> {
+        self.usable()?;
+        self.state = State::Failed;
+        let now = Instant::now();
+        // By value: a borrowing iterator would hold `&T` across the await.
+        for record in batch {
+            self.key.clear();
+            self.shared.partitioner.path(&record.value, &mut self.key);
+            if !self.files.contains_key(self.key.as_str()) {
+                self.start_file(now)?;
+            }
+            let shared = &*self.shared;
+            let Some(part) = self.files.get_mut(self.key.as_str()) else {
+                return Err(Error::Internal("a started file is missing".into()));
+            };
+            part.push(&record.value, now)?;
+            if part.buffered() >= shared.buffer_rows {
+                part.write_buffered(&shared.format).await?;
+            }
+            if shared.rolling.full(part)
+                && let Some(part) = self.files.remove(self.key.as_str())
+            {
+                publish(shared, part).await?;
+            }
+        }
+        self.roll_due(now).await?;
+        self.arm_timer(now);
+        self.state = State::Open;
+        Ok(())
+    }
+
+    /// Publishes the files due to roll by time.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the path.
+    async fn on_watermark(&mut self, _watermark: EventTime) -> Result<()> {
+        self.tick().await
+    }
+
+    /// Publishes the files due to roll by time: called when the input is
+    /// idle, and when the task wakes for the next such file.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the path.
+    async fn flush(&mut self) -> Result<()> {
+        self.tick().await
+    }
+
+    /// Publishes every open file, in every partition. Every file is tried;
+    /// the first failure is returned.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the path.
+    async fn close(&mut self) -> Result<()> {
+        if self.state == State::Closed {
+            return Ok(());
+        }
+        self.usable()?;
+        self.state = State::Failed;
+        let mut parts: Vec<(String, PartFile)> = self.files.drain().collect();
+        parts.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut first_error = None;
+        for (_, part) in parts {
+            if let Err(e) = publish(&self.shared, part).await {
+                tracing::warn!(error = %e, "Parquet file not published.");
+                first_error.get_or_insert(e);
+            }
+        }
+        self.next_check = None;
+        match first_error {
+            Some(e) => Err(e),
+            None => {
+                self.state = State::Closed;
+                Ok(())
+            }
+        }
+    }
+}
