@@ -133,9 +133,47 @@ SELECT service, sum(count_5xx) AS responses_5xx,
        round(max(max_latency_ms), 1) AS worst_latency_ms
 FROM stats GROUP BY service ORDER BY responses_5xx DESC, service LIMIT 5";
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// Prints a line on standard output; a closed pipe (`| head`) is an
+/// error that ends the program quietly.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)?
+    }};
+}
+
+fn main() -> std::process::ExitCode {
+    // Warnings of the library (bad lines skipped, late events, abandoned
+    // files cleaned) show by default; RUST_LOG changes the level.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let args = Args::parse();
+    let result = tokio::runtime::Runtime::new()
+        .context("starting the runtime")
+        .and_then(|rt| rt.block_on(run(args)));
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        // `log_analysis | head`: the reader has what it wanted.
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            // The causes on one line, each said once.
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     let mut config = JobConfig::default();
     if let Some(p) = args.parallelism {
         config.parallelism = p;
@@ -212,7 +250,7 @@ async fn main() -> anyhow::Result<()> {
         ParquetSink::<WindowStats>::new(&args.out).replace_on_success(),
     );
     let job = flow.build()?;
-    println!("Running the logs-window query over {what} at parallelism {parallelism}.");
+    say!("Running the logs-window query over {what} at parallelism {parallelism}.");
 
     let started = Instant::now();
     let metrics = job.metrics();
@@ -261,7 +299,7 @@ async fn main() -> anyhow::Result<()> {
     let late = counter("stats", |c| c.late);
     let counted = counter("stats", |c| c.records_in) - late;
     let rows = counter("parquet", |c| c.records_in);
-    println!(
+    say!(
         "Read {} events in {:.2} s ({:.2} M events/s): {counted} counted in windows, {debug} \
          DEBUG left out, {late} late, {dropped} bad lines dropped, {dead} dead-lettered. Wrote \
          {rows} window rows to {}.",
@@ -271,18 +309,18 @@ async fn main() -> anyhow::Result<()> {
         args.out.display(),
     );
     if dead > 0 {
-        println!(
+        say!(
             "Bad lines, with their file, line and reason: cargo run --release --bin brook -- \
              sql --table bad={} \"SELECT source, line, reason FROM bad ORDER BY source, line\"",
             args.dead_letters.display()
         );
     }
     if parsed == 0 && dropped + dead == 0 {
-        println!("The input holds no events: nothing was written.");
+        say!("The input holds no events: nothing was written.");
         return Ok(());
     }
     if rows == 0 {
-        println!(
+        say!(
             "No window results: the input had no events past DEBUG; the earlier output in {} \
              (if any) is unchanged.",
             args.out.display()
@@ -293,9 +331,9 @@ async fn main() -> anyhow::Result<()> {
     let engine = SqlEngine::new()?;
     engine.register_parquet("stats", &args.out).await?;
     let answer = engine.query(QUERY).await?;
-    println!("\n{QUESTION}\n{}", answer.format(OutputFormat::Table)?);
+    say!("\n{QUESTION}\n{}", answer.format(OutputFormat::Table)?);
     let table = format!("stats={}", args.out.display());
-    println!(
+    say!(
         "\nExplore further with SQL (a prompt opens without a query):\n  \
          cargo run --release --bin brook -- sql --table {table}\n  \
          cargo run --release --bin brook -- sql --table {table} \

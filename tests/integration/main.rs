@@ -3,6 +3,7 @@
 mod file_sources;
 #[cfg(feature = "kafka")]
 mod kafka_logs_window;
+mod log_analysis_job;
 mod logs_window;
 mod plan;
 mod runtime_backpressure;

@@ -453,7 +453,7 @@ impl RunningJob {
                     .map_err(|e| Error::Internal(format!("finishing a sink: {e}")))
                     .and_then(|r| r);
                 if let Err(e) = finished {
-                    tracing::error!(job = %self.name, error = %e, "Job failed.");
+                    tracing::info!(job = %self.name, error = %e, "Job failed.");
                     return Err(e);
                 }
             }
@@ -461,7 +461,7 @@ impl RunningJob {
             return Ok(());
         }
         let e = errors.swap_remove(primary);
-        tracing::error!(job = %self.name, error = %e, "Job failed.");
+        tracing::info!(job = %self.name, error = %e, "Job failed.");
         Err(e)
     }
 }
