@@ -35,6 +35,21 @@ pub(crate) struct ProducerSettings<'a> {
 
 /// Creates a producer. No I/O: librdkafka connects in the background.
 pub(crate) fn create(s: &ProducerSettings<'_>, node: &str, what: &str) -> Result<Producer> {
+    Producer::from_config_and_context(&config(s), BrookContext::new(node))
+        .map_err(|e| kafka_error(format!("{what}: creating the producer"), e))
+}
+
+/// Checks that librdkafka accepts the settings, by creating (and dropping)
+/// a plain producer: no I/O, no runtime needed.
+pub(crate) fn check(s: &ProducerSettings<'_>, what: &str) -> Result<()> {
+    config(s)
+        .create::<rdkafka::producer::BaseProducer>()
+        .map(drop)
+        .map_err(|e| kafka_error(format!("{what}: creating the producer"), e))
+}
+
+/// The librdkafka configuration of a producer.
+fn config(s: &ProducerSettings<'_>) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("client.id", s.client_id);
     s.options.apply(&mut c);
@@ -51,8 +66,7 @@ pub(crate) fn create(s: &ProducerSettings<'_>, node: &str, what: &str) -> Result
             "message.timeout.ms",
             s.delivery_timeout.as_millis().max(1).to_string(),
         );
-    Producer::from_config_and_context(&c, BrookContext::new(node))
-        .map_err(|e| kafka_error(format!("{what}: creating the producer"), e))
+    c
 }
 
 /// One message to produce, owned.

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use brook_core::{Batch, Error, NO_TIMESTAMP, Result, Sink, SinkContext, SinkWriter};
+use brook_core::{Batch, Error, NO_TIMESTAMP, PlanContext, Result, Sink, SinkContext, SinkWriter};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::Producer as _;
 
@@ -116,8 +116,38 @@ impl<T: Send + 'static> KafkaSink<T> {
     }
 }
 
+impl<T> KafkaSink<T> {
+    /// The producer settings of instance `instance` of node `node`.
+    fn settings<'a>(&'a self, client_id: &'a str) -> ProducerSettings<'a> {
+        let c = &self.config;
+        ProducerSettings {
+            servers: &c.bootstrap_servers,
+            options: &c.librdkafka_options,
+            idempotent: c.idempotent,
+            max_in_flight_bytes: c.max_in_flight_bytes,
+            delivery_timeout: c.delivery_timeout,
+            client_id,
+        }
+    }
+
+    fn what(&self, node: &str) -> String {
+        format!("kafka sink '{node}' writing to '{}'", self.config.topic)
+    }
+}
+
 impl<T: Send + 'static> Sink<T> for KafkaSink<T> {
     type Writer = KafkaWriter<T>;
+
+    /// Checks that librdkafka accepts the options (no I/O), so that a bad
+    /// option fails `build()`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an option librdkafka refuses.
+    fn plan(&mut self, ctx: &PlanContext) -> Result<()> {
+        let client_id = format!("brook-{}-{}-plan", ctx.job_name(), ctx.node_name());
+        let what = self.what(ctx.node_name());
+        producer::check(&self.settings(&client_id), &what)
+    }
 
     /// Creates the instance's producer (no I/O: it connects in the
     /// background).
@@ -126,21 +156,14 @@ impl<T: Send + 'static> Sink<T> for KafkaSink<T> {
     /// [`Error::Config`] for an option librdkafka refuses.
     fn open(&mut self, ctx: &SinkContext) -> Result<KafkaWriter<T>> {
         let c = &self.config;
-        let what = format!("kafka sink '{}' writing to '{}'", ctx.node_name(), c.topic);
+        let what = self.what(ctx.node_name());
         let client_id = format!(
             "brook-{}-{}-{}",
             ctx.job_name(),
             ctx.node_name(),
             ctx.instance()
         );
-        let settings = ProducerSettings {
-            servers: &c.bootstrap_servers,
-            options: &c.librdkafka_options,
-            idempotent: c.idempotent,
-            max_in_flight_bytes: c.max_in_flight_bytes,
-            delivery_timeout: c.delivery_timeout,
-            client_id: &client_id,
-        };
+        let settings = self.settings(&client_id);
         Ok(KafkaWriter {
             producer: producer::create(&settings, ctx.node_name(), &what)?,
             topic: c.topic.clone(),

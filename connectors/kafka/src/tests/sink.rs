@@ -126,3 +126,22 @@ fn bad_sink_settings_are_config_errors() {
         Err(Error::Config(_))
     ));
 }
+
+#[test]
+fn an_option_librdkafka_refuses_fails_build_naming_the_node() {
+    let cfg = KafkaSinkConfig {
+        librdkafka_options: super::super::KafkaOptions::new().with("no.such.property", "1"),
+        ..KafkaSinkConfig::new("127.0.0.1:9", "t")
+    };
+    let sink = KafkaSink::<Event>::json(cfg).expect("brook accepts it; librdkafka decides");
+    let flow = brook_core::Dataflow::new("refused");
+    flow.source("events", MemorySource::new(Vec::<Event>::new()))
+        .sink("out", sink);
+    let err = flow.build().expect_err("refused at build");
+    assert!(matches!(err, Error::Config(_)), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("node 'out'") && text.contains("no.such.property"),
+        "{text}"
+    );
+}
