@@ -217,8 +217,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     // Event time from `ts`; the watermark trails the largest time seen by
-    // 2 s, so events up to 2 s out of order still count.
-    let timed = events.assign_timestamps(|e| e.ts, Watermarks::bounded(Duration::from_secs(2)));
+    // 2 s, so events up to 2 s out of order still count. An event more
+    // than an hour ahead of the watermark and the clock (a broken clock, a
+    // typo in a year) is refused and counted instead of moving time.
+    let strategy =
+        Watermarks::bounded(Duration::from_secs(2)).with_max_ahead(Duration::from_secs(3600));
+    let timed = events.assign_timestamps(|e| e.ts, strategy);
+    let timestamps = timed.node_name();
     // Count, mean and max latency, and 5xx responses, in one pass.
     let aggregates = (
         Count,
@@ -250,14 +255,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
         ParquetSink::<WindowStats>::new(&args.out).replace_on_success(),
     );
     let job = flow.build()?;
+    let metrics = job.metrics();
+    // Ctrl-C stops reading; a second Ctrl-C aborts. Listened for from here.
+    let run = brook::run_until_ctrl_c(job);
+    tokio::pin!(run);
     say!("Running the logs-window query over {what} at parallelism {parallelism}.");
 
     let started = Instant::now();
-    let metrics = job.metrics();
     let progress = progress_bar(total);
-    // Ctrl-C stops reading; a second Ctrl-C aborts.
-    let run = brook::run_until_ctrl_c(job);
-    tokio::pin!(run);
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let result = loop {
         tokio::select! {
@@ -295,14 +300,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     let dropped = counter("logs", |c| c.dropped);
     let dead = counter("logs", |c| c.dead_lettered);
-    let debug = counter("drop-debug", |c| c.records_in - c.records_out);
+    let debug = counter("drop-debug", |c| c.records_in.saturating_sub(c.records_out));
     let late = counter("stats", |c| c.late);
-    let counted = counter("stats", |c| c.records_in) - late;
+    let rejected = counter(&timestamps, |c| c.rejected);
+    let counted = counter("stats", |c| c.records_in).saturating_sub(late);
     let rows = counter("parquet", |c| c.records_in);
     say!(
         "Read {} events in {:.2} s ({:.2} M events/s): {counted} counted in windows, {debug} \
-         DEBUG left out, {late} late, {dropped} bad lines dropped, {dead} dead-lettered. Wrote \
-         {rows} window rows to {}.",
+         DEBUG left out, {late} late, {rejected} refused for a time too far ahead, {dropped} bad \
+         lines dropped, {dead} dead-lettered. Wrote {rows} window rows to {}.",
         parsed + dropped + dead,
         elapsed.as_secs_f64(),
         (parsed + dropped + dead) as f64 / elapsed.as_secs_f64() / 1e6,

@@ -80,12 +80,16 @@ pub mod state;
 pub mod time;
 
 pub use context::{OperatorContext, SinkContext, SourceContext, TaskContext};
-pub use dataflow::{Dataflow, JobConfig, KeySelector, KeyedStream, SinkHandle, Stream};
+pub use dataflow::{
+    Dataflow, JobConfig, KeySelector, KeyedStream, MAX_PARALLELISM, SinkHandle, Stream,
+};
 pub use error::{BoxError, Error, Result, RetryHint};
 pub use message::{CheckpointId, Message};
 pub use metrics::{Counters, JobMetrics, MetricsSnapshot, NodeKind, NodeMetrics, NodeSnapshot};
 pub use operator::{Collector, Operator};
-pub use record::{Batch, Data, EventTime, NO_TIMESTAMP, Record};
+pub use record::{
+    Batch, Data, EventTime, MAX_EVENT_TIME, MIN_EVENT_TIME, NO_TIMESTAMP, Record, is_event_time,
+};
 pub use runtime::{Job, RunningJob};
 pub use sink::{Sink, SinkWriter};
 pub use source::{

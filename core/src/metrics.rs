@@ -22,6 +22,7 @@ pub struct NodeMetrics {
     pub(crate) dropped: AtomicU64,
     pub(crate) dead_lettered: AtomicU64,
     pub(crate) late: AtomicU64,
+    pub(crate) rejected: AtomicU64,
 }
 
 impl NodeMetrics {
@@ -39,6 +40,13 @@ impl NodeMetrics {
     /// (past a window's allowed lateness).
     pub fn add_late(&self, n: u64) {
         self.late.fetch_add(n, Relaxed);
+    }
+
+    /// Counts records refused for their event time (none, reserved, or
+    /// further ahead than the watermark strategy allows), whether or not
+    /// they go on to a rejected output.
+    pub fn add_rejected(&self, n: u64) {
+        self.rejected.fetch_add(n, Relaxed);
     }
 
     pub(crate) fn add_in(&self, records: usize) {
@@ -72,6 +80,7 @@ impl NodeMetrics {
             dropped: self.dropped.load(Relaxed),
             dead_lettered: self.dead_lettered.load(Relaxed),
             late: self.late.load(Relaxed),
+            rejected: self.rejected.load(Relaxed),
         }
     }
 }
@@ -100,6 +109,11 @@ pub struct Counters {
     pub dead_lettered: u64,
     /// Records that arrived past their windows' allowed lateness.
     pub late: u64,
+    /// Records refused for their event time by `assign_timestamps`: none
+    /// (`i64::MIN`), `i64::MAX`, or further ahead than
+    /// [`Watermarks::with_max_ahead`](crate::Watermarks::with_max_ahead)
+    /// allows. Counted whether or not they go to a rejected output.
+    pub rejected: u64,
 }
 
 impl Counters {
@@ -114,6 +128,7 @@ impl Counters {
         self.dropped += o.dropped;
         self.dead_lettered += o.dead_lettered;
         self.late += o.late;
+        self.rejected += o.rejected;
     }
 }
 

@@ -8,7 +8,35 @@ pub type EventTime = i64;
 
 /// The event time of a record that has none yet (sources that do not know
 /// the time of their records give this; `assign_timestamps` replaces it).
+///
+/// `i64::MIN` is reserved for this marker: it is never a record's real event
+/// time. `assign_timestamps` refuses an extracted `i64::MIN` as a bad record
+/// instead of passing it on, where it would read as "no event time".
 pub const NO_TIMESTAMP: EventTime = i64::MIN;
+
+/// The earliest event time a record can carry: one after [`NO_TIMESTAMP`].
+pub const MIN_EVENT_TIME: EventTime = i64::MIN + 1;
+
+/// The latest event time a record can carry. `i64::MAX` is the watermark
+/// that ends the input (every window fires at it), and a window holding a
+/// record needs an exclusive end after it, so a record at `i64::MAX` could
+/// never be on time. `assign_timestamps` refuses it as a bad record.
+pub const MAX_EVENT_TIME: EventTime = i64::MAX - 1;
+
+/// Whether `t` is an event time a record can carry: within
+/// [`MIN_EVENT_TIME`]`..=`[`MAX_EVENT_TIME`], so neither [`NO_TIMESTAMP`] nor
+/// the end-of-input watermark `i64::MAX`.
+///
+/// ```
+/// use brook_core::record::{is_event_time, NO_TIMESTAMP};
+/// assert!(is_event_time(1_700_000_000_000));
+/// assert!(!is_event_time(NO_TIMESTAMP));
+/// assert!(!is_event_time(i64::MAX));
+/// ```
+#[inline]
+pub const fn is_event_time(t: EventTime) -> bool {
+    t >= MIN_EVENT_TIME && t <= MAX_EVENT_TIME
+}
 
 /// Anything that can flow through a stream: owned, clonable (for fan-out)
 /// and sendable between tasks.
@@ -18,7 +46,8 @@ impl<T: Clone + Send + 'static> Data for T {}
 /// One value with its event time.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Record<T> {
-    /// Event time in milliseconds since the epoch, or [`NO_TIMESTAMP`].
+    /// Event time in milliseconds since the epoch (see [`is_event_time`]),
+    /// or [`NO_TIMESTAMP`].
     pub timestamp: EventTime,
     /// The user's value.
     pub value: T,

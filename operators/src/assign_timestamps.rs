@@ -1,10 +1,30 @@
 //! `assign_timestamps`: event times from the records, and watermarks.
+//!
+//! Every extracted time is checked before it may move the watermark
+//! ([`WatermarkGenerator::try_observe`]): `i64::MIN` (Brook's "no event
+//! time" marker) and `i64::MAX` (the end-of-input watermark) are never
+//! accepted, and with [`Watermarks::with_max_ahead`] neither is a time
+//! further ahead than the bound. A refused record is a bad record: counted in
+//! the node's `rejected` counter, reported by a warning (the first one, with
+//! its time and why, and again once they are many), and dropped, or sent to
+//! [`TimestampedStream::rejected`] when the stream was made with
+//! `assign_timestamps_with_rejected`.
 
+use std::cell::OnceCell;
+use std::ops::Deref;
+use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
+use brook_core::metrics::NodeMetrics;
 use brook_core::state;
-use brook_core::time::{IdleTracker, ProcessingTimer, WatermarkGenerator, now_ms};
-use brook_core::{Batch, Collector, EventTime, Operator, OperatorContext, Result, Watermarks};
+use brook_core::time::{IdleTracker, ProcessingTimer, Refusal, WatermarkGenerator, now_ms};
+use brook_core::{
+    Batch, Collector, Data, EventTime, Operator, OperatorContext, Record, Result, Stream,
+    Watermarks,
+};
+
+use crate::alarm::{Alarm, Loud};
 
 /// Sets each record's event time from its value and generates watermarks
 /// with a [`Watermarks`] strategy, one generator per parallel instance.
@@ -13,6 +33,14 @@ use brook_core::{Batch, Collector, EventTime, Operator, OperatorContext, Result,
 /// one at end of input, which passes. With an idle timeout, an instance that
 /// gets no records for that long marks itself idle, so it does not hold
 /// back the watermark downstream.
+///
+/// A record whose extracted time the generator refuses (`i64::MIN`,
+/// `i64::MAX`, or past the strategy's [`Watermarks::with_max_ahead`] bound)
+/// does not move the watermark: it is counted in the node's `rejected`
+/// counter and dropped. The node warns once with the first such record's
+/// time and why it was refused, and once more, with its counts, if they
+/// reach 1 % of its input. To keep such records, use
+/// [`StreamExt::assign_timestamps_with_rejected`](crate::StreamExt::assign_timestamps_with_rejected).
 #[derive(Clone)]
 pub struct AssignTimestamps<F> {
     extract: F,
@@ -23,6 +51,15 @@ pub struct AssignTimestamps<F> {
     last_emit_ms: i64,
     idle: Option<IdleTracker>,
     timer: ProcessingTimer,
+    metrics: Option<Arc<NodeMetrics>>,
+    node: Arc<str>,
+    parallelism: usize,
+    /// Shared by the node's instances (clones of one prototype).
+    alarm: Arc<Alarm>,
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 impl<F> AssignTimestamps<F> {
@@ -31,12 +68,16 @@ impl<F> AssignTimestamps<F> {
         AssignTimestamps {
             extract,
             strategy,
-            interval_ms: strategy.emit_interval().as_millis() as i64,
+            interval_ms: millis(strategy.emit_interval()),
             generator: strategy.generator(),
             emitted: EventTime::MIN,
             last_emit_ms: i64::MIN,
             idle: None,
             timer: ProcessingTimer::default(),
+            metrics: None,
+            node: Arc::from("assign_timestamps"),
+            parallelism: 1,
+            alarm: Arc::default(),
         }
     }
 
@@ -44,11 +85,11 @@ impl<F> AssignTimestamps<F> {
     /// (zero: after every batch that advances it), overriding the
     /// strategy's [`Watermarks::with_emit_interval`].
     pub fn with_interval(mut self, interval: Duration) -> Self {
-        self.interval_ms = interval.as_millis() as i64;
+        self.interval_ms = millis(interval);
         self
     }
 
-    fn emit_due<T>(&mut self, now: i64, out: &mut Collector<T>) {
+    fn emit_due<O>(&mut self, now: i64, out: &mut Collector<O>) {
         let wm = self.generator.current();
         if wm <= self.emitted {
             return;
@@ -62,6 +103,116 @@ impl<F> AssignTimestamps<F> {
                 .wake_at(self.last_emit_ms.saturating_add(self.interval_ms));
         }
     }
+
+    fn open_instance(&mut self, ctx: &OperatorContext) {
+        self.timer = ctx.processing_timer().clone();
+        self.metrics = Some(ctx.metrics_handle());
+        self.node = Arc::from(ctx.node_name());
+        self.parallelism = ctx.parallelism();
+        if let Some(timeout) = self.strategy.idle_timeout() {
+            let idle = IdleTracker::new(timeout, now_ms());
+            self.timer.wake_at(idle.deadline());
+            self.idle = Some(idle);
+        }
+    }
+
+    /// After a batch: the idle tracker, then the watermark if due.
+    fn after_batch<O>(&mut self, now: i64, out: &mut Collector<O>) {
+        if let Some(idle) = &mut self.idle {
+            idle.active(now);
+            self.timer.wake_at(idle.deadline());
+        }
+        self.emit_due(now, out);
+    }
+
+    fn tick<O>(&mut self, now_ms: i64, out: &mut Collector<O>) {
+        self.emit_due(now_ms, out);
+        if let Some(idle) = &mut self.idle {
+            if idle.check(now_ms) {
+                out.mark_idle();
+            } else if !idle.is_idle() {
+                self.timer.wake_at(idle.deadline());
+            }
+        }
+    }
+
+    /// Counts and reports refused records: `first` is the first refusal of
+    /// the batch.
+    fn report(&self, seen: usize, refused: u64, first: Option<(EventTime, Refusal)>) {
+        if refused > 0 {
+            if let Some(m) = &self.metrics {
+                m.add_rejected(refused);
+            }
+            if let Some((timestamp, why)) = first
+                && self.alarm.first()
+            {
+                tracing::warn!(
+                    node = %self.node,
+                    timestamp,
+                    watermark = self.generator.current(),
+                    "node '{}': a record was rejected: {why}. It does not move the watermark; \
+                     it is counted in the node's `rejected` counter and goes to the rejected \
+                     output if one is used (reported once per node).",
+                    self.node,
+                );
+            }
+        }
+        if let Some(loud) = self.alarm.count(seen as u64, refused) {
+            self.warn_loud(loud, "so far ");
+        }
+    }
+
+    fn warn_loud(&self, loud: Loud, when: &str) {
+        tracing::warn!(
+            node = %self.node,
+            rejected = loud.bad,
+            records = loud.seen,
+            "node '{}': {} of {} records ({:.2} %) {when}had an event time that was refused \
+             (none, i64::MAX, or too far ahead of the watermark); they are not in event-time \
+             results. Check the timestamp extractor and the data.",
+            self.node,
+            loud.bad,
+            loud.seen,
+            loud.percent(),
+        );
+    }
+
+    fn end(&mut self) {
+        if let Some(loud) = self.alarm.end(self.parallelism) {
+            self.warn_loud(loud, "");
+        }
+    }
+}
+
+impl<F> AssignTimestamps<F> {
+    /// Sets the event times of `batch`, keeps the accepted records in it
+    /// and hands each refused one to `reject`, in order.
+    fn stamp<T>(&mut self, batch: Batch<T>, now: i64, mut reject: impl FnMut(Record<T>)) -> Batch<T>
+    where
+        F: FnMut(&T) -> EventTime,
+    {
+        let mut records = batch.into_records();
+        let seen = records.len();
+        let mut first = None;
+        let mut refused = 0u64;
+        let (extract, generator) = (&mut self.extract, &mut self.generator);
+        let refusals = records.extract_if(.., |r| {
+            r.timestamp = extract(&r.value);
+            match generator.try_observe(r.timestamp, now) {
+                Ok(()) => false,
+                Err(why) => {
+                    first.get_or_insert((r.timestamp, why));
+                    true
+                }
+            }
+        });
+        for r in refusals {
+            refused += 1;
+            reject(r);
+        }
+        self.report(seen, refused, first);
+        Batch::from(records)
+    }
 }
 
 impl<T, F> Operator<T, T> for AssignTimestamps<F>
@@ -70,27 +221,15 @@ where
     F: FnMut(&T) -> EventTime + Clone + Send + 'static,
 {
     fn open(&mut self, ctx: &OperatorContext) -> Result<()> {
-        self.timer = ctx.processing_timer().clone();
-        if let Some(timeout) = self.strategy.idle_timeout() {
-            let idle = IdleTracker::new(timeout, now_ms());
-            self.timer.wake_at(idle.deadline());
-            self.idle = Some(idle);
-        }
+        self.open_instance(ctx);
         Ok(())
     }
 
-    fn process(&mut self, mut batch: Batch<T>, out: &mut Collector<T>) -> Result<()> {
-        for r in batch.records_mut() {
-            r.timestamp = (self.extract)(&r.value);
-            self.generator.observe(r.timestamp);
-        }
-        out.emit_batch(batch);
+    fn process(&mut self, batch: Batch<T>, out: &mut Collector<T>) -> Result<()> {
         let now = now_ms();
-        if let Some(idle) = &mut self.idle {
-            idle.active(now);
-            self.timer.wake_at(idle.deadline());
-        }
-        self.emit_due(now, out);
+        let batch = self.stamp(batch, now, drop);
+        out.emit_batch(batch);
+        self.after_batch(now, out);
         Ok(())
     }
 
@@ -111,22 +250,336 @@ where
     }
 
     fn on_processing_time(&mut self, now_ms: i64, out: &mut Collector<T>) -> Result<()> {
-        self.emit_due(now_ms, out);
-        if let Some(idle) = &mut self.idle {
-            if idle.check(now_ms) {
-                out.mark_idle();
-            } else if !idle.is_idle() {
-                self.timer.wake_at(idle.deadline());
+        self.tick(now_ms, out);
+        Ok(())
+    }
+
+    fn on_end(&mut self, _out: &mut Collector<T>) -> Result<()> {
+        self.end();
+        Ok(())
+    }
+}
+
+/// A record out of [`SplitTimestamps`]: accepted, or refused for its time.
+#[derive(Debug, Clone)]
+pub(crate) enum Stamped<T> {
+    Accepted(T),
+    Rejected(T),
+}
+
+/// [`AssignTimestamps`] that keeps the refused records, tagged, for
+/// [`TimestampedStream::rejected`].
+#[derive(Clone)]
+pub(crate) struct SplitTimestamps<F>(pub(crate) AssignTimestamps<F>);
+
+impl<T, F> Operator<T, Stamped<T>> for SplitTimestamps<F>
+where
+    T: Send + 'static,
+    F: FnMut(&T) -> EventTime + Clone + Send + 'static,
+{
+    fn open(&mut self, ctx: &OperatorContext) -> Result<()> {
+        self.0.open_instance(ctx);
+        Ok(())
+    }
+
+    fn process(&mut self, batch: Batch<T>, out: &mut Collector<Stamped<T>>) -> Result<()> {
+        let now = now_ms();
+        let mut rejected = Vec::new();
+        let batch = self.0.stamp(batch, now, |r| rejected.push(r));
+        out.emit_batch(batch.map(Stamped::Accepted));
+        for r in rejected {
+            out.emit(r.timestamp, Stamped::Rejected(r.value));
+        }
+        self.0.after_batch(now, out);
+        Ok(())
+    }
+
+    fn on_watermark(
+        &mut self,
+        watermark: EventTime,
+        out: &mut Collector<Stamped<T>>,
+    ) -> Result<()> {
+        if watermark == EventTime::MAX {
+            out.emit_watermark(watermark);
+        }
+        Ok(())
+    }
+
+    fn snapshot(&self) -> Result<Option<Vec<u8>>> {
+        state::encode(&(&self.0.generator, self.0.emitted)).map(Some)
+    }
+
+    fn restore(&mut self, snapshot: &[u8]) -> Result<()> {
+        (self.0.generator, self.0.emitted) = state::decode(snapshot)?;
+        Ok(())
+    }
+
+    fn on_processing_time(&mut self, now_ms: i64, out: &mut Collector<Stamped<T>>) -> Result<()> {
+        self.0.tick(now_ms, out);
+        Ok(())
+    }
+
+    fn on_end(&mut self, _out: &mut Collector<Stamped<T>>) -> Result<()> {
+        self.0.end();
+        Ok(())
+    }
+}
+
+/// A stream with event times set by `assign_timestamps_with_rejected`: it
+/// derefs to the [`Stream`] of accepted records, and
+/// [`TimestampedStream::rejected`] gives the records whose time was refused.
+///
+/// Nodes: `<upstream>.timestamps` (which counts `rejected`), chained to
+/// `<upstream>.timestamps.accepted` and, when used,
+/// `<upstream>.timestamps.rejected`.
+pub struct TimestampedStream<T> {
+    accepted: Stream<T>,
+    tagged: Stream<Stamped<T>>,
+    name: String,
+    rejected: Rc<OnceCell<Stream<T>>>,
+}
+
+impl<T: Data> TimestampedStream<T> {
+    pub(crate) fn new(tagged: Stream<Stamped<T>>, name: String) -> Self {
+        let accepted = tagged.process(format!("{name}.accepted"), Keep(accepted));
+        TimestampedStream {
+            accepted,
+            tagged,
+            name,
+            rejected: Rc::new(OnceCell::new()),
+        }
+    }
+
+    /// The accepted records, with their event times and watermarks, as a
+    /// plain stream.
+    pub fn stream(&self) -> Stream<T> {
+        self.accepted.clone()
+    }
+
+    /// The records whose event time was refused (`i64::MIN`, `i64::MAX`, or
+    /// past the strategy's [`Watermarks::with_max_ahead`] bound), with the
+    /// time that was extracted, as a stream to attach a sink to. They are
+    /// counted in the node's `rejected` counter whether or not this is
+    /// used.
+    pub fn rejected(&self) -> Stream<T> {
+        self.rejected
+            .get_or_init(|| {
+                self.tagged
+                    .process(format!("{}.rejected", self.name), Keep(rejected))
+            })
+            .clone()
+    }
+}
+
+impl<T> Deref for TimestampedStream<T> {
+    type Target = Stream<T>;
+    fn deref(&self) -> &Stream<T> {
+        &self.accepted
+    }
+}
+
+/// Keeps one side of a [`SplitTimestamps`] output.
+struct Keep<T>(fn(Stamped<T>) -> Option<T>);
+
+impl<T> Clone for Keep<T> {
+    fn clone(&self) -> Self {
+        Keep(self.0)
+    }
+}
+
+impl<T: Data> Operator<Stamped<T>, T> for Keep<T> {
+    fn process(&mut self, batch: Batch<Stamped<T>>, out: &mut Collector<T>) -> Result<()> {
+        for r in batch {
+            if let Some(v) = (self.0)(r.value) {
+                out.emit(r.timestamp, v);
             }
         }
         Ok(())
     }
 }
 
+fn accepted<T>(s: Stamped<T>) -> Option<T> {
+    match s {
+        Stamped::Accepted(v) => Some(v),
+        Stamped::Rejected(_) => None,
+    }
+}
+
+fn rejected<T>(s: Stamped<T>) -> Option<T> {
+    match s {
+        Stamped::Rejected(v) => Some(v),
+        Stamped::Accepted(_) => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use brook_core::{Record, TaskContext};
+    use crate::test_log::Warnings;
+    use brook_core::TaskContext;
+
+    /// 2100-01-01T00:00:00Z.
+    const YEAR_2100: EventTime = 4_102_444_800_000;
+
+    fn times<T>(batch: Batch<T>) -> Vec<EventTime> {
+        batch.into_iter().map(|r| r.timestamp).collect()
+    }
+
+    fn stamped(
+        op: &mut AssignTimestamps<fn(&i64) -> i64>,
+        values: &[i64],
+    ) -> (Vec<i64>, Option<i64>) {
+        let mut out = Collector::default();
+        let batch: Batch<i64> = values.iter().copied().map(Record::untimed).collect();
+        op.process(batch, &mut out).expect("process");
+        (times(out.take()), out.take_watermark())
+    }
+
+    fn opened(strategy: Watermarks, ctx: &TaskContext) -> AssignTimestamps<fn(&i64) -> i64> {
+        let mut op = AssignTimestamps::new((|v: &i64| *v) as fn(&i64) -> i64, strategy)
+            .with_interval(Duration::ZERO);
+        Operator::<i64, i64>::open(&mut op, ctx).expect("open");
+        op
+    }
+
+    #[test]
+    fn an_event_from_2100_is_rejected_and_does_not_move_the_watermark() {
+        let ctx = TaskContext::standalone("logs.timestamps", 0, 1);
+        let strategy =
+            Watermarks::bounded(Duration::from_secs(2)).with_max_ahead(Duration::from_secs(3600));
+        let mut op = opened(strategy, &ctx);
+        let now = now_ms();
+        let warnings = Warnings::default();
+        let (got, wm) =
+            warnings.capture(|| stamped(&mut op, &[now - 9_000, YEAR_2100, now - 8_000]));
+        assert_eq!(
+            got,
+            [now - 9_000, now - 8_000],
+            "the 2100 event is not passed on"
+        );
+        assert_eq!(
+            wm,
+            Some(now - 8_000 - 2_000 - 1),
+            "nor does it move the watermark"
+        );
+        assert_eq!(ctx.metrics().counters().rejected, 1);
+        let (got, _) = stamped(&mut op, &[now - 7_000]);
+        assert_eq!(got, [now - 7_000], "later events are on time");
+        let lines = warnings.lines();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].contains(&YEAR_2100.to_string()),
+            "names the time: {lines:?}"
+        );
+        assert!(
+            lines[0].contains("logs.timestamps"),
+            "names the node: {lines:?}"
+        );
+    }
+
+    #[test]
+    fn the_first_event_is_measured_against_the_wall_clock() {
+        let ctx = TaskContext::standalone("ts", 0, 1);
+        let strategy =
+            Watermarks::bounded(Duration::from_secs(2)).with_max_ahead(Duration::from_secs(3600));
+        let mut op = opened(strategy, &ctx);
+        let now = now_ms();
+        // The future event comes first, before any watermark.
+        let (got, wm) = stamped(&mut op, &[YEAR_2100, 1_000, now - 5_000]);
+        assert_eq!(
+            got,
+            [1_000, now - 5_000],
+            "an early time does not wedge the instance"
+        );
+        assert_eq!(wm, Some(now - 5_000 - 2_001));
+        assert_eq!(ctx.metrics().counters().rejected, 1);
+    }
+
+    #[test]
+    fn without_a_bound_a_future_event_moves_the_watermark_as_before() {
+        let ctx = TaskContext::standalone("ts", 0, 1);
+        let mut op = opened(Watermarks::bounded(Duration::from_secs(2)), &ctx);
+        let (got, wm) = stamped(&mut op, &[1_000, YEAR_2100]);
+        assert_eq!(got, [1_000, YEAR_2100]);
+        assert_eq!(wm, Some(YEAR_2100 - 2_001));
+        assert_eq!(ctx.metrics().counters().rejected, 0);
+    }
+
+    #[test]
+    fn extracted_min_and_max_are_rejected_not_read_as_no_time() {
+        let ctx = TaskContext::standalone("ts", 0, 1);
+        let mut op = opened(Watermarks::monotonic(), &ctx);
+        let warnings = Warnings::default();
+        let (got, wm) =
+            warnings.capture(|| stamped(&mut op, &[5, EventTime::MIN, EventTime::MAX, 7]));
+        assert_eq!(got, [5, 7], "neither reserved time is passed on");
+        assert_eq!(wm, Some(6), "i64::MAX did not move the watermark");
+        assert_eq!(ctx.metrics().counters().rejected, 2);
+        let lines = warnings.lines();
+        assert!(
+            lines.iter().any(|l| l.contains("no event time")),
+            "says what i64::MIN means: {lines:?}"
+        );
+        // The extremes that are times are accepted.
+        let (got, _) = stamped(&mut op, &[brook_core::MAX_EVENT_TIME]);
+        assert_eq!(got, [brook_core::MAX_EVENT_TIME]);
+    }
+
+    #[test]
+    fn the_split_form_tags_rejected_records_and_the_alarm_is_per_node() {
+        let strategy = Watermarks::monotonic().with_max_ahead(Duration::from_secs(60));
+        let proto = SplitTimestamps(
+            AssignTimestamps::new((|v: &i64| *v) as fn(&i64) -> i64, strategy)
+                .with_interval(Duration::ZERO),
+        );
+        let now = now_ms();
+        let warnings = Warnings::default();
+        warnings.capture(|| {
+            // Two instances of one node: clones of one prototype.
+            for i in 0..2 {
+                let ctx = TaskContext::standalone("src.timestamps", i, 2);
+                let mut op = proto.clone();
+                op.open(&ctx).expect("open");
+                let mut out = Collector::default();
+                let batch: Batch<i64> = [now, YEAR_2100 + i as i64, now + 1]
+                    .into_iter()
+                    .map(Record::untimed)
+                    .collect();
+                op.process(batch, &mut out).expect("process");
+                let tags: Vec<(EventTime, bool)> = out
+                    .take()
+                    .into_iter()
+                    .map(|r| (r.timestamp, matches!(r.value, Stamped::Rejected(_))))
+                    .collect();
+                assert_eq!(
+                    tags,
+                    [(now, false), (now + 1, false), (YEAR_2100 + i as i64, true)]
+                );
+                op.on_end(&mut out).expect("end");
+                assert_eq!(ctx.metrics().counters().rejected, 1);
+            }
+        });
+        let lines = warnings.lines();
+        let first: Vec<_> = lines
+            .iter()
+            .filter(|l| l.contains("was rejected"))
+            .collect();
+        assert_eq!(
+            first.len(),
+            1,
+            "the first rejection, once per node: {lines:?}"
+        );
+        let loud: Vec<_> = lines
+            .iter()
+            .filter(|l| l.contains("1 of 3") || l.contains("2 of 6"))
+            .collect();
+        assert_eq!(
+            loud.len(),
+            1,
+            "a large share, once per node, with counts: {lines:?}"
+        );
+        assert!(loud[0].contains("'src.timestamps'"), "{lines:?}");
+    }
 
     #[test]
     fn sets_times_and_emits_a_bounded_watermark() {

@@ -7,7 +7,8 @@ use brook_core::{BoxError, Data, EventTime, Stream, Watermarks};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::{AssignTimestamps, Dedup, Filter, FlatMap, Inspect, Map, TryMap};
+use crate::assign_timestamps::SplitTimestamps;
+use crate::{AssignTimestamps, Dedup, Filter, FlatMap, Inspect, Map, TimestampedStream, TryMap};
 
 /// The closure operators as methods on [`Stream`] (and, through deref, on
 /// `KeyedStream`, where they run partitioned by key).
@@ -48,7 +49,37 @@ pub trait StreamExt<T: Data> {
     /// since the epoch) and generates watermarks by `strategy`, in a node
     /// named `<upstream>.timestamps` chained to this stream, so each source
     /// instance makes its own. See [`AssignTimestamps`].
+    ///
+    /// A record whose time is refused (`i64::MIN`, `i64::MAX`, or past the
+    /// strategy's [`Watermarks::with_max_ahead`] bound) is counted in the
+    /// node's `rejected` counter and dropped; to keep those records, use
+    /// [`StreamExt::assign_timestamps_with_rejected`].
     fn assign_timestamps<F>(&self, extract: F, strategy: Watermarks) -> Stream<T>
+    where
+        F: FnMut(&T) -> EventTime + Clone + Send + 'static;
+
+    /// As [`StreamExt::assign_timestamps`], and the records whose time was
+    /// refused go to [`TimestampedStream::rejected`] instead of being
+    /// dropped. The result derefs to the stream of accepted records.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use brook_core::{Stream, Watermarks};
+    /// use brook_operators::StreamExt;
+    /// # fn build(events: Stream<(i64, String)>) {
+    /// let strategy = Watermarks::bounded(Duration::from_secs(2))
+    ///     .with_max_ahead(Duration::from_secs(3600));
+    /// let timed = events.assign_timestamps_with_rejected(|(ts, _)| *ts, strategy);
+    /// let on_time: Stream<(i64, String)> = timed.stream();
+    /// let bad_times: Stream<(i64, String)> = timed.rejected();
+    /// # let _ = (on_time, bad_times);
+    /// # }
+    /// ```
+    fn assign_timestamps_with_rejected<F>(
+        &self,
+        extract: F,
+        strategy: Watermarks,
+    ) -> TimestampedStream<T>
     where
         F: FnMut(&T) -> EventTime + Clone + Send + 'static;
 
@@ -107,6 +138,19 @@ impl<T: Data> StreamExt<T> for Stream<T> {
     {
         let name = format!("{}.timestamps", self.node_name());
         self.process(name, AssignTimestamps::new(extract, strategy))
+    }
+
+    fn assign_timestamps_with_rejected<F>(
+        &self,
+        extract: F,
+        strategy: Watermarks,
+    ) -> TimestampedStream<T>
+    where
+        F: FnMut(&T) -> EventTime + Clone + Send + 'static,
+    {
+        let name = format!("{}.timestamps", self.node_name());
+        let op = SplitTimestamps(AssignTimestamps::new(extract, strategy));
+        TimestampedStream::new(self.process(name.clone(), op), name)
     }
 
     fn dedup<Id, F>(&self, name: impl Into<String>, id: F, horizon: Duration) -> Stream<T>

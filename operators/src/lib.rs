@@ -3,7 +3,9 @@
 //! Brook's operators, one per file, and the extension traits that put them
 //! on streams as methods:
 //! - [`StreamExt`]: `map`, `try_map`, `filter`, `flat_map`, `inspect`,
-//!   `assign_timestamps` (event times and watermarks) and `dedup`;
+//!   `assign_timestamps` (event times and watermarks; with
+//!   `assign_timestamps_with_rejected`, a [`TimestampedStream`] that also
+//!   gives the records whose time was refused) and `dedup`;
 //! - [`KeyedWindowExt`] on keyed streams: event-time [`window`]s with
 //!   incremental aggregates or window functions;
 //! - [`KeyedProcessExt`] on keyed streams: [`keyed`] process functions with
@@ -14,6 +16,7 @@
 //! with state and timers; an [`Operator`](brook_core::Operator) through
 //! `Stream::process` for anything else that works batch by batch.
 
+mod alarm;
 mod assign_timestamps;
 mod dedup;
 mod ext;
@@ -23,10 +26,12 @@ mod inspect;
 pub mod keyed;
 mod keyed_map;
 mod map;
+#[cfg(test)]
+mod test_log;
 mod try_map;
 pub mod window;
 
-pub use assign_timestamps::AssignTimestamps;
+pub use assign_timestamps::{AssignTimestamps, TimestampedStream};
 pub use dedup::Dedup;
 pub use ext::StreamExt;
 pub use filter::Filter;

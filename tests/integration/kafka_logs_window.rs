@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use brook::kafka::{KafkaSource, KafkaSourceConfig, StartPosition};
-use brook_workload::logs::{self, LogEvent};
 use brook::prelude::*;
+use brook_workload::logs::{self, LogEvent};
 use rdkafka::ClientConfig;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{FutureProducer, FutureRecord};

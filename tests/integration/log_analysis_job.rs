@@ -2,6 +2,10 @@
 //! process: earlier results survive every failed or interrupted run, a
 //! second writer is refused, bad lines follow the chosen policy, and a
 //! closed pipe ends it quietly.
+//!
+//! These run the example's binary, which `cargo test` builds with the
+//! tests; run alone (`cargo test --test integration`), build it first
+//! (`cargo build --example log_analysis`).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -242,4 +246,40 @@ fn an_interrupted_run_says_so_writes_nothing_and_exits_130() {
         .filter(|n| n.ends_with(".inprogress"))
         .collect();
     assert!(hidden.is_empty(), "{hidden:?}");
+}
+
+#[test]
+fn an_event_from_the_year_2100_is_refused_and_the_answer_stays_exact() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut lines = std::fs::read_to_string(fixture("logs_3k.jsonl")).expect("fixture");
+    // A broken clock: one event dated 2100, first in the file.
+    let future = r#"{"ts":4102444800000,"level":"INFO","service":"svc-01","host":"host-001","status":200,"latency_ms":1.5,"message":"GET / from the future"}"#;
+    lines.insert_str(0, &format!("{future}\n"));
+    let input = tmp.path().join("future.jsonl");
+    std::fs::write(&input, lines).expect("write");
+    for p in ["1", "2", "4"] {
+        let out = tmp.path().join(format!("stats-{p}"));
+        let o = run(&[
+            "--input",
+            input.to_str().expect("utf-8"),
+            "--out",
+            out.to_str().expect("utf-8"),
+            "--parallelism",
+            p,
+        ]);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        let said = text(&o.stdout);
+        assert!(
+            said.contains("1781 counted in windows")
+                && said.contains("0 late")
+                && said.contains("1 refused for a time too far ahead"),
+            "parallelism {p}: {said}"
+        );
+        let c = block_on(brook_workload::oracle::compare(
+            &fixture("logs_3k.jsonl"),
+            &out,
+        ))
+        .expect("compare");
+        assert!(c.ok(), "parallelism {p}: {c:?}");
+    }
 }

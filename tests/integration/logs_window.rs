@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
-use brook_workload::logs::{self, Level, LogEvent, WindowStats};
 use brook::prelude::*;
+use brook_workload::logs::{self, Level, LogEvent, WindowStats};
 
 use crate::support::{block_on, config};
 

@@ -385,13 +385,21 @@ impl Running {
                     Some(f) => f(&value),
                     None => view.timestamp.unwrap_or(NO_TIMESTAMP),
                 };
-                batch.push(ts, value);
-                self.clocks.observe(i, ts, now);
+                match self.clocks.observe(i, ts, now) {
+                    Ok(()) => batch.push(ts, value),
+                    // A time the watermark strategy refuses is a bad
+                    // message: it must not move the watermark.
+                    Err(refusal) => {
+                        ctx.metrics().add_rejected(1);
+                        let dead = Dead::copy(&view, self.bad.needs_raw());
+                        self.bad.handle(ctx, i, dead, Box::new(refusal)).await?;
+                    }
+                }
             }
             Err(e) => {
                 let dead = Dead::copy(&view, self.bad.needs_raw());
                 self.bad.handle(ctx, i, dead, e).await?;
-                self.clocks.observe(i, NO_TIMESTAMP, now);
+                let _ = self.clocks.observe(i, NO_TIMESTAMP, now);
             }
         }
         let part = &mut self.parts[i];

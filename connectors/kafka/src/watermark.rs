@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 
-use brook_core::time::{IdleTracker, WatermarkGenerator, Watermarks};
+use brook_core::time::{IdleTracker, Refusal, WatermarkGenerator, Watermarks};
 use brook_core::{EventTime, NO_TIMESTAMP, SourceEvent};
 
 /// The event-time state of one partition.
@@ -53,22 +53,28 @@ impl PartitionClocks {
     }
 
     /// Notes a record of partition `i` with event time `ts`, read at
-    /// `now_ms`.
+    /// `now_ms`. A record without a time is only activity.
+    ///
+    /// # Errors
+    /// The strategy refuses the time (the end-of-input time, or further
+    /// ahead than [`Watermarks::with_max_ahead`] allows): the record must
+    /// not be emitted, and it moved no watermark.
     #[inline]
-    pub(crate) fn observe(&mut self, i: usize, ts: EventTime, now_ms: i64) {
+    pub(crate) fn observe(&mut self, i: usize, ts: EventTime, now_ms: i64) -> Result<(), Refusal> {
         let Some(c) = self.clocks.get_mut(i) else {
-            return;
+            return Ok(());
         };
         if let Some(idle) = &mut c.idle {
             idle.active(now_ms);
         }
         if ts == NO_TIMESTAMP {
-            return;
+            return Ok(());
+        }
+        if let Some(g) = &mut c.generator {
+            g.try_observe(ts, now_ms)?;
         }
         c.max_seen = c.max_seen.max(ts);
-        if let Some(g) = &mut c.generator {
-            g.observe(ts);
-        }
+        Ok(())
     }
 
     /// Partition `i` was read to its end: it no longer holds the watermark
@@ -164,19 +170,34 @@ mod tests {
     }
 
     #[test]
+    fn a_time_too_far_ahead_is_refused_and_moves_no_watermark() {
+        let s =
+            Watermarks::bounded(Duration::from_millis(10)).with_max_ahead(Duration::from_secs(60));
+        let mut c = PartitionClocks::new(1, Some(&s), 1_000);
+        c.observe(0, 2_000, 1_000).expect("accepted");
+        assert_eq!(at(&mut c, 1_000), vec![SourceEvent::Watermark(1_989)]);
+        // 2100, with the wall clock at 1 s past the epoch.
+        let err = c.observe(0, 4_102_444_800_000, 1_000).expect_err("refused");
+        assert!(err.to_string().contains("ahead"), "{err}");
+        assert_eq!(c.max_seen(0), Some(2_000));
+        c.observe(0, 3_000, 1_000).expect("accepted");
+        assert_eq!(at(&mut c, 1_000), vec![SourceEvent::Watermark(2_989)]);
+    }
+
+    #[test]
     fn the_watermark_is_the_minimum_over_live_partitions() {
         let s = Watermarks::bounded(Duration::from_millis(10));
         let mut c = PartitionClocks::new(2, Some(&s), 0);
-        c.observe(0, 1_000, 0);
+        c.observe(0, 1_000, 0).expect("accepted");
         // Partition 1 has shown nothing: it holds the watermark at MIN.
         assert_eq!(at(&mut c, 0), vec![]);
-        c.observe(1, 500, 0);
+        c.observe(1, 500, 0).expect("accepted");
         assert_eq!(at(&mut c, 0), vec![SourceEvent::Watermark(489)]);
-        c.observe(1, 2_000, 0);
+        c.observe(1, 2_000, 0).expect("accepted");
         assert_eq!(at(&mut c, 0), vec![SourceEvent::Watermark(989)]);
         assert_eq!(c.max_seen(1), Some(2_000));
         // A finished partition no longer holds it back.
-        c.observe(1, 5_000, 0);
+        c.observe(1, 5_000, 0).expect("accepted");
         c.finish(0);
         assert_eq!(at(&mut c, 0), vec![SourceEvent::Watermark(4_989)]);
         // All finished: the stream ends, no idle mark.
@@ -188,13 +209,13 @@ mod tests {
     fn quiet_partitions_turn_idle_and_all_idle_is_said_once() {
         let s = Watermarks::monotonic().with_idle_timeout(Duration::from_millis(100));
         let mut c = PartitionClocks::new(2, Some(&s), 0);
-        c.observe(0, 50, 10);
+        c.observe(0, 50, 10).expect("accepted");
         assert_eq!(c.next_idle_deadline(), Some(100));
         // Partition 1 turns idle at 100; partition 0 alone sets the mark.
         assert_eq!(at(&mut c, 100), vec![SourceEvent::Watermark(49)]);
         assert_eq!(at(&mut c, 200), vec![SourceEvent::Idle]);
         assert_eq!(at(&mut c, 300), vec![]);
-        c.observe(1, 80, 310);
+        c.observe(1, 80, 310).expect("accepted");
         assert_eq!(at(&mut c, 310), vec![SourceEvent::Watermark(79)]);
         assert_eq!(c.next_idle_deadline(), Some(410));
     }
@@ -203,7 +224,7 @@ mod tests {
     fn all_turning_idle_at_once_first_advance_to_the_largest_mark() {
         let s = Watermarks::monotonic().with_idle_timeout(Duration::from_millis(100));
         let mut c = PartitionClocks::new(2, Some(&s), 0);
-        c.observe(0, 50, 0);
+        c.observe(0, 50, 0).expect("accepted");
         assert_eq!(
             at(&mut c, 150),
             vec![SourceEvent::Watermark(49), SourceEvent::Idle]
@@ -215,7 +236,7 @@ mod tests {
         let mut c = PartitionClocks::new(0, None, 0);
         assert_eq!(at(&mut c, 0), vec![SourceEvent::Idle]);
         let mut c = PartitionClocks::new(1, None, 0);
-        c.observe(0, 5, 0);
+        c.observe(0, 5, 0).expect("accepted");
         assert_eq!(at(&mut c, 0), vec![]);
     }
 }

@@ -59,7 +59,8 @@ impl Dataflow {
         &self.config
     }
 
-    /// Sets the parallelism of nodes that set none.
+    /// Sets the parallelism of nodes that set none: at least 1 and at most
+    /// [`MAX_PARALLELISM`](crate::MAX_PARALLELISM), or `build()` refuses it.
     pub fn set_parallelism(&mut self, parallelism: usize) -> &mut Self {
         self.config.parallelism = parallelism;
         self
@@ -104,8 +105,9 @@ impl Dataflow {
     ///
     /// # Errors
     /// [`Error::Plan`](crate::Error::Plan) for misuse: a stream that is never
-    /// consumed, a name used twice, a parallelism of 0 or above what a node
-    /// supports, a forward edge between different parallelisms, streams of
+    /// consumed, a name used twice, a parallelism of 0, above what a node
+    /// supports or above [`MAX_PARALLELISM`](crate::MAX_PARALLELISM)
+    /// (the default or a node's own), a forward edge between different parallelisms, streams of
     /// another dataflow, or no source at all.
     pub fn build(self) -> Result<Job> {
         let graph = {

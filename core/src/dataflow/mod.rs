@@ -6,5 +6,5 @@ pub(crate) mod graph;
 mod stream;
 
 pub use builder::Dataflow;
-pub use config::{DEFAULT_BATCH_SIZE, DEFAULT_CHANNEL_CAPACITY, JobConfig};
+pub use config::{DEFAULT_BATCH_SIZE, DEFAULT_CHANNEL_CAPACITY, JobConfig, MAX_PARALLELISM};
 pub use stream::{KeySelector, KeyedStream, SinkHandle, Stream};

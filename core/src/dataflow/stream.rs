@@ -76,7 +76,9 @@ impl<T: crate::Data> Stream<T> {
         self.graph.borrow().name(self.node).to_string()
     }
 
-    /// Sets the parallelism of the node this stream comes from.
+    /// Sets the parallelism of the node this stream comes from: at least 1
+    /// and at most [`MAX_PARALLELISM`](crate::MAX_PARALLELISM), or `build()`
+    /// refuses it.
     pub fn parallelism(self, parallelism: usize) -> Self {
         self.graph
             .borrow_mut()
@@ -191,7 +193,8 @@ pub struct SinkHandle {
 }
 
 impl SinkHandle {
-    /// Sets the sink's parallelism.
+    /// Sets the sink's parallelism: at least 1 and at most
+    /// [`MAX_PARALLELISM`](crate::MAX_PARALLELISM), or `build()` refuses it.
     pub fn parallelism(self, parallelism: usize) -> Self {
         self.graph
             .borrow_mut()

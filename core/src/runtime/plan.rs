@@ -8,8 +8,8 @@
 
 use std::collections::HashSet;
 
-use crate::dataflow::JobConfig;
 use crate::dataflow::graph::{Graph, NodeId};
+use crate::dataflow::{JobConfig, MAX_PARALLELISM};
 use crate::error::{Error, Result};
 use crate::metrics::NodeKind;
 use crate::runtime::erased::Partitioning;
@@ -44,6 +44,14 @@ impl Plan {
                 "the default parallelism is 0; it must be at least 1",
             ));
         }
+        if config.parallelism > MAX_PARALLELISM {
+            return Err(plan_err(format!(
+                "the default parallelism is {}; Brook runs at most {MAX_PARALLELISM} \
+                 instances of a node (MAX_PARALLELISM), since the cost of a key \
+                 exchange grows with the square of the parallelism",
+                config.parallelism
+            )));
+        }
         if config.batch_size == 0 || config.channel_capacity == 0 {
             return Err(Error::Config(
                 "batch size and channel capacity must be at least 1".into(),
@@ -69,6 +77,13 @@ impl Plan {
             let p = match (n.parallelism, max) {
                 (Some(0), _) => {
                     return Err(plan_err(format!("node '{}' has parallelism 0", n.name)));
+                }
+                (Some(p), _) if p > MAX_PARALLELISM => {
+                    return Err(plan_err(format!(
+                        "node '{}' has parallelism {p}; Brook runs at most \
+                         {MAX_PARALLELISM} instances of a node (MAX_PARALLELISM)",
+                        n.name
+                    )));
                 }
                 (Some(p), Some(m)) if p > m => {
                     return Err(plan_err(format!(

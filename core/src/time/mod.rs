@@ -1,7 +1,10 @@
 //! Time: event-time watermarks and processing-time wake-ups.
 //!
 //! Event time is the `i64` milliseconds since the epoch that every record
-//! carries. A *watermark* `w` is a promise that no record with an event time
+//! carries; `i64::MIN` is reserved for "no event time"
+//! ([`NO_TIMESTAMP`](crate::NO_TIMESTAMP)) and `i64::MAX` for the end of
+//! input, so a record's time lies in
+//! [`MIN_EVENT_TIME`](crate::MIN_EVENT_TIME)`..=`[`MAX_EVENT_TIME`](crate::MAX_EVENT_TIME). A *watermark* `w` is a promise that no record with an event time
 //! at or below `w` will follow, so windows ending at or before `w + 1` can
 //! fire. Watermarks are generated per source instance (or per partition) by a
 //! [`WatermarkGenerator`] made from a [`Watermarks`] strategy, flow through
@@ -21,4 +24,6 @@ mod timer;
 mod watermarks;
 
 pub use timer::{ProcessingTimer, now_ms};
-pub use watermarks::{DEFAULT_WATERMARK_INTERVAL, IdleTracker, WatermarkGenerator, Watermarks};
+pub use watermarks::{
+    DEFAULT_WATERMARK_INTERVAL, IdleTracker, Refusal, WatermarkGenerator, Watermarks,
+};

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::record::EventTime;
+use crate::record::{EventTime, NO_TIMESTAMP};
 
 /// How a source instance (or partition) turns the event times it sees into
 /// watermarks: a strategy, cheap to clone, that makes one
@@ -25,11 +25,21 @@ use crate::record::EventTime;
 /// generator.observe(9_000);
 /// assert_eq!(generator.current(), 10_000 - 2_000 - 1);
 /// ```
+///
+/// # Events from the future
+///
+/// Without a bound (the default, as in Flink), one record dated far ahead
+/// of the others (a year 2100 typo) moves the watermark there, and every
+/// later record of that instance is late. [`Watermarks::with_max_ahead`]
+/// bounds how far ahead an event time may be; the generator then refuses
+/// later ones ([`WatermarkGenerator::try_observe`]), and `assign_timestamps`
+/// sends them to its bad-record path instead of letting them advance time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Watermarks {
     delay_ms: i64,
     idle_timeout: Option<Duration>,
     interval: Duration,
+    max_ahead_ms: Option<i64>,
 }
 
 /// How often watermarks are emitted at most by default, as Flink's
@@ -45,6 +55,7 @@ impl Watermarks {
             delay_ms: i64::try_from(max_out_of_orderness.as_millis()).unwrap_or(i64::MAX),
             idle_timeout: None,
             interval: DEFAULT_WATERMARK_INTERVAL,
+            max_ahead_ms: None,
         }
     }
 
@@ -55,7 +66,54 @@ impl Watermarks {
             delay_ms: 0,
             idle_timeout: None,
             interval: DEFAULT_WATERMARK_INTERVAL,
+            max_ahead_ms: None,
         }
+    }
+
+    /// Refuses event times more than `max_ahead` after the later of the
+    /// instance's current watermark and the wall clock ([`now_ms`]): such a
+    /// record does not advance the watermark, and `assign_timestamps` counts
+    /// it as rejected and sends it to its rejected output (see
+    /// [`WatermarkGenerator::try_observe`]). Off by default.
+    ///
+    /// The wall clock is the floor of the reference, so the very first
+    /// records of an instance (before any watermark) are measured against
+    /// it: an event cannot have happened in the future, beyond clock skew.
+    /// Measuring only against the watermark would wedge the job on a gap in
+    /// the data longer than the bound, or behind a bogus early first record
+    /// (an epoch-0 time puts the watermark in 1970, and every real record
+    /// after it would be "too far ahead"). With the floor, data whose event
+    /// times are not ahead of the wall clock is never refused. Use it for
+    /// event times in wall-clock time; synthetic times far in the future are
+    /// refused from the first record on.
+    ///
+    /// Flink has no such bound: there, one record from the future moves the
+    /// watermark and makes everything after it late.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use brook_core::time::{Watermarks, now_ms};
+    ///
+    /// let strategy = Watermarks::bounded(Duration::from_secs(2))
+    ///     .with_max_ahead(Duration::from_secs(3600));
+    /// let mut generator = strategy.generator();
+    /// let now = now_ms();
+    /// assert!(generator.try_observe(now - 5_000, now).is_ok());
+    /// let year_2100 = 4_102_444_800_000;
+    /// assert!(generator.try_observe(year_2100, now).is_err());
+    /// assert_eq!(generator.current(), now - 5_000 - 2_000 - 1);
+    /// ```
+    ///
+    /// [`now_ms`]: crate::time::now_ms
+    pub fn with_max_ahead(mut self, max_ahead: Duration) -> Self {
+        self.max_ahead_ms = Some(i64::try_from(max_ahead.as_millis()).unwrap_or(i64::MAX));
+        self
+    }
+
+    /// The bound set by [`Watermarks::with_max_ahead`], if any.
+    pub fn max_ahead(&self) -> Option<Duration> {
+        self.max_ahead_ms
+            .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
     }
 
     /// After `timeout` of wall-clock time without records, the input is
@@ -95,8 +153,37 @@ impl Watermarks {
         WatermarkGenerator {
             delay_ms: self.delay_ms,
             max_seen: EventTime::MIN,
+            max_ahead_ms: self.max_ahead_ms,
         }
     }
+}
+
+/// Why a [`WatermarkGenerator`] refused an event time
+/// ([`WatermarkGenerator::try_observe`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The time is `i64::MIN`, Brook's marker for "no event time"
+    /// ([`NO_TIMESTAMP`]): the extractor found no time, or an underflow.
+    #[error("event time i64::MIN is Brook's marker for \"no event time\", not a time")]
+    NoTime,
+    /// The time is `i64::MAX`, the watermark that ends the input: no window
+    /// can hold a record at it on time.
+    #[error("event time i64::MAX is the end-of-input watermark, not a time")]
+    EndOfTime,
+    /// The time is later than the strategy's bound allows
+    /// ([`Watermarks::with_max_ahead`]).
+    #[error(
+        "event time {timestamp} is more than {max_ahead_ms} ms ahead of the watermark \
+         and the wall clock (latest accepted: {limit})"
+    )]
+    TooFarAhead {
+        /// The refused time.
+        timestamp: EventTime,
+        /// The latest time that would have been accepted.
+        limit: EventTime,
+        /// The bound, in milliseconds.
+        max_ahead_ms: i64,
+    },
 }
 
 /// Tracks the largest event time seen by one input and derives its
@@ -106,6 +193,7 @@ impl Watermarks {
 pub struct WatermarkGenerator {
     delay_ms: i64,
     max_seen: EventTime,
+    max_ahead_ms: Option<i64>,
 }
 
 impl WatermarkGenerator {
@@ -115,6 +203,48 @@ impl WatermarkGenerator {
         if timestamp > self.max_seen {
             self.max_seen = timestamp;
         }
+    }
+
+    /// Checks a record's event time and notes it if it is accepted: refuses
+    /// [`NO_TIMESTAMP`] and `i64::MAX` always, and, with a bound
+    /// ([`Watermarks::with_max_ahead`]), a time past
+    /// [`WatermarkGenerator::limit`] at processing time `now_ms`. A refused
+    /// time leaves the watermark as it was.
+    ///
+    /// # Errors
+    /// Why the time was refused.
+    #[inline]
+    pub fn try_observe(&mut self, timestamp: EventTime, now_ms: i64) -> Result<(), Refusal> {
+        if timestamp == NO_TIMESTAMP {
+            return Err(Refusal::NoTime);
+        }
+        if timestamp == EventTime::MAX {
+            return Err(Refusal::EndOfTime);
+        }
+        if let Some(max_ahead_ms) = self.max_ahead_ms {
+            let limit = self.limit_for(max_ahead_ms, now_ms);
+            if timestamp > limit {
+                return Err(Refusal::TooFarAhead {
+                    timestamp,
+                    limit,
+                    max_ahead_ms,
+                });
+            }
+        }
+        self.observe(timestamp);
+        Ok(())
+    }
+
+    /// The latest event time [`WatermarkGenerator::try_observe`] accepts at
+    /// processing time `now_ms`: the later of the current watermark and
+    /// `now_ms`, plus the bound; [`EventTime::MAX`] without a bound.
+    pub fn limit(&self, now_ms: i64) -> EventTime {
+        self.max_ahead_ms
+            .map_or(EventTime::MAX, |ahead| self.limit_for(ahead, now_ms))
+    }
+
+    fn limit_for(&self, max_ahead_ms: i64, now_ms: i64) -> EventTime {
+        self.current().max(now_ms).saturating_add(max_ahead_ms)
     }
 
     /// The largest event time seen, or [`EventTime::MIN`] before any.
@@ -198,6 +328,61 @@ mod tests {
         let mut g = Watermarks::monotonic().generator();
         g.observe(42);
         assert_eq!(g.current(), 41);
+    }
+
+    #[test]
+    fn watermark_saturates_at_both_ends_of_the_range() {
+        let mut g = Watermarks::bounded(Duration::from_millis(100)).generator();
+        g.observe(EventTime::MIN + 1);
+        assert_eq!(g.current(), EventTime::MIN, "no underflow below MIN");
+        let mut g = Watermarks::bounded(Duration::MAX).generator();
+        g.observe(crate::record::MAX_EVENT_TIME);
+        assert_eq!(g.current(), -2, "MAX - 1 - (MAX) - 1");
+        let mut g = Watermarks::monotonic().generator();
+        g.observe(crate::record::MAX_EVENT_TIME);
+        assert_eq!(g.current(), EventTime::MAX - 2);
+    }
+
+    #[test]
+    fn try_observe_refuses_the_reserved_times_without_a_bound() {
+        let mut g = Watermarks::monotonic().generator();
+        assert_eq!(g.try_observe(NO_TIMESTAMP, 0), Err(Refusal::NoTime));
+        assert_eq!(g.try_observe(EventTime::MAX, 0), Err(Refusal::EndOfTime));
+        assert_eq!(g.current(), EventTime::MIN, "refused times move nothing");
+        assert_eq!(g.try_observe(EventTime::MAX - 1, 0), Ok(()));
+        assert_eq!(g.limit(0), EventTime::MAX);
+    }
+
+    #[test]
+    fn a_bound_measures_from_the_later_of_watermark_and_wall_clock() {
+        let now = 1_000_000;
+        let mut g = Watermarks::bounded(Duration::from_millis(10))
+            .with_max_ahead(Duration::from_millis(500))
+            .generator();
+        // Before any record: the wall clock is the reference.
+        assert_eq!(g.limit(now), now + 500);
+        assert!(matches!(
+            g.try_observe(now + 501, now),
+            Err(Refusal::TooFarAhead { limit, .. }) if limit == now + 500
+        ));
+        assert_eq!(
+            g.current(),
+            EventTime::MIN,
+            "the refused first record set nothing"
+        );
+        // An early (even epoch-0) record does not wedge the instance.
+        assert_eq!(g.try_observe(0, now), Ok(()));
+        assert_eq!(g.try_observe(now - 3, now), Ok(()));
+        assert_eq!(g.current(), now - 3 - 10 - 1);
+        // Event time ahead of the wall clock: the watermark is the reference.
+        assert_eq!(g.try_observe(now + 500, now), Ok(()));
+        assert_eq!(g.limit(now), now + 500 - 11 + 500);
+        assert_eq!(g.try_observe(now + 989, now), Ok(()));
+        // Saturates instead of overflowing.
+        let g = Watermarks::monotonic()
+            .with_max_ahead(Duration::MAX)
+            .generator();
+        assert_eq!(g.limit(i64::MAX - 1), EventTime::MAX);
     }
 
     #[test]

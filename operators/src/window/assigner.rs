@@ -24,7 +24,7 @@ impl Window {
     /// The last millisecond in the window: results carry it as their event
     /// time, and the window fires once the watermark reaches it.
     pub fn max_timestamp(&self) -> EventTime {
-        self.end - 1
+        self.end.saturating_sub(1)
     }
 
     /// Whether two session windows overlap or touch, and so merge.
@@ -40,8 +40,15 @@ impl Window {
 
 /// Assigns event times to windows. Implemented by [`Tumbling`], [`Sliding`]
 /// and [`Session`].
+///
+/// The built-in assigners compute in 128 bits, so no event time overflows:
+/// a window that would start before `i64::MIN` or end after `i64::MAX` is
+/// cut at that end of the range (it stays well-formed, `start < end`, and
+/// holds the record), and a record at `i64::MAX`, the end-of-input
+/// watermark, belongs to no window.
 pub trait WindowAssigner: Clone + Send + Sync + 'static {
-    /// Calls `f` with every window `timestamp` belongs to.
+    /// Calls `f` with every window `timestamp` belongs to: each one holds
+    /// it (`start <= timestamp < end`).
     fn assign(&self, timestamp: EventTime, f: impl FnMut(Window));
 
     /// Whether windows merge when they touch (session windows).
@@ -90,17 +97,38 @@ impl Tumbling {
     }
 }
 
-/// The start of the window of `size` (aligned at `offset`) holding `t`.
-fn aligned_start(t: EventTime, size: i64, offset: i64) -> EventTime {
+/// Milliseconds of a duration in 128 bits: exact for every `Duration`.
+fn ms(d: Duration) -> i128 {
+    // At most u64::MAX seconds: about 2^74 ms, far inside i128.
+    i128::try_from(d.as_millis()).unwrap_or(i128::MAX)
+}
+
+/// The start of the window of `size` (aligned at `offset`) holding `t`, in
+/// 128 bits, so it may lie before `i64::MIN`. `size` is positive.
+fn aligned_start(t: i128, size: i128, offset: i128) -> i128 {
     t - (t - offset).rem_euclid(size)
+}
+
+/// Calls `f` with the window `[start, end)`, computed in 128 bits and cut
+/// to the range of `i64`, if it holds `t`.
+#[inline]
+fn emit_holding(t: EventTime, start: i128, end: i128, f: &mut impl FnMut(Window)) {
+    let cut = |v: i128| i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX });
+    let w = Window::new(cut(start), cut(end));
+    if w.start <= t && t < w.end {
+        f(w);
+    }
 }
 
 impl WindowAssigner for Tumbling {
     #[inline]
     fn assign(&self, timestamp: EventTime, mut f: impl FnMut(Window)) {
-        let size = self.size.as_millis() as i64;
-        let start = aligned_start(timestamp, size, self.offset.as_millis() as i64);
-        f(Window::new(start, start + size));
+        let size = ms(self.size);
+        if size <= 0 {
+            return; // refused by `validate`
+        }
+        let start = aligned_start(i128::from(timestamp), size, ms(self.offset));
+        emit_holding(timestamp, start, start + size, &mut f);
     }
 
     fn validate(&self) -> Result<()> {
@@ -137,11 +165,14 @@ impl Sliding {
 
 impl WindowAssigner for Sliding {
     fn assign(&self, timestamp: EventTime, mut f: impl FnMut(Window)) {
-        let size = self.size.as_millis() as i64;
-        let slide = self.slide.as_millis() as i64;
-        let mut start = aligned_start(timestamp, slide, self.offset.as_millis() as i64);
-        while start > timestamp - size {
-            f(Window::new(start, start + size));
+        let (size, slide) = (ms(self.size), ms(self.slide));
+        if size <= 0 || slide <= 0 {
+            return; // refused by `validate`
+        }
+        let t = i128::from(timestamp);
+        let mut start = aligned_start(t, slide, ms(self.offset));
+        while start > t - size {
+            emit_holding(timestamp, start, start + size, &mut f);
             start -= slide;
         }
     }
@@ -169,10 +200,12 @@ impl Session {
 
 impl WindowAssigner for Session {
     fn assign(&self, timestamp: EventTime, mut f: impl FnMut(Window)) {
-        f(Window::new(
-            timestamp,
-            timestamp + self.gap.as_millis() as i64,
-        ));
+        let gap = ms(self.gap);
+        if gap <= 0 {
+            return; // refused by `validate`
+        }
+        let t = i128::from(timestamp);
+        emit_holding(timestamp, t, t + gap, &mut f);
     }
 
     fn is_merging(&self) -> bool {
@@ -188,6 +221,7 @@ impl WindowAssigner for Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn windows(a: &impl WindowAssigner, t: EventTime) -> Vec<(i64, i64)> {
         let mut out = Vec::new();
@@ -216,6 +250,145 @@ mod tests {
         let gaps = Sliding::of(Duration::from_millis(3), Duration::from_millis(5));
         assert_eq!(windows(&gaps, 4), Vec::<(i64, i64)>::new());
         assert_eq!(windows(&gaps, 6), [(5, 8)]);
+    }
+
+    const MIN: i64 = i64::MIN;
+    const MAX: i64 = i64::MAX;
+
+    /// `v` cut to the range of `i64`, as the assigners do.
+    fn cut(v: i128) -> i64 {
+        i64::try_from(v).unwrap_or(if v < 0 { MIN } else { MAX })
+    }
+
+    /// The aligned start of `t`'s window of `size`, in 128 bits.
+    fn start(t: i64, size: i128) -> i128 {
+        let t = i128::from(t);
+        t - t.rem_euclid(size)
+    }
+
+    #[test]
+    fn tumbling_windows_at_the_ends_of_the_range_are_cut_not_wrapped() {
+        let t = Tumbling::of(Duration::from_secs(10));
+        // The window of MAX - 1 would end past MAX: it ends at MAX.
+        let last = start(MAX - 1, 10_000);
+        assert!(last + 10_000 > i128::from(MAX));
+        assert_eq!(windows(&t, MAX - 1), [(cut(last), MAX)]);
+        assert_eq!(windows(&t, cut(last)), [(cut(last), MAX)]);
+        // The window of MIN + 1 would start before MIN: it starts at MIN.
+        let first = start(MIN + 1, 10_000);
+        assert!(first < i128::from(MIN));
+        assert_eq!(windows(&t, MIN + 1), [(MIN, cut(first + 10_000))]);
+        assert_eq!(windows(&t, MIN), [(MIN, cut(first + 10_000))]);
+        // The end-of-input watermark is in no window.
+        assert_eq!(windows(&t, MAX), Vec::<(i64, i64)>::new());
+        // A size or offset beyond the range of i64 milliseconds.
+        let huge = Tumbling::of(Duration::from_secs(u64::MAX)).with_offset(Duration::MAX);
+        let got = windows(&huge, 0);
+        assert_eq!(got.len(), 1);
+        assert!(got[0].0 <= 0 && 0 < got[0].1, "{got:?}");
+        assert_eq!(Window::new(MIN, MIN).max_timestamp(), MIN, "no underflow");
+    }
+
+    #[test]
+    fn sliding_and_session_windows_at_the_ends_of_the_range() {
+        let s = Sliding::of(Duration::from_millis(10), Duration::from_millis(5));
+        let a = start(MAX - 1, 5);
+        assert_eq!(
+            windows(&s, MAX - 1),
+            [(cut(a), cut(a + 10)), (cut(a - 5), cut(a + 5))]
+        );
+        assert_eq!(windows(&s, MAX), Vec::<(i64, i64)>::new());
+        let b = start(MIN + 1, 5);
+        assert_eq!(
+            windows(&s, MIN + 1),
+            [(cut(b), cut(b + 10)), (cut(b - 5), cut(b + 5))]
+        );
+        let g = Session::with_gap(Duration::from_secs(30));
+        assert_eq!(windows(&g, MAX - 1), [(MAX - 1, MAX)]);
+        assert_eq!(windows(&g, MAX), Vec::<(i64, i64)>::new());
+        assert_eq!(windows(&g, MIN + 1), [(MIN + 1, MIN + 30_001)]);
+    }
+
+    /// Checks what every assigner promises for `t`: each window holds `t`,
+    /// is well-formed, and has its nominal size unless cut at an end of the
+    /// range; a record at `i64::MAX` is in none.
+    fn check(a: &impl WindowAssigner, t: i64, size: i128) -> Vec<Window> {
+        let mut got = Vec::new();
+        a.assign(t, |w| got.push(w));
+        for w in &got {
+            assert!(w.start < w.end, "{w:?} for {t}");
+            assert!(w.start <= t && t < w.end, "{w:?} does not hold {t}");
+            let cut = w.start == MIN || w.end == MAX;
+            assert!(
+                cut || i128::from(w.end) - i128::from(w.start) == size,
+                "{w:?} for {t}: size {size}"
+            );
+            assert!(w.max_timestamp() >= t);
+        }
+        if t == MAX {
+            assert!(got.is_empty(), "{got:?}");
+        }
+        got
+    }
+
+    fn any_time() -> impl Strategy<Value = i64> {
+        prop_oneof![
+            any::<i64>(),
+            (0i64..100_000).prop_map(|d| MIN.saturating_add(d)),
+            (0i64..100_000).prop_map(|d| MAX.saturating_sub(d)),
+        ]
+    }
+
+    fn any_ms() -> impl Strategy<Value = u64> {
+        prop_oneof![1u64..100_000, 1u64..=u64::MAX, Just(i64::MAX as u64)]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+        #[test]
+        fn tumbling_holds_every_time_in_one_consistent_window(
+            t in any_time(), size in any_ms(), offset in any_ms(),
+        ) {
+            let a = Tumbling::of(Duration::from_millis(size))
+                .with_offset(Duration::from_millis(offset));
+            let got = check(&a, t, i128::from(size));
+            prop_assert_eq!(got.len(), usize::from(t != MAX));
+            for w in got {
+                // Every time in the window is given the same window.
+                for u in [w.start, w.max_timestamp()] {
+                    prop_assert_eq!(check(&a, u, i128::from(size)), vec![w]);
+                }
+            }
+        }
+
+        #[test]
+        fn sliding_gives_every_covering_window_once(
+            t in any_time(), slide in 1u64..1_000_000, ratio in 1u64..8, extra in 0u64..1_000,
+        ) {
+            let size = slide * ratio + extra;
+            let a = Sliding::of(Duration::from_millis(size), Duration::from_millis(slide));
+            let got = check(&a, t, i128::from(size));
+            let mut distinct = got.clone();
+            distinct.sort();
+            distinct.dedup();
+            prop_assert_eq!(distinct.len(), got.len(), "{:?}", got);
+            if t != MAX {
+                prop_assert!(!got.is_empty());
+                let most = size.div_ceil(slide) as usize;
+                prop_assert!(got.len() <= most, "{} > {}", got.len(), most);
+            }
+        }
+
+        #[test]
+        fn a_session_starts_at_its_record(t in any_time(), gap in any_ms()) {
+            let a = Session::with_gap(Duration::from_millis(gap));
+            let got = check(&a, t, i128::from(gap));
+            prop_assert_eq!(got.len(), usize::from(t != MAX));
+            if let Some(w) = got.first() {
+                prop_assert_eq!(w.start, t);
+            }
+        }
     }
 
     #[test]

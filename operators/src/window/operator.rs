@@ -6,6 +6,9 @@
 //! the allowed lateness). A watermark pops the due timers in time order, so
 //! results leave in order of window end. A record whose every window is past
 //! its allowed lateness is late: it is counted and sent to the late output.
+//! So is a record at `i64::MAX` (the end-of-input watermark), which no
+//! window can hold. When late records are many (see [`crate::alarm`]), the
+//! node says so once, with its counts.
 
 use std::hash::Hash;
 use std::sync::Arc;
@@ -24,6 +27,7 @@ use brook_core::{
 
 use super::assigner::{Window, WindowAssigner};
 use super::logic::{WindowLogic, WindowOutput};
+use crate::alarm::{Alarm, Loud};
 use crate::keyed_map::get_or_default;
 
 /// What a key of a window operator needs: hashable for the state map,
@@ -65,6 +69,10 @@ pub(crate) struct WindowOperator<K, T, W, L: WindowLogic<K, T>> {
     late_warned: bool,
     /// The windows of the record being added, reused.
     scratch: Vec<Window>,
+    node: Arc<str>,
+    parallelism: usize,
+    /// Late records over all instances of the node (clones share it).
+    alarm: Arc<Alarm>,
 }
 
 impl<K: WindowKey, T, W: WindowAssigner, L: WindowLogic<K, T>> Clone
@@ -80,6 +88,9 @@ impl<K: WindowKey, T, W: WindowAssigner, L: WindowLogic<K, T>> Clone
             metrics: self.metrics.clone(),
             late_warned: self.late_warned,
             scratch: Vec::new(),
+            node: self.node.clone(),
+            parallelism: self.parallelism,
+            alarm: self.alarm.clone(),
         }
     }
 }
@@ -105,7 +116,27 @@ where
             metrics: None,
             late_warned: false,
             scratch: Vec::new(),
+            node: Arc::from("window"),
+            parallelism: 1,
+            alarm: Arc::default(),
         }
+    }
+
+    /// Says once per node that many records were late, with the counts.
+    fn warn_loud(&self, loud: Loud, when: &str) {
+        tracing::warn!(
+            node = %self.node,
+            late = loud.bad,
+            records = loud.seen,
+            "node '{}': {} of {} records ({:.2} %) {when}arrived after their windows closed \
+             and are not in its results (they are in its `late` counter and late output). \
+             An event time far ahead of the others may have moved the watermark (see \
+             Watermarks::with_max_ahead), or the out-of-orderness bound is too small.",
+            self.node,
+            loud.bad,
+            loud.seen,
+            loud.percent(),
+        );
     }
 
     /// Whether a window can take no more records.
@@ -122,7 +153,17 @@ where
         if let Some(m) = &self.metrics {
             m.add_late(1);
         }
-        if !self.late_warned {
+        if timestamp == EventTime::MAX {
+            if self.alarm.first() {
+                tracing::warn!(
+                    node = %self.node,
+                    "node '{}': a record has the event time i64::MAX, the end-of-input \
+                     watermark, which no window can hold; it goes to the late output and the \
+                     node's `late` counter (reported once per node).",
+                    self.node,
+                );
+            }
+        } else if !self.late_warned {
             self.late_warned = true;
             tracing::warn!(
                 timestamp,
@@ -278,6 +319,8 @@ where
     fn open(&mut self, ctx: &OperatorContext) -> Result<()> {
         self.assigner.validate()?;
         self.metrics = Some(ctx.metrics_handle());
+        self.node = Arc::from(ctx.node_name());
+        self.parallelism = ctx.parallelism();
         Ok(())
     }
 
@@ -286,6 +329,8 @@ where
         batch: Batch<T>,
         out: &mut Collector<WindowOutput<L::Out, T>>,
     ) -> Result<()> {
+        let seen = batch.len() as u64;
+        let mut late = 0;
         for record in batch {
             let ts = record.timestamp;
             if ts == NO_TIMESTAMP {
@@ -295,6 +340,12 @@ where
                         .into(),
                 ));
             }
+            if ts == EventTime::MAX {
+                // The end-of-input watermark: no window holds it.
+                late += 1;
+                self.late(ts, record.value, out);
+                continue;
+            }
             let key = (self.key)(&record.value);
             let taken = if self.assigner.is_merging() {
                 self.add_merging(key, ts, &record.value, out)?
@@ -302,8 +353,12 @@ where
                 self.add_fixed(key, ts, &record.value, out)?
             };
             if !taken {
+                late += 1;
                 self.late(ts, record.value, out);
             }
+        }
+        if let Some(loud) = self.alarm.count(seen, late) {
+            self.warn_loud(loud, "so far ");
         }
         Ok(())
     }
@@ -327,6 +382,13 @@ where
 
     fn restore(&mut self, snapshot: &[u8]) -> Result<()> {
         self.state = state::decode(snapshot)?;
+        Ok(())
+    }
+
+    fn on_end(&mut self, _out: &mut Collector<WindowOutput<L::Out, T>>) -> Result<()> {
+        if let Some(loud) = self.alarm.end(self.parallelism) {
+            self.warn_loud(loud, "");
+        }
         Ok(())
     }
 }

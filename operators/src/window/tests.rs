@@ -337,3 +337,138 @@ fn records_without_event_time_are_refused_clearly() {
         .expect_err("no event time");
     assert!(err.to_string().contains("assign_timestamps"), "{err}");
 }
+
+#[test]
+fn records_at_the_ends_of_the_time_range_fire_in_well_formed_windows() {
+    const MIN: i64 = i64::MIN;
+    const MAX: i64 = i64::MAX;
+    let ctx = TaskContext::standalone("w", 0, 1);
+    let key: KeySelector<(u8, i64), u8> = Arc::new(|v: &(u8, i64)| v.0);
+    let agg = (Count, Sum::of(value as fn(&(u8, i64)) -> i64));
+    for assigner in [
+        Kind::Tumbling(Tumbling::of(Duration::from_secs(10))),
+        Kind::Session(Session::with_gap(Duration::from_secs(10))),
+    ] {
+        let mut run = Run::default();
+        let mut out = Collector::default();
+        let events = [
+            (0, MIN + 1),
+            (0, MIN + 2),
+            (1, MAX - 1),
+            (1, MAX - 2),
+            (2, MAX),
+        ];
+        let b = || -> Batch<(u8, i64)> {
+            events
+                .iter()
+                .map(|&(k, t)| Record::new(t, (k, t % 1_000)))
+                .collect()
+        };
+        match &assigner {
+            Kind::Tumbling(a) => {
+                let mut op = WindowOperator::new(key.clone(), *a, 0, Aggregate(agg));
+                Operator::open(&mut op, &ctx).expect("open");
+                op.process(b(), &mut out).expect("process");
+                op.on_watermark(MAX - 3, &mut out).expect("wm");
+                op.on_watermark(MAX, &mut out).expect("final wm");
+            }
+            Kind::Session(a) => {
+                let mut op = WindowOperator::new(key.clone(), *a, 0, Aggregate(agg));
+                Operator::open(&mut op, &ctx).expect("open");
+                op.process(b(), &mut out).expect("process");
+                op.on_watermark(MAX - 3, &mut out).expect("wm");
+                op.on_watermark(MAX, &mut out).expect("final wm");
+            }
+        }
+        run.take(&mut out);
+        let windows = run.by_window();
+        assert_eq!(windows.len(), 2, "{assigner:?}: {windows:?}");
+        for ((k, start, end), (count, _)) in &windows {
+            assert!(start < end, "{assigner:?}: window {start}..{end}");
+            assert_eq!(*count, 2, "{assigner:?}: key {k} has both records");
+        }
+        assert!(windows.keys().any(|&(k, _, end)| k == 1 && end == MAX));
+        assert!(
+            windows
+                .keys()
+                .any(|&(k, start, _)| k == 0 && start <= MIN + 1)
+        );
+        // A record at i64::MAX goes to the late output: never dropped silently.
+        assert_eq!(run.late, [(2, MAX % 1_000)], "{assigner:?}");
+    }
+    assert_eq!(ctx.metrics().counters().late, 2);
+}
+
+#[derive(Debug)]
+enum Kind {
+    Tumbling(Tumbling),
+    Session(Session),
+}
+
+#[test]
+fn many_late_records_are_reported_once_per_node_with_counts() {
+    let key: KeySelector<(u8, i64), u8> = Arc::new(|v: &(u8, i64)| v.0);
+    let agg = (Count, Sum::of(value as fn(&(u8, i64)) -> i64));
+    let proto = WindowOperator::new(
+        key,
+        Tumbling::of(Duration::from_millis(10)),
+        0,
+        Aggregate(agg),
+    );
+    let warnings = crate::test_log::Warnings::default();
+    warnings.capture(|| {
+        // Two instances of the node "stats": clones of one prototype.
+        for i in 0..2 {
+            let mut op = proto.clone();
+            Operator::open(&mut op, &TaskContext::standalone("stats", i, 2)).expect("open");
+            let mut out = Collector::default();
+            let on_time: Batch<(u8, i64)> = vec![Record::new(5_000, (0, 5_000))].into();
+            op.process(on_time, &mut out).expect("process");
+            op.on_watermark(4_000_000, &mut out).expect("wm");
+            // 150 records far behind the watermark: late.
+            let late: Batch<(u8, i64)> = (0..150).map(|t| Record::new(t, (0, t))).collect();
+            op.process(late, &mut out).expect("process");
+            op.on_end(&mut out).expect("end");
+        }
+    });
+    let lines = warnings.lines();
+    let loud: Vec<_> = lines
+        .iter()
+        .filter(|l| l.contains("windows closed"))
+        .collect();
+    assert_eq!(loud.len(), 1, "once per node: {lines:?}");
+    assert!(loud[0].contains("node 'stats'"), "{lines:?}");
+    assert!(
+        loud[0].contains("150 of 151"),
+        "with the counts so far: {lines:?}"
+    );
+}
+
+#[test]
+fn a_few_late_records_are_not_loud() {
+    let key: KeySelector<(u8, i64), u8> = Arc::new(|v: &(u8, i64)| v.0);
+    let agg = (Count, Sum::of(value as fn(&(u8, i64)) -> i64));
+    let mut op = WindowOperator::new(
+        key,
+        Tumbling::of(Duration::from_millis(10)),
+        0,
+        Aggregate(agg),
+    );
+    let warnings = crate::test_log::Warnings::default();
+    warnings.capture(|| {
+        Operator::open(&mut op, &TaskContext::standalone("stats", 0, 1)).expect("open");
+        let mut out = Collector::default();
+        let on_time: Batch<(u8, i64)> = (1_000..2_000).map(|t| Record::new(t, (0, t))).collect();
+        op.process(on_time, &mut out).expect("process");
+        op.on_watermark(1_500, &mut out).expect("wm");
+        op.process(vec![Record::new(0, (0, 0))].into(), &mut out)
+            .expect("late");
+        op.on_end(&mut out).expect("end");
+    });
+    let lines = warnings.lines();
+    assert!(
+        !lines.iter().any(|l| l.contains("windows closed")),
+        "1 of 1001: {lines:?}"
+    );
+    assert_eq!(lines.len(), 1, "only the first late record: {lines:?}");
+}
