@@ -86,7 +86,7 @@ pub use dataflow::{
 pub use error::{BoxError, Error, Result, RetryHint};
 pub use message::{CheckpointId, Message};
 pub use metrics::{Counters, JobMetrics, MetricsSnapshot, NodeKind, NodeMetrics, NodeSnapshot};
-pub use operator::{Collector, Operator};
+pub use operator::{Collector, Operator, OutputTag};
 pub use record::{
     Batch, Data, EventTime, MAX_EVENT_TIME, MIN_EVENT_TIME, NO_TIMESTAMP, Record, is_event_time,
 };
@@ -104,7 +104,7 @@ pub mod prelude {
     pub use crate::{
         Batch, BoxedSourceStream, CancellationToken, Collector, Data, Dataflow, Error, EventTime,
         InstanceSplit, Job, JobConfig, JobOutcome, KeyedStream, NO_TIMESTAMP, Operator,
-        OperatorContext, PlanContext, Record, Result, Sink, SinkContext, SinkWriter, Source,
-        SourceContext, SourceEvent, SourceSplit, SplitId, Stream, Watermarks,
+        OperatorContext, OutputTag, PlanContext, Record, Result, Sink, SinkContext, SinkWriter,
+        Source, SourceContext, SourceEvent, SourceSplit, SplitId, Stream, Watermarks,
     };
 }

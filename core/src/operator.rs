@@ -12,10 +12,77 @@
 //! back (a window, a buffer) emits them first, then the watermark. Records
 //! emitted in a call go downstream before the watermark emitted in it.
 //! A watermark that does not advance is never forwarded.
+//!
+//! # Side outputs
+//!
+//! Besides its main output, an operator may emit records of other types to
+//! side outputs named by an [`OutputTag`], as Flink's `OutputTag`: a window
+//! its late records, a parse step the records it could not parse.
+//! [`Stream::side_output`](crate::Stream::side_output) makes a tag's
+//! records a stream of their own; a tag no stream was made for has no
+//! consumer, and [`Collector::emit_side`] then drops the record and says
+//! so (the operator counts it). Side outputs carry the operator's
+//! watermarks and end of input, as its main output does; within a call,
+//! side records go downstream before the main output.
+
+use std::any::Any;
+use std::marker::PhantomData;
+use std::sync::Arc;
 
 use crate::context::OperatorContext;
 use crate::error::Result;
 use crate::record::{Batch, EventTime, Record};
+
+/// The name and record type of a side output: a second typed stream an
+/// operator can emit to (see [the module docs](self)).
+///
+/// ```
+/// use brook_core::OutputTag;
+///
+/// /// The lines a parser could not read, with why.
+/// const BAD_LINES: OutputTag<(String, String)> = OutputTag::new("bad-lines");
+/// assert_eq!(BAD_LINES.name(), "bad-lines");
+/// ```
+pub struct OutputTag<S> {
+    name: &'static str,
+    _s: PhantomData<fn() -> S>,
+}
+
+impl<S> OutputTag<S> {
+    /// A tag named `name`, unique among one operator's side outputs.
+    pub const fn new(name: &'static str) -> Self {
+        OutputTag {
+            name,
+            _s: PhantomData,
+        }
+    }
+
+    /// The tag's name.
+    pub const fn name(&self) -> &'static str {
+        self.name
+    }
+}
+
+impl<S> Clone for OutputTag<S> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<S> Copy for OutputTag<S> {}
+
+impl<S> std::fmt::Debug for OutputTag<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "OutputTag({:?})", self.name)
+    }
+}
+
+/// The records collected for one consumed side output: a `Batch<S>` of
+/// the tag's type, made at its first record.
+pub(crate) struct SideSlot {
+    pub(crate) name: Arc<str>,
+    pub(crate) batch: Option<Box<dyn Any + Send>>,
+}
 
 /// Per-batch logic. Each parallel instance gets its own clone.
 pub trait Operator<In, Out>: Clone + Send + 'static {
@@ -85,11 +152,26 @@ pub trait Operator<In, Out>: Clone + Send + 'static {
 
 /// Where an operator puts its output. The runtime takes what was collected
 /// after each call and sends it on as one batch.
-#[derive(Debug)]
 pub struct Collector<T> {
     batch: Batch<T>,
     watermark: Option<EventTime>,
     idle: bool,
+    /// One slot per side output that has a consumer.
+    sides: Vec<SideSlot>,
+}
+
+impl<T> std::fmt::Debug for Collector<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Collector")
+            .field("records", &self.batch.len())
+            .field("watermark", &self.watermark)
+            .field("idle", &self.idle)
+            .field(
+                "sides",
+                &self.sides.iter().map(|s| &*s.name).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
 }
 
 impl<T> Default for Collector<T> {
@@ -98,11 +180,80 @@ impl<T> Default for Collector<T> {
             batch: Batch::new(),
             watermark: None,
             idle: false,
+            sides: Vec::new(),
         }
     }
 }
 
 impl<T> Collector<T> {
+    /// A collector whose side outputs `names` have consumers.
+    pub(crate) fn with_sides(names: impl IntoIterator<Item = Arc<str>>) -> Self {
+        Collector {
+            sides: names
+                .into_iter()
+                .map(|name| SideSlot { name, batch: None })
+                .collect(),
+            ..Collector::default()
+        }
+    }
+
+    /// Emits a value with an event time to the side output `tag`. Returns
+    /// whether it went anywhere: `false` when no stream was made of the
+    /// tag, and the value is dropped (count it, so it is never silently
+    /// lost).
+    pub fn emit_side<S: Send + 'static>(
+        &mut self,
+        tag: &OutputTag<S>,
+        timestamp: EventTime,
+        value: S,
+    ) -> bool {
+        let Some(slot) = self.sides.iter_mut().find(|s| &*s.name == tag.name) else {
+            return false;
+        };
+        let batch = slot
+            .batch
+            .get_or_insert_with(|| Box::new(Batch::<S>::new()));
+        match batch.downcast_mut::<Batch<S>>() {
+            Some(batch) => {
+                batch.push(timestamp, value);
+                true
+            }
+            // Two tags of one name and different types: refused by the
+            // builder, so never here.
+            None => false,
+        }
+    }
+
+    /// A collector as the runtime makes it when the side outputs named
+    /// `names` have consumers: to run an operator outside a job (tests).
+    pub fn with_side_outputs<'a>(names: impl IntoIterator<Item = &'a str>) -> Self {
+        Self::with_sides(names.into_iter().map(Arc::from))
+    }
+
+    /// Takes what was emitted to the side output `tag` since the last
+    /// call: to read an operator's side output outside a job (tests).
+    pub fn take_side<S: Send + 'static>(&mut self, tag: &OutputTag<S>) -> Batch<S> {
+        self.sides
+            .iter_mut()
+            .find(|s| &*s.name == tag.name)
+            .and_then(|s| s.batch.take())
+            .and_then(|b| b.downcast::<Batch<S>>().ok())
+            .map_or_else(Batch::new, |b| *b)
+    }
+
+    /// Whether the side output `tag` has a consumer.
+    pub fn has_side<S>(&self, tag: &OutputTag<S>) -> bool {
+        self.sides.iter().any(|s| &*s.name == tag.name)
+    }
+
+    /// Takes what was collected for each side output, by slot index.
+    pub(crate) fn take_sides(&mut self) -> impl Iterator<Item = (usize, Box<dyn Any + Send>)> + '_ {
+        self.sides
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, s)| s.batch.take().map(|b| (i, b)))
+    }
+
     /// Emits a watermark, after the records emitted in this call. Of several
     /// in one call, the largest counts.
     pub fn emit_watermark(&mut self, watermark: EventTime) {

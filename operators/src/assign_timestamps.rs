@@ -7,12 +7,9 @@
 //! further ahead than the bound. A refused record is a bad record: counted in
 //! the node's `rejected` counter, reported by a warning (the first one, with
 //! its time and why, and again once they are many), and dropped, or sent to
-//! [`TimestampedStream::rejected`] when the stream was made with
+//! a side output when the stream was made with
 //! `assign_timestamps_with_rejected`.
 
-use std::cell::OnceCell;
-use std::ops::Deref;
-use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,8 +17,7 @@ use brook_core::metrics::NodeMetrics;
 use brook_core::state;
 use brook_core::time::{IdleTracker, ProcessingTimer, Refusal, WatermarkGenerator, now_ms};
 use brook_core::{
-    Batch, Collector, Data, EventTime, Operator, OperatorContext, Record, Result, Stream,
-    Watermarks,
+    Batch, Collector, EventTime, Operator, OperatorContext, OutputTag, Record, Result, Watermarks,
 };
 
 use crate::alarm::{Alarm, Loud};
@@ -56,6 +52,8 @@ pub struct AssignTimestamps<F> {
     parallelism: usize,
     /// Shared by the node's instances (clones of one prototype).
     alarm: Arc<Alarm>,
+    /// The side output refused records go to, if asked for.
+    rejected: Option<&'static str>,
 }
 
 fn millis(d: Duration) -> i64 {
@@ -78,6 +76,7 @@ impl<F> AssignTimestamps<F> {
             node: Arc::from("assign_timestamps"),
             parallelism: 1,
             alarm: Arc::default(),
+            rejected: None,
         }
     }
 
@@ -185,6 +184,13 @@ impl<F> AssignTimestamps<F> {
 }
 
 impl<F> AssignTimestamps<F> {
+    /// Sends the records whose time is refused to the side output named
+    /// `name` instead of dropping them (still counting them).
+    pub fn rejected_to<T>(mut self, tag: OutputTag<T>) -> Self {
+        self.rejected = Some(tag.name());
+        self
+    }
+
     /// Sets the event times of `batch`, keeps the accepted records in it
     /// and hands each refused one to `reject`, in order.
     fn stamp<T>(&mut self, batch: Batch<T>, now: i64, mut reject: impl FnMut(Record<T>)) -> Batch<T>
@@ -227,7 +233,18 @@ where
 
     fn process(&mut self, batch: Batch<T>, out: &mut Collector<T>) -> Result<()> {
         let now = now_ms();
-        let batch = self.stamp(batch, now, drop);
+        let batch = match self.rejected {
+            Some(name) => {
+                let tag = OutputTag::<T>::new(name);
+                let mut refused = Vec::new();
+                let batch = self.stamp(batch, now, |r| refused.push(r));
+                for r in refused {
+                    out.emit_side(&tag, r.timestamp, r.value);
+                }
+                batch
+            }
+            None => self.stamp(batch, now, drop),
+        };
         out.emit_batch(batch);
         self.after_batch(now, out);
         Ok(())
@@ -257,158 +274,6 @@ where
     fn on_end(&mut self, _out: &mut Collector<T>) -> Result<()> {
         self.end();
         Ok(())
-    }
-}
-
-/// A record out of [`SplitTimestamps`]: accepted, or refused for its time.
-#[derive(Debug, Clone)]
-pub(crate) enum Stamped<T> {
-    Accepted(T),
-    Rejected(T),
-}
-
-/// [`AssignTimestamps`] that keeps the refused records, tagged, for
-/// [`TimestampedStream::rejected`].
-#[derive(Clone)]
-pub(crate) struct SplitTimestamps<F>(pub(crate) AssignTimestamps<F>);
-
-impl<T, F> Operator<T, Stamped<T>> for SplitTimestamps<F>
-where
-    T: Send + 'static,
-    F: FnMut(&T) -> EventTime + Clone + Send + 'static,
-{
-    fn open(&mut self, ctx: &OperatorContext) -> Result<()> {
-        self.0.open_instance(ctx);
-        Ok(())
-    }
-
-    fn process(&mut self, batch: Batch<T>, out: &mut Collector<Stamped<T>>) -> Result<()> {
-        let now = now_ms();
-        let mut rejected = Vec::new();
-        let batch = self.0.stamp(batch, now, |r| rejected.push(r));
-        out.emit_batch(batch.map(Stamped::Accepted));
-        for r in rejected {
-            out.emit(r.timestamp, Stamped::Rejected(r.value));
-        }
-        self.0.after_batch(now, out);
-        Ok(())
-    }
-
-    fn on_watermark(
-        &mut self,
-        watermark: EventTime,
-        out: &mut Collector<Stamped<T>>,
-    ) -> Result<()> {
-        if watermark == EventTime::MAX {
-            out.emit_watermark(watermark);
-        }
-        Ok(())
-    }
-
-    fn snapshot(&self) -> Result<Option<Vec<u8>>> {
-        state::encode(&(&self.0.generator, self.0.emitted)).map(Some)
-    }
-
-    fn restore(&mut self, snapshot: &[u8]) -> Result<()> {
-        (self.0.generator, self.0.emitted) = state::decode(snapshot)?;
-        Ok(())
-    }
-
-    fn on_processing_time(&mut self, now_ms: i64, out: &mut Collector<Stamped<T>>) -> Result<()> {
-        self.0.tick(now_ms, out);
-        Ok(())
-    }
-
-    fn on_end(&mut self, _out: &mut Collector<Stamped<T>>) -> Result<()> {
-        self.0.end();
-        Ok(())
-    }
-}
-
-/// A stream with event times set by `assign_timestamps_with_rejected`: it
-/// derefs to the [`Stream`] of accepted records, and
-/// [`TimestampedStream::rejected`] gives the records whose time was refused.
-///
-/// Nodes: `<upstream>.timestamps` (which counts `rejected`), chained to
-/// `<upstream>.timestamps.accepted` and, when used,
-/// `<upstream>.timestamps.rejected`.
-pub struct TimestampedStream<T> {
-    accepted: Stream<T>,
-    tagged: Stream<Stamped<T>>,
-    name: String,
-    rejected: Rc<OnceCell<Stream<T>>>,
-}
-
-impl<T: Data> TimestampedStream<T> {
-    pub(crate) fn new(tagged: Stream<Stamped<T>>, name: String) -> Self {
-        let accepted = tagged.process(format!("{name}.accepted"), Keep(accepted));
-        TimestampedStream {
-            accepted,
-            tagged,
-            name,
-            rejected: Rc::new(OnceCell::new()),
-        }
-    }
-
-    /// The accepted records, with their event times and watermarks, as a
-    /// plain stream.
-    pub fn stream(&self) -> Stream<T> {
-        self.accepted.clone()
-    }
-
-    /// The records whose event time was refused (`i64::MIN`, `i64::MAX`, or
-    /// past the strategy's [`Watermarks::with_max_ahead`] bound), with the
-    /// time that was extracted, as a stream to attach a sink to. They are
-    /// counted in the node's `rejected` counter whether or not this is
-    /// used.
-    pub fn rejected(&self) -> Stream<T> {
-        self.rejected
-            .get_or_init(|| {
-                self.tagged
-                    .process(format!("{}.rejected", self.name), Keep(rejected))
-            })
-            .clone()
-    }
-}
-
-impl<T> Deref for TimestampedStream<T> {
-    type Target = Stream<T>;
-    fn deref(&self) -> &Stream<T> {
-        &self.accepted
-    }
-}
-
-/// Keeps one side of a [`SplitTimestamps`] output.
-struct Keep<T>(fn(Stamped<T>) -> Option<T>);
-
-impl<T> Clone for Keep<T> {
-    fn clone(&self) -> Self {
-        Keep(self.0)
-    }
-}
-
-impl<T: Data> Operator<Stamped<T>, T> for Keep<T> {
-    fn process(&mut self, batch: Batch<Stamped<T>>, out: &mut Collector<T>) -> Result<()> {
-        for r in batch {
-            if let Some(v) = (self.0)(r.value) {
-                out.emit(r.timestamp, v);
-            }
-        }
-        Ok(())
-    }
-}
-
-fn accepted<T>(s: Stamped<T>) -> Option<T> {
-    match s {
-        Stamped::Accepted(v) => Some(v),
-        Stamped::Rejected(_) => None,
-    }
-}
-
-fn rejected<T>(s: Stamped<T>) -> Option<T> {
-    match s {
-        Stamped::Rejected(v) => Some(v),
-        Stamped::Accepted(_) => None,
     }
 }
 
@@ -526,12 +391,12 @@ mod tests {
     }
 
     #[test]
-    fn the_split_form_tags_rejected_records_and_the_alarm_is_per_node() {
+    fn rejected_records_go_to_the_side_output_and_the_alarm_is_per_node() {
+        const BAD: OutputTag<i64> = OutputTag::new("bad-times");
         let strategy = Watermarks::monotonic().with_max_ahead(Duration::from_secs(60));
-        let proto = SplitTimestamps(
-            AssignTimestamps::new((|v: &i64| *v) as fn(&i64) -> i64, strategy)
-                .with_interval(Duration::ZERO),
-        );
+        let proto = AssignTimestamps::new((|v: &i64| *v) as fn(&i64) -> i64, strategy)
+            .with_interval(Duration::ZERO)
+            .rejected_to(BAD);
         let now = now_ms();
         let warnings = Warnings::default();
         warnings.capture(|| {
@@ -540,21 +405,21 @@ mod tests {
                 let ctx = TaskContext::standalone("src.timestamps", i, 2);
                 let mut op = proto.clone();
                 op.open(&ctx).expect("open");
-                let mut out = Collector::default();
+                let mut out = Collector::with_side_outputs([BAD.name()]);
                 let batch: Batch<i64> = [now, YEAR_2100 + i as i64, now + 1]
                     .into_iter()
                     .map(Record::untimed)
                     .collect();
                 op.process(batch, &mut out).expect("process");
-                let tags: Vec<(EventTime, bool)> = out
-                    .take()
+                let on_time: Vec<EventTime> = out.take().into_iter().map(|r| r.timestamp).collect();
+                assert_eq!(on_time, [now, now + 1]);
+                let refused: Vec<(EventTime, i64)> = out
+                    .take_side(&BAD)
                     .into_iter()
-                    .map(|r| (r.timestamp, matches!(r.value, Stamped::Rejected(_))))
+                    .map(|r| (r.timestamp, r.value))
                     .collect();
-                assert_eq!(
-                    tags,
-                    [(now, false), (now + 1, false), (YEAR_2100 + i as i64, true)]
-                );
+                let year_2100 = YEAR_2100 + i as i64;
+                assert_eq!(refused, [(year_2100, year_2100)]);
                 op.on_end(&mut out).expect("end");
                 assert_eq!(ctx.metrics().counters().rejected, 1);
             }

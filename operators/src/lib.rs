@@ -2,10 +2,11 @@
 //!
 //! Brook's operators, one per file, and the extension traits that put them
 //! on streams as methods:
-//! - [`StreamExt`]: `map`, `try_map`, `filter`, `flat_map`, `inspect`,
-//!   `assign_timestamps` (event times and watermarks; with
-//!   `assign_timestamps_with_rejected`, a [`TimestampedStream`] that also
-//!   gives the records whose time was refused) and `dedup`;
+//! - [`StreamExt`]: `map`, `try_map` (or `try_map_with_errors`, which
+//!   sends the records it refuses to a side output as [`Failed`]),
+//!   `filter`, `flat_map`, `inspect`, `assign_timestamps` (event times and
+//!   watermarks; `assign_timestamps_with_rejected` sends the records whose
+//!   time was refused to a side output) and `dedup`;
 //! - [`KeyedWindowExt`] on keyed streams: event-time [`window`]s with
 //!   incremental aggregates or window functions;
 //! - [`KeyedProcessExt`] on keyed streams: [`keyed`] process functions with
@@ -31,7 +32,7 @@ mod test_log;
 mod try_map;
 pub mod window;
 
-pub use assign_timestamps::{AssignTimestamps, TimestampedStream};
+pub use assign_timestamps::AssignTimestamps;
 pub use dedup::Dedup;
 pub use ext::StreamExt;
 pub use filter::Filter;
@@ -39,5 +40,5 @@ pub use flat_map::FlatMap;
 pub use inspect::Inspect;
 pub use keyed::KeyedProcessExt;
 pub use map::Map;
-pub use try_map::TryMap;
+pub use try_map::{Failed, TryMap, TryMapRouted};
 pub use window::KeyedWindowExt;

@@ -13,6 +13,7 @@ mod runtime_metrics;
 mod runtime_parallel;
 mod runtime_robustness;
 mod send_sync;
+mod side_outputs;
 #[cfg(feature = "sql")]
 mod sql_over_sinks;
 mod sql_replacing_runs;

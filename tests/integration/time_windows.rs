@@ -14,6 +14,9 @@ use crate::support::{block_on, config};
 /// An event: (key, event time).
 type Ev = (u8, i64);
 
+/// Where the late-records tests send them.
+const LATE: OutputTag<Ev> = OutputTag::new("late");
+
 /// Events with disorder strictly below `bound`.
 fn disordered(bound: i64, max_len: usize) -> impl Strategy<Value = Vec<Ev>> {
     prop::collection::vec((0u8..6, 0i64..30, 0i64..bound), 0..max_len).prop_map(|steps| {
@@ -115,19 +118,16 @@ fn job(events: &[Ev], kind: Kind, parallelism: usize, bound: i64) -> (Counts, u6
     let results = match kind {
         Kind::Tumbling => keyed
             .window(Tumbling::of(Duration::from_millis(50)))
-            .aggregate("w", agg)
-            .results(),
+            .aggregate("w", agg),
         Kind::Sliding => keyed
             .window(Sliding::of(
                 Duration::from_millis(60),
                 Duration::from_millis(20),
             ))
-            .aggregate("w", agg)
-            .results(),
+            .aggregate("w", agg),
         Kind::Session => keyed
             .window(Session::with_gap(Duration::from_millis(40)))
-            .aggregate("w", agg)
-            .results(),
+            .aggregate("w", agg),
     };
     results.sink("out", sink);
     let job = flow.build().expect("plan");
@@ -185,13 +185,14 @@ fn late_records_refire_within_lateness_and_then_go_to_the_side_output() {
         .key_by(|e: &Ev| e.0)
         .window(Tumbling::of(Duration::from_millis(100)))
         .allowed_lateness(Duration::from_millis(200))
+        .side_output_late_data(LATE)
         .aggregate("w", Count);
     let results = CollectSink::new();
     let got = results.handle();
     let late_sink = CollectSink::new();
     let late = late_sink.handle();
     windowed.sink("results", results);
-    windowed.late_records().sink("late", late_sink);
+    windowed.side_output(&LATE).sink("late", late_sink);
     let job = flow.build().expect("plan");
     let metrics = job.metrics();
     block_on(job.run(CancellationToken::new())).expect("job");

@@ -99,7 +99,7 @@ pub fn window_stats(events: &Stream<LogEvent>) -> Stream<WindowStats> {
 /// The logs-window query on events that already carry event times and
 /// watermarks (a Kafka source makes them per partition): the `DEBUG`
 /// filter, the key, the window and the aggregates. Nodes: `drop-debug`,
-/// `stats` (and `stats.results`), `rows`.
+/// `stats`, `rows`.
 pub fn window_stats_timed(events: &Stream<LogEvent>) -> Stream<WindowStats> {
     let stats = (
         Count,

@@ -11,7 +11,17 @@ pub(crate) type NodeId = usize;
 /// An input edge of a node.
 pub(crate) struct Edge {
     pub(crate) from: NodeId,
+    /// Which output of `from`: 0 the main one, `k` its side output `k - 1`.
+    pub(crate) port: usize,
     pub(crate) partitioning: Partitioning,
+}
+
+/// A side output of a node: its tag's name, its record type (to refuse a
+/// second tag of the same name and another type) and its port.
+pub(crate) struct SideOutput {
+    pub(crate) name: std::sync::Arc<str>,
+    pub(crate) type_id: std::any::TypeId,
+    pub(crate) port: Box<dyn OutputPort>,
 }
 
 /// What a node runs.
@@ -29,6 +39,8 @@ pub(crate) struct Node {
     pub(crate) inputs: Vec<Edge>,
     pub(crate) input: Option<Box<dyn InputPort>>,
     pub(crate) output: Option<Box<dyn OutputPort>>,
+    /// Side outputs that streams were made of, in the order they were.
+    pub(crate) sides: Vec<SideOutput>,
     pub(crate) logic: Logic,
 }
 
@@ -77,6 +89,7 @@ impl Graph {
             inputs,
             input,
             output,
+            sides: Vec::new(),
             logic,
         })
     }
@@ -89,6 +102,15 @@ impl Graph {
             None => self
                 .errors
                 .push("a stream was used after build()".to_string()),
+        }
+    }
+
+    /// The output port `port` of node `id`: the main one (0) or a side one.
+    pub(crate) fn output_port(&self, id: NodeId, port: usize) -> Option<&dyn OutputPort> {
+        let node = self.nodes.get(id)?;
+        match port {
+            0 => node.output.as_deref(),
+            k => node.sides.get(k - 1).map(|s| &*s.port),
         }
     }
 

@@ -3,12 +3,11 @@
 use std::cell::RefCell;
 use std::hash::Hash;
 use std::marker::PhantomData;
-use std::ops::Deref;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use crate::dataflow::graph::{Edge, Graph, Logic, NodeId};
-use crate::operator::Operator;
+use crate::dataflow::graph::{Edge, Graph, Logic, NodeId, SideOutput};
+use crate::operator::{Operator, OutputTag};
 use crate::partition::hash_key;
 use crate::runtime::erased::{OperatorFactory, Partitioning, Port, SinkFactory};
 use crate::runtime::exit::KeyHashFn;
@@ -23,6 +22,8 @@ use crate::sink::Sink;
 pub struct Stream<T> {
     pub(crate) graph: Rc<RefCell<Graph>>,
     pub(crate) node: NodeId,
+    /// Which output of the node: 0 the main one, `k` side output `k - 1`.
+    pub(crate) port: usize,
     pub(crate) partitioning: Partitioning,
     _t: PhantomData<fn() -> T>,
 }
@@ -32,6 +33,7 @@ impl<T> Clone for Stream<T> {
         Stream {
             graph: self.graph.clone(),
             node: self.node,
+            port: self.port,
             partitioning: self.partitioning.clone(),
             _t: PhantomData,
         }
@@ -52,6 +54,7 @@ impl<T: crate::Data> Stream<T> {
         Stream {
             graph,
             node,
+            port: 0,
             partitioning: Partitioning::Default,
             _t: PhantomData,
         }
@@ -67,6 +70,7 @@ impl<T: crate::Data> Stream<T> {
     fn edge(&self) -> Edge {
         Edge {
             from: self.node,
+            port: self.port,
             partitioning: self.partitioning.clone(),
         }
     }
@@ -93,6 +97,67 @@ impl<T: crate::Data> Stream<T> {
             .borrow_mut()
             .update(self.node, |n| n.chaining = false);
         self
+    }
+
+    /// The records the node this stream comes from emits to its side output
+    /// `tag` (see [`OutputTag`]), as a stream of their own: with their event
+    /// times, and the node's watermarks. Asking twice gives the same
+    /// stream's output again (fan-out); a tag no stream is made of has no
+    /// consumer, and the node drops (and counts) what it emits to it.
+    ///
+    /// Misuse is reported by `build()` as [`Error::Plan`](crate::Error::Plan):
+    /// a side output of a source or of another side output, or a name used
+    /// for two record types.
+    pub fn side_output<S: crate::Data>(&self, tag: &OutputTag<S>) -> Stream<S> {
+        let mut graph = self.graph.borrow_mut();
+        let port = match graph.nodes.get_mut(self.node) {
+            None => {
+                graph
+                    .errors
+                    .push("a stream was used after build()".to_string());
+                0
+            }
+            Some(node) if self.port != 0 || !matches!(node.logic, Logic::Operator(_)) => {
+                let msg = format!(
+                    "side output '{}' of '{}': only an operator's main output has side outputs",
+                    tag.name(),
+                    node.name
+                );
+                graph.errors.push(msg);
+                0
+            }
+            Some(node) => {
+                let type_id = std::any::TypeId::of::<S>();
+                match node.sides.iter().position(|s| &*s.name == tag.name()) {
+                    Some(i) if node.sides[i].type_id == type_id => i + 1,
+                    Some(_) => {
+                        let msg = format!(
+                            "side output '{}' of '{}' is asked for with two record types",
+                            tag.name(),
+                            node.name
+                        );
+                        graph.errors.push(msg);
+                        0
+                    }
+                    None => {
+                        node.sides.push(SideOutput {
+                            name: Arc::from(tag.name()),
+                            type_id,
+                            port: Port::<S>::boxed(),
+                        });
+                        node.sides.len()
+                    }
+                }
+            }
+        };
+        drop(graph);
+        Stream {
+            graph: self.graph.clone(),
+            node: self.node,
+            port,
+            partitioning: Partitioning::Default,
+            _t: PhantomData,
+        }
     }
 
     /// The next consumer gets batches round-robin over its instances.
@@ -229,8 +294,11 @@ impl<T: Send + 'static> Operator<T, T> for Identity {
 /// A shared key function: what [`KeyedStream::key_selector`] returns.
 pub type KeySelector<T, K> = Arc<dyn Fn(&T) -> K + Send + Sync>;
 
-/// A stream partitioned by key. Every operator applied to it runs with all
-/// records of a key on the same instance; it derefs to [`Stream`] for them.
+/// A stream partitioned by key: every operator applied to it runs with all
+/// records of a key on the same instance. Keyed operators (windows,
+/// `keyed_process`, `dedup`) take it; [`KeyedStream::stream`] gives the
+/// partitioned stream for any other operator, and [`KeyedStream::process`]
+/// and [`KeyedStream::sink`] add one directly.
 pub struct KeyedStream<T, K> {
     stream: Stream<T>,
     key: KeySelector<T, K>,
@@ -250,11 +318,32 @@ impl<T, K> KeyedStream<T, K> {
     pub fn key_selector(&self) -> KeySelector<T, K> {
         self.key.clone()
     }
+
+    /// The stream, partitioned by key for the next node.
+    pub fn stream(&self) -> &Stream<T> {
+        &self.stream
+    }
 }
 
-impl<T, K> Deref for KeyedStream<T, K> {
-    type Target = Stream<T>;
-    fn deref(&self) -> &Stream<T> {
-        &self.stream
+impl<T: crate::Data, K> KeyedStream<T, K> {
+    /// Adds a node running `op` on the keyed stream: all records of a key
+    /// reach the same instance.
+    pub fn process<U: crate::Data, O: Operator<T, U>>(
+        &self,
+        name: impl Into<String>,
+        op: O,
+    ) -> Stream<U> {
+        self.stream.process(name, op)
+    }
+
+    /// Ends the keyed stream in a sink node: all records of a key reach the
+    /// same sink instance.
+    pub fn sink<S: Sink<T>>(&self, name: impl Into<String>, sink: S) -> SinkHandle {
+        self.stream.sink(name, sink)
+    }
+
+    /// The name of the node the stream comes from.
+    pub fn node_name(&self) -> String {
+        self.stream.node_name()
     }
 }

@@ -19,7 +19,7 @@ use crate::metrics::NodeMetrics;
 use crate::operator::{Collector, Operator};
 use crate::runtime::exit::{Exit, KeyHashFn, Route, Target};
 use crate::runtime::node::{OperatorNode, SinkNode};
-use crate::runtime::push::{BoxPush, Feeder, Tee};
+use crate::runtime::push::{BoxPush, Feeder, SidePush, Tee, TypedSide};
 use crate::runtime::task;
 use crate::sink::Sink;
 use crate::source::Source;
@@ -117,6 +117,8 @@ pub(crate) trait OutputPort: Send {
     ) -> Result<Erased>;
     /// A tee feeding every pusher in `outputs`.
     fn tee(&self, outputs: Vec<Erased>, feeder: Feeder) -> Result<Erased>;
+    /// A pusher made by `exit` or `tee`, as a side output's.
+    fn side(&self, push: Erased) -> Result<Box<dyn SidePush>>;
 }
 
 /// The input and output port of record type `T`.
@@ -200,6 +202,11 @@ impl<T: crate::Data> OutputPort for Port<T> {
         });
         Ok(Box::new(tee))
     }
+
+    fn side(&self, push: Erased) -> Result<Box<dyn SidePush>> {
+        let push = downcast::<BoxPush<T>>(push, "a side output")?;
+        Ok(Box::new(TypedSide(push)))
+    }
 }
 
 /// A source node, type-erased.
@@ -271,8 +278,14 @@ impl<T: crate::Data, S: Source<T>> ErasedSource for SourceFactory<T, S> {
 
 /// An operator node, type-erased.
 pub(crate) trait ErasedOperator: Send {
-    /// Makes one instance feeding `push` and returns its input pusher.
-    fn instantiate(&mut self, ctx: TaskContext, push: Erased) -> Result<Erased>;
+    /// Makes one instance feeding `push`, and the side outputs `sides`
+    /// (tag name, pusher), and returns its input pusher.
+    fn instantiate(
+        &mut self,
+        ctx: TaskContext,
+        push: Erased,
+        sides: Vec<(Arc<str>, Box<dyn SidePush>)>,
+    ) -> Result<Erased>;
 }
 
 pub(crate) struct OperatorFactory<In, Out, O>(pub(crate) O, pub(crate) PhantomData<fn(In) -> Out>);
@@ -280,8 +293,14 @@ pub(crate) struct OperatorFactory<In, Out, O>(pub(crate) O, pub(crate) PhantomDa
 impl<In: crate::Data, Out: crate::Data, O: Operator<In, Out>> ErasedOperator
     for OperatorFactory<In, Out, O>
 {
-    fn instantiate(&mut self, ctx: TaskContext, push: Erased) -> Result<Erased> {
+    fn instantiate(
+        &mut self,
+        ctx: TaskContext,
+        push: Erased,
+        sides: Vec<(Arc<str>, Box<dyn SidePush>)>,
+    ) -> Result<Erased> {
         let next = downcast::<BoxPush<Out>>(push, "an operator")?;
+        let (names, sides): (Vec<_>, Vec<_>) = sides.into_iter().unzip();
         let op = guard_open(&ctx.node, || {
             let mut op = self.0.clone();
             op.open(&ctx)?;
@@ -290,8 +309,9 @@ impl<In: crate::Data, Out: crate::Data, O: Operator<In, Out>> ErasedOperator
         let node: BoxPush<In> = Box::new(OperatorNode {
             name: ctx.node.clone(),
             op,
-            out: Collector::default(),
+            out: Collector::with_sides(names),
             next,
+            sides,
             metrics: ctx.metrics.clone(),
             last_watermark: crate::record::EventTime::MIN,
             _in: PhantomData,

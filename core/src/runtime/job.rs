@@ -153,7 +153,13 @@ impl Job {
                 .inputs
                 .iter()
                 .zip(&self.plan.partitioning[head])
-                .map(|(e, p)| format!("{} ({p:?})", self.graph.nodes[e.from].name))
+                .map(|(e, p)| {
+                    let from = &self.graph.nodes[e.from];
+                    match e.port {
+                        0 => format!("{} ({p:?})", from.name),
+                        k => format!("{}[{}] ({p:?})", from.name, from.sides[k - 1].name),
+                    }
+                })
                 .collect();
             let _ = write!(
                 s,
@@ -264,7 +270,7 @@ impl Job {
         self.timer = ProcessingTimer::default();
         let ctx = self.context(head, instance);
         if let Logic::Source(_) = self.graph.nodes[head].logic {
-            let out = self.outputs(head, instance, senders)?;
+            let out = self.outputs(head, 0, instance, senders)?;
             let out = out.ok_or_else(|| Error::Internal("a source without outputs".into()))?;
             let Logic::Source(source) = &mut self.graph.nodes[head].logic else {
                 unreachable!()
@@ -301,22 +307,27 @@ impl Job {
         }
     }
 
-    /// The pusher that takes the output of `node`: its chained consumers and
-    /// exits to other tasks, behind a tee when there are several.
+    /// The pusher that takes output `port` of `node` (0 the main one, `k`
+    /// side output `k - 1`): its chained consumers and exits to other
+    /// tasks, behind a tee when there are several.
     fn outputs(
         &mut self,
         node: NodeId,
+        port: usize,
         instance: usize,
         senders: &[Vec<Erased>],
     ) -> Result<Option<Erased>> {
         let mut outs = Vec::new();
         for (consumer, edge) in self.plan.consumers[node].clone() {
+            if self.graph.nodes[consumer].inputs[edge].port != port {
+                continue;
+            }
             if self.plan.chained[consumer] {
                 outs.push(self.build_push(consumer, instance, senders)?);
                 continue;
             }
             let t = self.plan.task_of[consumer];
-            let port = self.graph.nodes[consumer]
+            let input = self.graph.nodes[consumer]
                 .input
                 .as_ref()
                 .ok_or_else(|| Error::Internal("no input".into()))?;
@@ -329,7 +340,7 @@ impl Job {
                 .into_iter()
                 .map(|i| {
                     Ok((
-                        port.clone_sender(&senders[t][i])?,
+                        input.clone_sender(&senders[t][i])?,
                         self.metrics[consumer][i].clone(),
                     ))
                 })
@@ -337,9 +348,9 @@ impl Job {
             let from = self
                 .plan
                 .sender_index(&self.graph, consumer, edge, instance);
-            let output = self.graph.nodes[node]
-                .output
-                .as_ref()
+            let output = self
+                .graph
+                .output_port(node, port)
                 .ok_or_else(|| Error::Internal("no output".into()))?;
             let exit = output.exit(
                 part,
@@ -354,9 +365,9 @@ impl Job {
             0 => Ok(None),
             1 => Ok(outs.pop()),
             _ => {
-                let output = self.graph.nodes[node]
-                    .output
-                    .as_ref()
+                let output = self
+                    .graph
+                    .output_port(node, port)
                     .ok_or_else(|| Error::Internal("no output".into()))?;
                 output.tee(outs, self.feeder(node, instance)).map(Some)
             }
@@ -377,10 +388,18 @@ impl Job {
         instance: usize,
         senders: &[Vec<Erased>],
     ) -> Result<Erased> {
-        let out = self.outputs(node, instance, senders)?;
+        let out = self.outputs(node, 0, instance, senders)?;
+        // The side outputs with a consumer, by tag name.
+        let mut sides = Vec::new();
+        for k in 0..self.graph.nodes[node].sides.len() {
+            if let Some(push) = self.outputs(node, k + 1, instance, senders)? {
+                let side = &self.graph.nodes[node].sides[k];
+                sides.push((side.name.clone(), side.port.side(push)?));
+            }
+        }
         let ctx = self.context(node, instance);
         match (&mut self.graph.nodes[node].logic, out) {
-            (Logic::Operator(op), Some(out)) => op.instantiate(ctx, out),
+            (Logic::Operator(op), Some(out)) => op.instantiate(ctx, out, sides),
             (Logic::Sink(sink), None) => sink.instantiate(ctx),
             _ => Err(Error::Internal(format!(
                 "node {node} is misplaced in a chain"

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::metrics::NodeMetrics;
 use crate::operator::{Collector, Operator};
 use crate::record::{Batch, EventTime};
-use crate::runtime::push::{BoxPush, Push, PushFut};
+use crate::runtime::push::{BoxPush, Push, PushFut, SidePush};
 use crate::sink::SinkWriter;
 
 /// An [`Operator`] inside a chain.
@@ -23,6 +23,8 @@ pub(crate) struct OperatorNode<In, Out, O> {
     pub(crate) op: O,
     pub(crate) out: Collector<Out>,
     pub(crate) next: BoxPush<Out>,
+    /// The side outputs with consumers, in the collector's slot order.
+    pub(crate) sides: Vec<Box<dyn SidePush>>,
     pub(crate) metrics: Arc<NodeMetrics>,
     /// The last watermark sent on: output watermarks never go back.
     pub(crate) last_watermark: EventTime,
@@ -57,8 +59,8 @@ where
         Some(out)
     }
 
-    /// Sends on what the last call collected: records, then the watermark
-    /// if it advanced, then the idle mark.
+    /// Sends on what the last call collected: side records, records, then
+    /// the watermark (to every output) if it advanced, then the idle mark.
     fn emit(&mut self) -> PushFut<'_> {
         let out = self.take_output();
         let wm = self
@@ -66,22 +68,38 @@ where
             .take_watermark()
             .filter(|&wm| wm > self.last_watermark);
         let idle = self.out.take_idle();
-        match (out, wm, idle) {
-            (None, None, false) => PushFut::ok(),
-            (Some(out), None, false) => self.next.push(out),
-            (out, wm, idle) => {
+        let sides: Vec<_> = if self.sides.is_empty() {
+            Vec::new()
+        } else {
+            self.out.take_sides().collect()
+        };
+        match (out, wm, idle, sides.is_empty()) {
+            (None, None, false, true) => PushFut::ok(),
+            (Some(out), None, false, true) => self.next.push(out),
+            (out, wm, idle, _) => {
                 if let Some(wm) = wm {
                     self.last_watermark = wm;
                 }
                 PushFut::wait(async move {
+                    for (i, batch) in sides {
+                        if let Some(side) = self.sides.get_mut(i) {
+                            side.push_any(batch).await?;
+                        }
+                    }
                     if let Some(out) = out {
                         self.next.push(out).await?;
                     }
                     if let Some(wm) = wm {
                         self.next.watermark(wm).await?;
+                        for side in &mut self.sides {
+                            side.watermark(wm).await?;
+                        }
                     }
                     if idle {
                         self.next.idle().await?;
+                        for side in &mut self.sides {
+                            side.idle().await?;
+                        }
                     }
                     Ok(())
                 })
@@ -112,7 +130,16 @@ where
     }
 
     fn flush(&mut self) -> PushFut<'_> {
-        self.next.flush()
+        if self.sides.is_empty() {
+            return self.next.flush();
+        }
+        PushFut::wait(async move {
+            self.next.flush().await?;
+            for side in &mut self.sides {
+                side.flush().await?;
+            }
+            Ok(())
+        })
     }
 
     fn idle(&mut self) -> PushFut<'_> {
@@ -126,7 +153,11 @@ where
         }
         PushFut::wait(async move {
             self.emit().await?;
-            self.next.tick(now).await
+            self.next.tick(now).await?;
+            for side in &mut self.sides {
+                side.tick(now).await?;
+            }
+            Ok(())
         })
     }
 
@@ -136,7 +167,11 @@ where
         }
         PushFut::wait(async move {
             self.emit().await?;
-            self.next.end().await
+            self.next.end().await?;
+            for side in &mut self.sides {
+                side.end().await?;
+            }
+            Ok(())
         })
     }
 }

@@ -121,7 +121,11 @@ impl Plan {
             partitioning.push(parts);
         }
         for (id, n) in nodes.iter().enumerate() {
-            if n.kind() != NodeKind::Sink && consumers[id].is_empty() {
+            // The main output must be consumed; side outputs need not be.
+            let main_used = consumers[id]
+                .iter()
+                .any(|&(c, e): &(NodeId, usize)| nodes[c].inputs[e].port == 0);
+            if n.kind() != NodeKind::Sink && !main_used {
                 return Err(plan_err(format!(
                     "the output of '{}' is never consumed; end every stream in a sink",
                     n.name

@@ -149,3 +149,55 @@ impl<T: crate::Data> Push<T> for Tee<T> {
         })
     }
 }
+
+/// The pusher of a side output, whose record type only it knows: the
+/// operator node hands it the side's batch as `Any`, and every control
+/// signal of the main output.
+pub(crate) trait SidePush: Send {
+    /// Takes a batch of the side's type (a `Batch<S>` boxed as `Any`).
+    fn push_any(&mut self, batch: Box<dyn std::any::Any + Send>) -> PushFut<'_>;
+    /// As [`Push::watermark`].
+    fn watermark(&mut self, wm: EventTime) -> PushFut<'_>;
+    /// As [`Push::flush`].
+    fn flush(&mut self) -> PushFut<'_>;
+    /// As [`Push::idle`].
+    fn idle(&mut self) -> PushFut<'_>;
+    /// As [`Push::tick`].
+    fn tick(&mut self, now: i64) -> PushFut<'_>;
+    /// As [`Push::end`].
+    fn end(&mut self) -> PushFut<'_>;
+}
+
+/// A side output of record type `S`.
+pub(crate) struct TypedSide<S>(pub(crate) BoxPush<S>);
+
+impl<S: Send + 'static> SidePush for TypedSide<S> {
+    fn push_any(&mut self, batch: Box<dyn std::any::Any + Send>) -> PushFut<'_> {
+        match batch.downcast::<Batch<S>>() {
+            Ok(batch) => self.0.push(*batch),
+            Err(_) => PushFut::err(crate::Error::Internal(
+                "a side output's batch of another type".into(),
+            )),
+        }
+    }
+
+    fn watermark(&mut self, wm: EventTime) -> PushFut<'_> {
+        self.0.watermark(wm)
+    }
+
+    fn flush(&mut self) -> PushFut<'_> {
+        self.0.flush()
+    }
+
+    fn idle(&mut self) -> PushFut<'_> {
+        self.0.idle()
+    }
+
+    fn tick(&mut self, now: i64) -> PushFut<'_> {
+        self.0.tick(now)
+    }
+
+    fn end(&mut self) -> PushFut<'_> {
+        self.0.end()
+    }
+}

@@ -20,14 +20,6 @@ pub struct WindowResult<K, R> {
     pub value: R,
 }
 
-/// What the window operator emits: results, and late records for the late
-/// output, split into two streams right after it.
-#[derive(Debug, Clone)]
-pub(crate) enum WindowOutput<R, T> {
-    Result(R),
-    Late(T),
-}
-
 /// A function over all records of one window of one key, as Flink's
 /// `ProcessWindowFunction`. Closures `FnMut(&K, &Window, &[T]) -> O` are
 /// one, emitting one output per window.
@@ -63,7 +55,7 @@ pub(crate) trait WindowLogic<K, T>: Clone + Send + 'static {
         key: &K,
         window: Window,
         acc: &Self::Acc,
-        out: &mut Collector<WindowOutput<Self::Out, T>>,
+        out: &mut Collector<Self::Out>,
     ) -> Result<()>;
 }
 
@@ -93,14 +85,14 @@ impl<K: Data, T, A: AggregateFunction<T>> WindowLogic<K, T> for Aggregate<A> {
         key: &K,
         window: Window,
         acc: &A::Acc,
-        out: &mut Collector<WindowOutput<Self::Out, T>>,
+        out: &mut Collector<Self::Out>,
     ) -> Result<()> {
         let result = WindowResult {
             key: key.clone(),
             window,
             value: self.0.result(acc),
         };
-        out.emit(window.max_timestamp(), WindowOutput::Result(result));
+        out.emit(window.max_timestamp(), result);
         Ok(())
     }
 }
@@ -138,11 +130,11 @@ where
         key: &K,
         window: Window,
         acc: &Vec<T>,
-        out: &mut Collector<WindowOutput<O, T>>,
+        out: &mut Collector<O>,
     ) -> Result<()> {
         self.f.process(key, &window, acc, &mut self.buf)?;
         for o in self.buf.drain(..) {
-            out.emit(window.max_timestamp(), WindowOutput::Result(o));
+            out.emit(window.max_timestamp(), o);
         }
         Ok(())
     }

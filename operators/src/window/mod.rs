@@ -26,18 +26,20 @@
 //! - **Lateness**: with [`WindowedStream::allowed_lateness`], a window's
 //!   state stays that much longer and a late record updates it and fires
 //!   it again. A record later than that is counted in the node's `late`
-//!   counter and goes to [`WindowedOutput::late_records`]; it is never
-//!   dropped silently. When late records reach 1 % of the node's input
+//!   counter and, with [`WindowedStream::side_output_late_data`], goes to
+//!   that side output of the window node; it is never dropped silently. When late records reach 1 % of the node's input
 //!   (at least 100 of them while input flows, or 10,000 whatever their
 //!   share), the node warns once, naming itself and the counts.
 //! - **Range**: window bounds are computed without overflow. Near the ends
 //!   of the `i64` range a window is cut at `i64::MIN` or `i64::MAX` (still
 //!   `start < end`, still holding its records); a record at `i64::MAX`, the
-//!   end-of-input watermark, fits no window and goes to the late output.
+//!   end-of-input watermark, fits no window and is late.
 //! - **State**: panes, accumulators and timers are `serde`-serializable and
 //!   snapshot through [`Operator::snapshot`](brook_core::Operator::snapshot).
-//! - **Nodes**: a window named `stats` is the node `stats`, followed by the
-//!   chained nodes `stats.results` and, when used, `stats.late`.
+//! - **Nodes**: a window named `stats` is one node, `stats`: `aggregate`
+//!   and `process` return its stream, so its parallelism and chaining are
+//!   set on it, and its late records are its side output (with
+//!   [`WindowedStream::side_output_late_data`]).
 
 mod aggregate;
 mod assigner;
@@ -53,4 +55,4 @@ pub use aggregate::{
 pub use assigner::{Session, Sliding, Tumbling, Window, WindowAssigner};
 pub use logic::{ProcessWindowFunction, WindowResult};
 pub use operator::WindowKey;
-pub use stream::{KeyedWindowExt, WindowedOutput, WindowedStream};
+pub use stream::{KeyedWindowExt, WindowedStream};

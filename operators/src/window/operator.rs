@@ -13,7 +13,7 @@
 use std::hash::Hash;
 use std::sync::Arc;
 
-use brook_core::KeySelector;
+use brook_core::{KeySelector, OutputTag};
 
 use rustc_hash::FxHashMap;
 use serde::de::DeserializeOwned;
@@ -26,7 +26,7 @@ use brook_core::{
 };
 
 use super::assigner::{Window, WindowAssigner};
-use super::logic::{WindowLogic, WindowOutput};
+use super::logic::WindowLogic;
 use crate::alarm::{Alarm, Loud};
 use crate::keyed_map::get_or_default;
 
@@ -73,6 +73,8 @@ pub(crate) struct WindowOperator<K, T, W, L: WindowLogic<K, T>> {
     parallelism: usize,
     /// Late records over all instances of the node (clones share it).
     alarm: Arc<Alarm>,
+    /// Where late records go, if the user asked for them.
+    late_tag: Option<OutputTag<T>>,
 }
 
 impl<K: WindowKey, T, W: WindowAssigner, L: WindowLogic<K, T>> Clone
@@ -91,6 +93,7 @@ impl<K: WindowKey, T, W: WindowAssigner, L: WindowLogic<K, T>> Clone
             node: self.node.clone(),
             parallelism: self.parallelism,
             alarm: self.alarm.clone(),
+            late_tag: self.late_tag,
         }
     }
 }
@@ -102,7 +105,13 @@ where
     W: WindowAssigner,
     L: WindowLogic<K, T>,
 {
-    pub(crate) fn new(key: KeySelector<T, K>, assigner: W, lateness: i64, logic: L) -> Self {
+    pub(crate) fn new(
+        key: KeySelector<T, K>,
+        assigner: W,
+        lateness: i64,
+        logic: L,
+        late_tag: Option<OutputTag<T>>,
+    ) -> Self {
         WindowOperator {
             key,
             assigner,
@@ -119,6 +128,7 @@ where
             node: Arc::from("window"),
             parallelism: 1,
             alarm: Arc::default(),
+            late_tag,
         }
     }
 
@@ -144,12 +154,7 @@ where
         window.max_timestamp().saturating_add(self.lateness) <= self.state.watermark
     }
 
-    fn late(
-        &mut self,
-        timestamp: EventTime,
-        value: T,
-        out: &mut Collector<WindowOutput<L::Out, T>>,
-    ) {
+    fn late(&mut self, timestamp: EventTime, value: T, out: &mut Collector<L::Out>) {
         if let Some(m) = &self.metrics {
             m.add_late(1);
         }
@@ -171,7 +176,9 @@ where
                 "A record arrived past its windows' allowed lateness; it goes to the late output and the node's `late` counter."
             );
         }
-        out.emit(timestamp, WindowOutput::Late(value));
+        if let Some(tag) = &self.late_tag {
+            out.emit_side(tag, timestamp, value);
+        }
     }
 
     /// Adds a record to a fixed (tumbling or sliding) assigner's windows;
@@ -181,7 +188,7 @@ where
         key: K,
         timestamp: EventTime,
         value: &T,
-        out: &mut Collector<WindowOutput<L::Out, T>>,
+        out: &mut Collector<L::Out>,
     ) -> Result<bool> {
         let mut windows = std::mem::take(&mut self.scratch);
         windows.clear();
@@ -223,7 +230,7 @@ where
         key: K,
         timestamp: EventTime,
         value: &T,
-        out: &mut Collector<WindowOutput<L::Out, T>>,
+        out: &mut Collector<L::Out>,
     ) -> Result<bool> {
         let mut merged = Window::new(timestamp, timestamp);
         self.assigner.assign(timestamp, |w| merged = w);
@@ -273,7 +280,7 @@ where
     }
 
     /// Fires and drops the panes of `key` that the watermark has passed.
-    fn fire(&mut self, key: &K, out: &mut Collector<WindowOutput<L::Out, T>>) -> Result<()> {
+    fn fire(&mut self, key: &K, out: &mut Collector<L::Out>) -> Result<()> {
         let wm = self.state.watermark;
         let lateness = self.lateness;
         let Some(panes) = self.state.panes.get_mut(key) else {
@@ -309,7 +316,7 @@ fn schedule<K: WindowKey>(timers: &mut TimerQueue<K>, key: &K, window: &Window, 
     }
 }
 
-impl<K, T, W, L> Operator<T, WindowOutput<L::Out, T>> for WindowOperator<K, T, W, L>
+impl<K, T, W, L> Operator<T, L::Out> for WindowOperator<K, T, W, L>
 where
     K: WindowKey,
     T: Data,
@@ -324,11 +331,7 @@ where
         Ok(())
     }
 
-    fn process(
-        &mut self,
-        batch: Batch<T>,
-        out: &mut Collector<WindowOutput<L::Out, T>>,
-    ) -> Result<()> {
+    fn process(&mut self, batch: Batch<T>, out: &mut Collector<L::Out>) -> Result<()> {
         let seen = batch.len() as u64;
         let mut late = 0;
         for record in batch {
@@ -363,11 +366,7 @@ where
         Ok(())
     }
 
-    fn on_watermark(
-        &mut self,
-        watermark: EventTime,
-        out: &mut Collector<WindowOutput<L::Out, T>>,
-    ) -> Result<()> {
+    fn on_watermark(&mut self, watermark: EventTime, out: &mut Collector<L::Out>) -> Result<()> {
         self.state.watermark = watermark;
         while let Some((_, key)) = self.state.timers.pop_due(watermark) {
             self.fire(&key, out)?;
@@ -385,7 +384,7 @@ where
         Ok(())
     }
 
-    fn on_end(&mut self, _out: &mut Collector<WindowOutput<L::Out, T>>) -> Result<()> {
+    fn on_end(&mut self, _out: &mut Collector<L::Out>) -> Result<()> {
         if let Some(loud) = self.alarm.end(self.parallelism) {
             self.warn_loud(loud, "");
         }

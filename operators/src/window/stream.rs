@@ -1,18 +1,15 @@
 //! The builder side of windows: `key_by(..).window(..).aggregate(..)`.
 
-use std::cell::OnceCell;
-use std::ops::Deref;
-use std::rc::Rc;
 use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use brook_core::{Batch, Collector, Data, KeyedStream, Operator, Result, Stream};
+use brook_core::{Data, KeyedStream, OutputTag, Stream};
 
 use super::aggregate::AggregateFunction;
 use super::assigner::WindowAssigner;
-use super::logic::{Aggregate, Process, ProcessWindowFunction, WindowOutput, WindowResult};
+use super::logic::{Aggregate, Process, ProcessWindowFunction, WindowResult};
 use super::operator::{WindowKey, WindowOperator};
 
 /// Windows on keyed streams.
@@ -30,6 +27,7 @@ impl<T: Data, K: WindowKey> KeyedWindowExt<T, K> for KeyedStream<T, K> {
             stream: self.clone(),
             assigner,
             lateness: Duration::ZERO,
+            late: None,
         }
     }
 }
@@ -39,26 +37,56 @@ pub struct WindowedStream<T, K, W> {
     stream: KeyedStream<T, K>,
     assigner: W,
     lateness: Duration,
+    late: Option<OutputTag<T>>,
 }
 
 impl<T: Data, K: WindowKey, W: WindowAssigner> WindowedStream<T, K, W> {
     /// Keeps each window's state for `lateness` after it fired: a record
     /// that arrives in that time updates the window, which fires again with
-    /// the new result. Records later than that go to the late output.
+    /// the new result. Records later than that are late.
     /// The default is zero: each window fires exactly once.
     pub fn allowed_lateness(mut self, lateness: Duration) -> Self {
         self.lateness = lateness;
         self
     }
 
+    /// Sends the late records (past their windows' allowed lateness) to the
+    /// side output `tag` of the window node, as Flink's
+    /// `sideOutputLateData`: get them with
+    /// [`Stream::side_output`](brook_core::Stream::side_output) on the
+    /// window's results. Late records are counted in the node's `late`
+    /// counter either way; without this they go no further.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use brook_core::{Dataflow, OutputTag, Stream};
+    /// use brook_operators::window::{Count, KeyedWindowExt, Tumbling};
+    ///
+    /// const LATE: OutputTag<(String, i64)> = OutputTag::new("late");
+    /// # fn build(events: Stream<(String, i64)>) {
+    /// let counts = events
+    ///     .key_by(|e| e.0.clone())
+    ///     .window(Tumbling::of(Duration::from_secs(10)))
+    ///     .side_output_late_data(LATE)
+    ///     .aggregate("counts", Count);
+    /// let late: Stream<(String, i64)> = counts.side_output(&LATE);
+    /// # }
+    /// ```
+    pub fn side_output_late_data(mut self, tag: OutputTag<T>) -> Self {
+        self.late = Some(tag);
+        self
+    }
+
     /// Folds each window with an incremental aggregate; emits one
     /// [`WindowResult`] (key, window, result) per key and window, with the
-    /// window's last millisecond as its event time.
+    /// window's last millisecond as its event time. The returned stream is
+    /// the window node's: its parallelism, chaining and side outputs are
+    /// the window's.
     pub fn aggregate<A: AggregateFunction<T>>(
         self,
         name: impl Into<String>,
         agg: A,
-    ) -> WindowedOutput<WindowResult<K, A::Output>, T> {
+    ) -> Stream<WindowResult<K, A::Output>> {
         self.build(name.into(), Aggregate(agg))
     }
 
@@ -66,7 +94,7 @@ impl<T: Data, K: WindowKey, W: WindowAssigner> WindowedStream<T, K, W> {
     /// fires (Flink's `ProcessWindowFunction`). Holds every record until its
     /// window fires; prefer [`WindowedStream::aggregate`] when an
     /// incremental aggregate can do.
-    pub fn process<O: Data, F>(self, name: impl Into<String>, f: F) -> WindowedOutput<O, T>
+    pub fn process<O: Data, F>(self, name: impl Into<String>, f: F) -> Stream<O>
     where
         T: Serialize + DeserializeOwned,
         F: ProcessWindowFunction<K, T, O>,
@@ -74,89 +102,10 @@ impl<T: Data, K: WindowKey, W: WindowAssigner> WindowedStream<T, K, W> {
         self.build(name.into(), Process { f, buf: Vec::new() })
     }
 
-    fn build<L: super::logic::WindowLogic<K, T>>(
-        self,
-        name: String,
-        logic: L,
-    ) -> WindowedOutput<L::Out, T> {
+    fn build<L: super::logic::WindowLogic<K, T>>(self, name: String, logic: L) -> Stream<L::Out> {
         let lateness = i64::try_from(self.lateness.as_millis()).unwrap_or(i64::MAX);
-        let op = WindowOperator::new(self.stream.key_selector(), self.assigner, lateness, logic);
-        let tagged: Stream<WindowOutput<L::Out, T>> = self.stream.process(name.clone(), op);
-        let results = tagged.process(format!("{name}.results"), Select(result));
-        WindowedOutput {
-            results,
-            tagged,
-            name,
-            late: Rc::new(OnceCell::new()),
-        }
-    }
-}
-
-/// The results of a window operator (it derefs to their [`Stream`]), and
-/// its late output.
-pub struct WindowedOutput<R, T> {
-    results: Stream<R>,
-    tagged: Stream<WindowOutput<R, T>>,
-    name: String,
-    late: Rc<OnceCell<Stream<T>>>,
-}
-
-impl<R: Data, T: Data> WindowedOutput<R, T> {
-    /// The results as a plain stream.
-    pub fn results(&self) -> Stream<R> {
-        self.results.clone()
-    }
-
-    /// The records that arrived after their windows' allowed lateness, with
-    /// their event times, as a stream to attach a sink to. They are counted
-    /// in the window node's `late` counter whether or not this is used.
-    pub fn late_records(&self) -> Stream<T> {
-        self.late
-            .get_or_init(|| {
-                self.tagged
-                    .process(format!("{}.late", self.name), Select(late))
-            })
-            .clone()
-    }
-}
-
-impl<R, T> Deref for WindowedOutput<R, T> {
-    type Target = Stream<R>;
-    fn deref(&self) -> &Stream<R> {
-        &self.results
-    }
-}
-
-/// Keeps one side of a window operator's output: results or late records.
-struct Select<R, T, X>(fn(WindowOutput<R, T>) -> Option<X>);
-
-impl<R, T, X> Clone for Select<R, T, X> {
-    fn clone(&self) -> Self {
-        Select(self.0)
-    }
-}
-
-impl<R: Data, T: Data, X: Data> Operator<WindowOutput<R, T>, X> for Select<R, T, X> {
-    fn process(&mut self, batch: Batch<WindowOutput<R, T>>, out: &mut Collector<X>) -> Result<()> {
-        for r in batch {
-            if let Some(v) = (self.0)(r.value) {
-                out.emit(r.timestamp, v);
-            }
-        }
-        Ok(())
-    }
-}
-
-fn result<R, T>(o: WindowOutput<R, T>) -> Option<R> {
-    match o {
-        WindowOutput::Result(r) => Some(r),
-        WindowOutput::Late(_) => None,
-    }
-}
-
-fn late<R, T>(o: WindowOutput<R, T>) -> Option<T> {
-    match o {
-        WindowOutput::Late(t) => Some(t),
-        WindowOutput::Result(_) => None,
+        let key = self.stream.key_selector();
+        let op = WindowOperator::new(key, self.assigner, lateness, logic, self.late);
+        self.stream.process(name, op)
     }
 }

@@ -9,11 +9,15 @@ use std::time::Duration;
 use brook_core::{Batch, Collector, EventTime, Operator, Record, TaskContext};
 use proptest::prelude::*;
 
-use super::logic::{Aggregate, Process, WindowOutput, WindowResult};
+use super::logic::{Aggregate, Process, WindowResult};
 use super::operator::WindowOperator;
 use super::*;
+use brook_core::OutputTag;
 
-type Out = WindowOutput<WindowResult<u8, (u64, i64)>, (u8, i64)>;
+type Out = WindowResult<u8, (u64, i64)>;
+
+/// Where the operators under test send late records.
+const LATE: OutputTag<(u8, i64)> = OutputTag::new("late");
 type Op<W> = WindowOperator<u8, (u8, i64), W, Aggregate<(Count, Sum<fn(&(u8, i64)) -> i64>)>>;
 
 fn value(v: &(u8, i64)) -> i64 {
@@ -23,7 +27,7 @@ fn value(v: &(u8, i64)) -> i64 {
 fn op<W: WindowAssigner>(assigner: W, lateness: i64) -> Op<W> {
     let key: KeySelector<(u8, i64), u8> = Arc::new(|v: &(u8, i64)| v.0);
     let agg = (Count, Sum::of(value as fn(&(u8, i64)) -> i64));
-    let mut op = WindowOperator::new(key, assigner, lateness, Aggregate(agg));
+    let mut op = WindowOperator::new(key, assigner, lateness, Aggregate(agg), Some(LATE));
     Operator::open(&mut op, &TaskContext::standalone("w", 0, 1)).expect("open");
     op
 }
@@ -42,14 +46,12 @@ struct Run {
 impl Run {
     fn take(&mut self, out: &mut Collector<Out>) {
         for r in out.take() {
-            match r.value {
-                WindowOutput::Result(w) => {
-                    self.results
-                        .push(((w.key, w.window.start, w.window.end), w.value, r.timestamp))
-                }
-                WindowOutput::Late(v) => self.late.push(v),
-            }
+            let w = r.value;
+            self.results
+                .push(((w.key, w.window.start, w.window.end), w.value, r.timestamp));
         }
+        self.late
+            .extend(out.take_side(&LATE).into_iter().map(|r| r.value));
     }
 
     fn by_window(&self) -> BTreeMap<(u8, i64, i64), (u64, i64)> {
@@ -65,7 +67,7 @@ impl Run {
 /// after each batch, then the final watermark.
 fn run<W: WindowAssigner>(op: &mut Op<W>, events: &[(u8, i64)], batch: usize, bound: i64) -> Run {
     let mut run = Run::default();
-    let mut out = Collector::default();
+    let mut out = Collector::with_side_outputs([LATE.name()]);
     let mut max = EventTime::MIN;
     for chunk in events.chunks(batch.max(1)) {
         let b: Batch<(u8, i64)> = chunk.iter().map(|&(k, t)| Record::new(t, (k, t))).collect();
@@ -192,7 +194,7 @@ proptest! {
         let whole = run(&mut op(assigner, 0), &events, 7, 20).by_window();
         let cut = cut.min(events.len());
         let mut first = op(assigner, 0);
-        let mut out = Collector::default();
+        let mut out = Collector::with_side_outputs([LATE.name()]);
         let head: Batch<(u8, i64)> = events[..cut].iter().map(|&(k, t)| Record::new(t, (k, t))).collect();
         first.process(head, &mut out).expect("process");
         let mut seen = Run::default();
@@ -210,7 +212,7 @@ proptest! {
 #[test]
 fn results_fire_when_the_watermark_passes_the_end_in_window_order() {
     let mut op = op(Tumbling::of(Duration::from_millis(10)), 0);
-    let mut out = Collector::default();
+    let mut out = Collector::with_side_outputs([LATE.name()]);
     let mut run = Run::default();
     let b: Batch<(u8, i64)> = [(1, 25), (0, 3), (1, 12), (0, 14)]
         .into_iter()
@@ -241,7 +243,7 @@ fn results_fire_when_the_watermark_passes_the_end_in_window_order() {
 #[test]
 fn a_record_bridging_two_sessions_merges_them() {
     let mut op = op(Session::with_gap(Duration::from_millis(10)), 0);
-    let mut out = Collector::default();
+    let mut out = Collector::with_side_outputs([LATE.name()]);
     let mut run = Run::default();
     let feed = |op: &mut Op<Session>, out: &mut Collector<Out>, ts: &[i64]| {
         let b: Batch<(u8, i64)> = ts.iter().map(|&t| Record::new(t, (7, t))).collect();
@@ -268,7 +270,7 @@ fn lateness_refires_within_it_and_routes_later_records_to_the_late_output() {
     let ctx = TaskContext::standalone("w", 0, 1);
     let mut op = op(Tumbling::of(Duration::from_millis(10)), 5);
     Operator::open(&mut op, &ctx).expect("open");
-    let mut out = Collector::default();
+    let mut out = Collector::with_side_outputs([LATE.name()]);
     let mut run = Run::default();
     let rec = |t: i64| -> Batch<(u8, i64)> { vec![Record::new(t, (0, t))].into() };
     op.process(rec(3), &mut out).expect("process");
@@ -308,22 +310,16 @@ fn a_window_function_sees_every_record_of_its_window() {
         Tumbling::of(Duration::from_millis(10)),
         0,
         Process { f, buf: Vec::new() },
+        None,
     );
-    let mut out = Collector::default();
+    let mut out = Collector::with_side_outputs([LATE.name()]);
     let b: Batch<(u8, i64)> = [(0, 1), (1, 2), (0, 8), (0, 11)]
         .into_iter()
         .map(|(k, t)| Record::new(t, (k, t)))
         .collect();
     op.process(b, &mut out).expect("process");
     op.on_watermark(EventTime::MAX, &mut out).expect("wm");
-    let mut got: Vec<String> = out
-        .take()
-        .into_iter()
-        .filter_map(|r| match r.value {
-            WindowOutput::Result(s) => Some(s),
-            WindowOutput::Late(_) => None,
-        })
-        .collect();
+    let mut got: Vec<String> = out.take().into_iter().map(|r| r.value).collect();
     got.sort();
     assert_eq!(got, ["0@0:[1, 8]", "0@10:[11]", "1@0:[2]"]);
 }
@@ -331,7 +327,7 @@ fn a_window_function_sees_every_record_of_its_window() {
 #[test]
 fn records_without_event_time_are_refused_clearly() {
     let mut op = op(Tumbling::of(Duration::from_millis(10)), 0);
-    let mut out = Collector::default();
+    let mut out = Collector::with_side_outputs([LATE.name()]);
     let err = op
         .process(vec![Record::untimed((0, 0))].into(), &mut out)
         .expect_err("no event time");
@@ -350,7 +346,7 @@ fn records_at_the_ends_of_the_time_range_fire_in_well_formed_windows() {
         Kind::Session(Session::with_gap(Duration::from_secs(10))),
     ] {
         let mut run = Run::default();
-        let mut out = Collector::default();
+        let mut out = Collector::with_side_outputs([LATE.name()]);
         let events = [
             (0, MIN + 1),
             (0, MIN + 2),
@@ -366,14 +362,14 @@ fn records_at_the_ends_of_the_time_range_fire_in_well_formed_windows() {
         };
         match &assigner {
             Kind::Tumbling(a) => {
-                let mut op = WindowOperator::new(key.clone(), *a, 0, Aggregate(agg));
+                let mut op = WindowOperator::new(key.clone(), *a, 0, Aggregate(agg), Some(LATE));
                 Operator::open(&mut op, &ctx).expect("open");
                 op.process(b(), &mut out).expect("process");
                 op.on_watermark(MAX - 3, &mut out).expect("wm");
                 op.on_watermark(MAX, &mut out).expect("final wm");
             }
             Kind::Session(a) => {
-                let mut op = WindowOperator::new(key.clone(), *a, 0, Aggregate(agg));
+                let mut op = WindowOperator::new(key.clone(), *a, 0, Aggregate(agg), Some(LATE));
                 Operator::open(&mut op, &ctx).expect("open");
                 op.process(b(), &mut out).expect("process");
                 op.on_watermark(MAX - 3, &mut out).expect("wm");
@@ -414,6 +410,7 @@ fn many_late_records_are_reported_once_per_node_with_counts() {
         Tumbling::of(Duration::from_millis(10)),
         0,
         Aggregate(agg),
+        Some(LATE),
     );
     let warnings = crate::test_log::Warnings::default();
     warnings.capture(|| {
@@ -421,7 +418,7 @@ fn many_late_records_are_reported_once_per_node_with_counts() {
         for i in 0..2 {
             let mut op = proto.clone();
             Operator::open(&mut op, &TaskContext::standalone("stats", i, 2)).expect("open");
-            let mut out = Collector::default();
+            let mut out = Collector::with_side_outputs([LATE.name()]);
             let on_time: Batch<(u8, i64)> = vec![Record::new(5_000, (0, 5_000))].into();
             op.process(on_time, &mut out).expect("process");
             op.on_watermark(4_000_000, &mut out).expect("wm");
@@ -453,11 +450,12 @@ fn a_few_late_records_are_not_loud() {
         Tumbling::of(Duration::from_millis(10)),
         0,
         Aggregate(agg),
+        Some(LATE),
     );
     let warnings = crate::test_log::Warnings::default();
     warnings.capture(|| {
         Operator::open(&mut op, &TaskContext::standalone("stats", 0, 1)).expect("open");
-        let mut out = Collector::default();
+        let mut out = Collector::with_side_outputs([LATE.name()]);
         let on_time: Batch<(u8, i64)> = (1_000..2_000).map(|t| Record::new(t, (0, t))).collect();
         op.process(on_time, &mut out).expect("process");
         op.on_watermark(1_500, &mut out).expect("wm");
