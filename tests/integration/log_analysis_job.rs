@@ -283,3 +283,24 @@ fn an_event_from_the_year_2100_is_refused_and_the_answer_stays_exact() {
         assert!(c.ok(), "parallelism {p}: {c:?}");
     }
 }
+
+#[test]
+fn an_input_that_reads_as_empty_says_so_and_keeps_the_results() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = tmp.path().join("stats");
+    let out_arg = out.to_str().expect("utf-8");
+    let first = run(&["--events", "5000", "--out", out_arg]);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    let before = committed(&out);
+    let empty = tmp.path().join("empty.jsonl");
+    std::fs::write(&empty, "").expect("write");
+    let o = run(&["--input", empty.to_str().expect("utf-8"), "--out", out_arg]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let said = text(&o.stdout);
+    assert!(said.contains("The input holds no events"), "{said}");
+    assert!(
+        !said.contains("Which services"),
+        "no answer over nothing: {said}"
+    );
+    assert_eq!(committed(&out), before);
+}
