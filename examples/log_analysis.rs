@@ -185,10 +185,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let (events, total, what) = match &args.input {
         Some(path) => {
             let policy = match args.on_bad_line {
-                OnBadLine::Fail => BadLinePolicy::Fail,
-                OnBadLine::Drop => BadLinePolicy::Drop,
+                OnBadLine::Fail => BadRecordPolicy::Fail,
+                OnBadLine::Drop => BadRecordPolicy::Drop,
                 OnBadLine::DeadLetter => {
-                    BadLinePolicy::dead_letter(ParquetSink::<DeadLetter>::new(&args.dead_letters))
+                    BadRecordPolicy::dead_letter(ParquetSink::<DeadLetter>::new(&args.dead_letters))
                 }
             };
             let source = JsonLinesSource::<LogLine>::new(path).on_bad_line(policy);

@@ -5,6 +5,8 @@
 //! - [`file`](mod@file): JSON-lines and CSV sources over files, directories and globs,
 //!   split across parallel readers, with a follow mode for growing logs and a
 //!   policy for bad lines; CSV and JSON-lines file sinks;
+//! - [`bad_record`]: the one policy for records a source cannot read (fail,
+//!   drop, or dead-letter to any sink), for every source;
 //! - [`StdoutSink`]: one line per record on standard output;
 //! - [`output`] and [`publish`]: what every directory sink shares: one writer
 //!   at a time, hidden in-progress files published by rename, and the commit
@@ -13,6 +15,7 @@
 //! Kafka (`brook-kafka`) and Parquet (`brook-parquet`) are crates of their
 //! own beside this one, built on [`output`] and [`publish`].
 
+pub mod bad_record;
 pub mod file;
 pub mod memory;
 pub mod output;
@@ -21,5 +24,6 @@ mod stdout;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod testing;
 
+pub use bad_record::{BadRecordPolicy, DeadLetter, DeadLetterTarget, DeadLetterWriter};
 pub use memory::{CollectSink, Collected, MemorySource};
 pub use stdout::{StdoutSink, StdoutWriter};

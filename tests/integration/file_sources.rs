@@ -97,7 +97,7 @@ async fn dropped_lines_are_counted_in_the_job_metrics() {
     let got = out.handle();
     let src = JsonLinesSource::<Event>::new(&path)
         .split_size(1024)
-        .on_bad_line(BadLinePolicy::Drop);
+        .on_bad_line(BadRecordPolicy::Drop);
     flow.source("src", src).sink("collect", out);
     let job = flow.build().expect("build");
     let metrics = job.metrics();
@@ -122,7 +122,7 @@ async fn bad_lines_go_to_a_dead_letter_sink() {
     let letters = dead.handle();
     let src = JsonLinesSource::<Event>::new(&path)
         .split_size(1024)
-        .on_bad_line(BadLinePolicy::dead_letter(dead));
+        .on_bad_line(BadRecordPolicy::dead_letter(dead));
     flow.source("src", src).sink("collect", out);
     let job = flow.build().expect("build");
     let metrics = job.metrics();
@@ -208,7 +208,7 @@ async fn too_long_lines_are_bad_lines_in_a_job() {
     write!(file, "{long}\n{long}").expect("append");
     drop(file);
 
-    let run = |policy: BadLinePolicy| {
+    let run = |policy: BadRecordPolicy| {
         let mut flow = Dataflow::new("long-lines");
         flow.set_parallelism(2);
         let out = CollectSink::new();
@@ -221,14 +221,14 @@ async fn too_long_lines_are_bad_lines_in_a_job() {
         let job = flow.build().expect("build");
         (job, got)
     };
-    let (job, got) = run(BadLinePolicy::Drop);
+    let (job, got) = run(BadRecordPolicy::Drop);
     let metrics = job.metrics();
     job.run(CancellationToken::new()).await.expect("run");
     let total = metrics.snapshot().node("src").expect("src metrics").total;
     assert_eq!(total.dropped, 2);
     assert_eq!(got.len(), good.len());
 
-    let (job, _) = run(BadLinePolicy::Fail);
+    let (job, _) = run(BadRecordPolicy::Fail);
     let err = job
         .run(CancellationToken::new())
         .await

@@ -129,7 +129,11 @@ fn events_refused_for_their_time_can_be_kept_in_a_side_stream() {
     assert_eq!(bad, [(YEAR_2100, (9, YEAR_2100))], "with its time");
     assert_eq!(got.values().iter().map(|w| w.value).sum::<u64>(), 20_000);
     assert_eq!(total(&metrics, "src.timestamps").rejected, 1);
-    assert_eq!(total(&metrics, "bad-times").records_in, 1, "one node, its side output");
+    assert_eq!(
+        total(&metrics, "bad-times").records_in,
+        1,
+        "one node, its side output"
+    );
 }
 
 #[test]

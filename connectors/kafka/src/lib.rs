@@ -72,10 +72,17 @@
 //! writes per partition (idempotence keeps it through retries).
 //!
 //! # Bad messages
-//! [`BadMessagePolicy`]: fail the job naming `topic/partition@offset`, drop
-//! and count, or produce the raw message to a dead-letter topic with
+//! A message that cannot be read follows the one bad-record policy every
+//! Brook source has ([`BadRecordPolicy`](brook_connectors::BadRecordPolicy)):
+//! fail the job naming `topic/partition@offset`, drop and count, or send it
+//! as a [`DeadLetter`](brook_connectors::DeadLetter) to a dead-letter sink.
+//! The config's [`BadMessagePolicy`] names a dead-letter topic, served by
+//! [`KafkaDeadLetterSink`], which produces the raw message back with
 //! headers naming where it came from and why ([`DLQ_TOPIC_HEADER`],
-//! [`DLQ_PARTITION_HEADER`], [`DLQ_OFFSET_HEADER`], [`DLQ_ERROR_HEADER`]).
+//! [`DLQ_PARTITION_HEADER`], [`DLQ_OFFSET_HEADER`], [`DLQ_ERROR_HEADER`]);
+//! [`KafkaSource::on_bad_message`] takes any sink instead (a Parquet
+//! directory SQL can query). The same sink serves a file source's bad
+//! lines.
 //!
 //! # Security
 //! Options that run commands or load code are refused, and secrets never
@@ -86,6 +93,7 @@
 mod bad_message;
 mod client;
 mod config;
+mod dead_letter;
 mod duration;
 mod ends;
 mod format;
@@ -100,12 +108,13 @@ mod watermark;
 #[cfg(test)]
 mod tests;
 
-pub use bad_message::{
-    DLQ_ERROR_HEADER, DLQ_OFFSET_HEADER, DLQ_PARTITION_HEADER, DLQ_TOPIC_HEADER,
-};
 pub use client::KafkaFailure;
 pub use config::{
     BadMessagePolicy, KafkaSinkConfig, KafkaSourceConfig, OffsetReset, StartPosition,
+};
+pub use dead_letter::{
+    DLQ_ERROR_HEADER, DLQ_LINE_HEADER, DLQ_OFFSET_HEADER, DLQ_PARTITION_HEADER, DLQ_TOPIC_HEADER,
+    KafkaDeadLetterSink, KafkaDeadLetterWriter,
 };
 pub use format::{Deserializer, Json, KafkaMessage, RawBytes, Serializer, Utf8};
 pub use options::KafkaOptions;

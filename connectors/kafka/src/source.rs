@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use brook_connectors::BadRecordPolicy;
 use brook_core::{
     BoxedSourceStream, EventTime, PlanContext, Result, Source, SourceContext, SourceSplit, SplitId,
     Watermarks,
@@ -161,6 +162,7 @@ impl<T: Send + 'static> KafkaSource<T> {
         config.validate()?;
         Ok(KafkaSource {
             shared: Arc::new(Shared {
+                bad: crate::bad_message::policy_of(&config),
                 config,
                 deserializer: Arc::new(deserializer),
                 event_time: None,
@@ -184,6 +186,16 @@ impl<T: Send + 'static> KafkaSource<T> {
         self.change(|s| s.watermarks = Some(strategy))
     }
 
+    /// What to do with a message that cannot be read (its value does not
+    /// deserialize, or its time is refused), replacing the config's
+    /// [`on_bad_message`](KafkaSourceConfig::on_bad_message): fail, drop,
+    /// or dead-letter to any sink (a [`KafkaDeadLetterSink`](crate::KafkaDeadLetterSink),
+    /// a Parquet directory, a file). The source flushes the dead-letter
+    /// sink before it commits the offsets of the messages it replaced.
+    pub fn on_bad_message(self, policy: BadRecordPolicy) -> Self {
+        self.change(|s| s.bad = policy)
+    }
+
     /// The configuration.
     pub fn config(&self) -> &KafkaSourceConfig {
         &self.shared.config
@@ -196,6 +208,7 @@ impl<T: Send + 'static> KafkaSource<T> {
                 let s = &self.shared;
                 let mut copy = Shared {
                     config: s.config.clone(),
+                    bad: s.bad.clone(),
                     deserializer: s.deserializer.clone(),
                     event_time: s.event_time.clone(),
                     watermarks: s.watermarks,
@@ -229,6 +242,9 @@ impl<T: Send + 'static> Source<T> for KafkaSource<T> {
         let cfg = &self.shared.config;
         cfg.validate()?;
         let client_id = format!("brook-{}-{}-plan", ctx.job_name(), ctx.node_name());
+        if let BadRecordPolicy::DeadLetter(target) = &self.shared.bad {
+            target.plan(ctx)?;
+        }
         let partitions = setup::plan(cfg, &client_id, ctx.node_name())?;
         Ok(partitions
             .into_iter()

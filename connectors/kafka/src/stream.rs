@@ -48,6 +48,8 @@ pub(crate) type EventTimeFn<T> = dyn Fn(&T) -> EventTime + Send + Sync;
 /// What every instance of a source shares.
 pub(crate) struct Shared<T> {
     pub(crate) config: KafkaSourceConfig,
+    /// What to do with a message that cannot be read.
+    pub(crate) bad: brook_connectors::BadRecordPolicy,
     pub(crate) deserializer: Arc<dyn Deserializer<T>>,
     pub(crate) event_time: Option<Arc<EventTimeFn<T>>>,
     pub(crate) watermarks: Option<Watermarks>,
@@ -205,8 +207,7 @@ impl<T: Send + 'static> KafkaStream<T> {
             ctx.node_name(),
             ctx.instance()
         );
-        let cfg = &shared.config;
-        let bad = BadMessages::new(cfg, ctx.node_name(), &client_id)?;
+        let bad = BadMessages::new(&shared.bad, &ctx)?;
         let started = tokio::task::spawn_blocking(move || {
             setup::start(
                 &shared.config,

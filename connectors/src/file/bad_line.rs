@@ -6,14 +6,14 @@ use std::sync::atomic::Ordering::Relaxed;
 use brook_core::{Batch, BoxError, Error, NO_TIMESTAMP, Result, TaskContext};
 
 use super::plan::FileEntry;
-use super::policy::{DeadLetter, ErasedWriter};
 use super::reader::LONG_LINE_PREFIX;
+use crate::bad_record::{DeadLetter, DeadLetterWriter};
 
 /// What the stream does with a bad line.
 pub(crate) enum Mode {
     Fail,
     Drop,
-    DeadLetter(Box<dyn ErasedWriter>),
+    DeadLetter(Box<dyn DeadLetterWriter>),
 }
 
 /// Why a line is bad.
@@ -128,6 +128,7 @@ impl BadLines {
                     offset: at.offset,
                     raw,
                     reason,
+                    ..DeadLetter::default()
                 };
                 self.dead.push(NO_TIMESTAMP, letter);
                 Ok(false)

@@ -34,7 +34,7 @@ pub trait LineFormat<T>: Send + Sync + 'static {
     ///
     /// # Errors
     /// A line that is not a valid record; the source's
-    /// [`BadLinePolicy`](super::BadLinePolicy) decides what happens to it.
+    /// [`BadRecordPolicy`](super::BadRecordPolicy) decides what happens to it.
     fn parse(&self, parser: &mut Self::Parser, line: &[u8]) -> Result<T, BoxError>;
 }
 

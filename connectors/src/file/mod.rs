@@ -5,13 +5,13 @@
 //! says how). The sections below are about the sources.
 //!
 //! ```no_run
-//! use brook_connectors::file::{BadLinePolicy, JsonLinesSource};
+//! use brook_connectors::file::{BadRecordPolicy, JsonLinesSource};
 //!
 //! #[derive(serde::Deserialize)]
 //! struct Hit { path: String, status: u16 }
 //!
 //! let source = JsonLinesSource::<Hit>::new("access/*.jsonl")
-//!     .on_bad_line(BadLinePolicy::Drop);
+//!     .on_bad_line(BadRecordPolicy::Drop);
 //! ```
 //!
 //! # Parallel reading
@@ -29,7 +29,7 @@
 //! downstream fills the channel and holds the reader back.
 //!
 //! # Bad lines
-//! [`BadLinePolicy`] decides: fail the job naming `path:line`, drop and
+//! [`BadRecordPolicy`] decides: fail the job naming `path:line`, drop and
 //! count the line, or send it as a [`DeadLetter`] to a sink. A line longer
 //! than [`FileSource::max_line_length`] is a bad line too: it is never
 //! buffered whole, only its first bytes are kept.
@@ -51,7 +51,6 @@ mod follow;
 mod format;
 mod lines;
 mod plan;
-mod policy;
 mod reader;
 mod sink;
 mod slots;
@@ -61,9 +60,9 @@ mod stream;
 #[cfg(test)]
 mod tests;
 
+pub use crate::bad_record::{BadRecordPolicy, DeadLetter, DeadLetterTarget};
 pub use csv_format::{Csv, CsvParser};
 pub use format::{JsonLines, LineFormat};
-pub use policy::{BadLinePolicy, DeadLetter, DeadLetterTarget};
 pub use sink::{
     CsvEncoder, CsvEncoderState, CsvSink, FileSink, FileSinkWriter, JsonLinesEncoder,
     JsonLinesSink, RecordEncoder,

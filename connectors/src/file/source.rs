@@ -16,9 +16,9 @@ use super::csv_format::Csv;
 use super::follow::follow_files;
 use super::format::{JsonLines, LineFormat};
 use super::plan::{Plan, Split, list_files};
-use super::policy::BadLinePolicy;
 use super::reader::{BufferPool, CHANNEL_CAPACITY, CHUNK_SIZE, ReadOptions, read_splits};
 use super::stream::LineStream;
+use crate::bad_record::BadRecordPolicy;
 
 /// The default [`FileSource::split_size`]: 8 MiB.
 pub const DEFAULT_SPLIT_SIZE: u64 = 8 << 20;
@@ -75,7 +75,7 @@ pub struct FileSource<T, F> {
     max_line: usize,
     /// How much a reader reads at once; changed only by tests.
     chunk_size: usize,
-    on_bad_line: BadLinePolicy,
+    on_bad_line: BadRecordPolicy,
     /// The splits of the last plan, for tests that look at them.
     #[cfg(test)]
     planned: Vec<FileSplit>,
@@ -163,7 +163,7 @@ impl<T, F> FileSource<T, F> {
             split_size: DEFAULT_SPLIT_SIZE,
             max_line: DEFAULT_MAX_LINE_LENGTH,
             chunk_size: CHUNK_SIZE,
-            on_bad_line: BadLinePolicy::Fail,
+            on_bad_line: BadRecordPolicy::Fail,
             #[cfg(test)]
             planned: Vec::new(),
             _t: PhantomData,
@@ -211,8 +211,8 @@ impl<T, F> FileSource<T, F> {
     }
 
     /// What to do with a line that cannot be parsed (default:
-    /// [`BadLinePolicy::Fail`]).
-    pub fn on_bad_line(mut self, policy: BadLinePolicy) -> Self {
+    /// [`BadRecordPolicy::Fail`]).
+    pub fn on_bad_line(mut self, policy: BadRecordPolicy) -> Self {
         self.on_bad_line = policy;
         self
     }
@@ -270,7 +270,7 @@ where
     /// of the dead-letter sink's `plan`.
     fn plan(&mut self, ctx: &PlanContext) -> Result<Vec<FileSplit>> {
         self.validate()?;
-        if let BadLinePolicy::DeadLetter(target) = &self.on_bad_line {
+        if let BadRecordPolicy::DeadLetter(target) = &self.on_bad_line {
             target.plan(ctx)?;
         }
         let p = ctx.parallelism().max(1);
@@ -327,9 +327,9 @@ where
     ) -> Result<BoxedSourceStream<T>> {
         let share: Vec<Split> = splits.into_iter().map(|s| s.split).collect();
         let mode = match &self.on_bad_line {
-            BadLinePolicy::Fail => Mode::Fail,
-            BadLinePolicy::Drop => Mode::Drop,
-            BadLinePolicy::DeadLetter(target) => Mode::DeadLetter(target.open(ctx)?),
+            BadRecordPolicy::Fail => Mode::Fail,
+            BadRecordPolicy::Drop => Mode::Drop,
+            BadRecordPolicy::DeadLetter(target) => Mode::DeadLetter(target.open(ctx)?),
         };
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
         let pool = BufferPool::default();

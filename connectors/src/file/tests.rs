@@ -409,8 +409,8 @@ fn public_handles_are_send_and_sync() {
     fn sync<T: Sync>() {}
     send::<JsonLinesSource<String>>();
     send::<CsvSource<Row>>();
-    send::<BadLinePolicy>();
-    sync::<BadLinePolicy>();
+    send::<BadRecordPolicy>();
+    sync::<BadRecordPolicy>();
     send::<DeadLetter>();
     sync::<DeadLetter>();
 }

@@ -1,6 +1,7 @@
 //! Bad messages: fail, drop (counted) and dead-letter (raw message with
 //! headers naming where it came from and why).
 
+use brook_connectors::{BadRecordPolicy, DeadLetter};
 use brook_core::{Error, SourceContext};
 use futures::TryStreamExt;
 use rdkafka::message::Message;
@@ -120,5 +121,78 @@ fn dead_letters_carry_the_raw_message_and_where_it_came_from() {
             );
             assert_eq!(m.timestamp().to_millis(), Some(5_000));
         }
+    }));
+}
+
+#[test]
+fn any_sink_takes_the_dead_letters_of_a_kafka_source() {
+    block_on(on_each_cluster("bad-any", |c| async move {
+        let b = c.bootstrap();
+        let topic = c.topic("bad-any", 1).await;
+        produce_mixed(&b, &topic).await;
+        let letters = brook_connectors::CollectSink::<DeadLetter>::new();
+        let got = letters.handle();
+        let mut source = KafkaSource::<u64>::json(bounded(&b, &topic, &format!("{topic}-g")))
+            .expect("source")
+            .on_bad_message(BadRecordPolicy::dead_letter(letters));
+        let ctx = SourceContext::standalone("kafka", 0, 1);
+        let events: Vec<_> = plan_and_open(&mut source, &ctx)
+            .expect("open")
+            .try_collect()
+            .await
+            .expect("read");
+        assert_eq!(values(events), vec![1, 2, 3]);
+        let dead = got.values();
+        assert_eq!(dead.len(), 2);
+        assert_eq!(
+            (dead[0].source.as_str(), dead[0].partition, dead[0].offset),
+            (topic.as_str(), Some(0), 1)
+        );
+        assert_eq!(dead[0].raw, "oops");
+        assert_eq!(dead[0].value.as_deref(), Some(&b"oops"[..]));
+        assert_eq!(dead[0].key.as_deref(), Some(&b"k1"[..]));
+        assert!(!dead[0].reason.is_empty());
+        assert_eq!((dead[1].offset, dead[1].value.as_deref()), (3, None));
+    }));
+}
+
+#[test]
+fn a_file_source_dead_letters_to_a_kafka_topic() {
+    block_on(on_each_cluster("bad-file", |c| async move {
+        let b = c.bootstrap();
+        let dlq = c.topic("bad-file-dead", 1).await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("n.jsonl");
+        std::fs::write(&path, "1\n{oops\n2\n").expect("write");
+        let sink = crate::KafkaDeadLetterSink::new(b.clone(), dlq.clone());
+        let mut source = brook_connectors::file::JsonLinesSource::<u64>::new(&path)
+            .on_bad_line(BadRecordPolicy::dead_letter(sink));
+        let ctx = SourceContext::standalone("file", 0, 1);
+        let events: Vec<_> = brook_core::open_in_context(&mut source, &ctx)
+            .expect("open")
+            .try_collect()
+            .await
+            .expect("read");
+        assert_eq!(values(events), vec![1, 2]);
+        let (b2, dlq2) = (b.clone(), dlq.clone());
+        let dead = tokio::task::spawn_blocking(move || read_plain(&b2, &dlq2, 1, 1))
+            .await
+            .expect("reader");
+        assert_eq!(
+            dead[0].payload(),
+            Some(&b"{oops"[..]),
+            "the line, as it was"
+        );
+        let file = path.display().to_string();
+        assert_eq!(
+            header(&dead[0], DLQ_TOPIC_HEADER).as_deref(),
+            Some(file.as_str())
+        );
+        assert_eq!(
+            header(&dead[0], crate::DLQ_LINE_HEADER).as_deref(),
+            Some("2")
+        );
+        assert_eq!(header(&dead[0], DLQ_OFFSET_HEADER).as_deref(), Some("2"));
+        assert_eq!(header(&dead[0], DLQ_PARTITION_HEADER), None);
     }));
 }

@@ -8,7 +8,7 @@ use brook_core::TaskContext;
 
 use super::{contexts, counter, read_with};
 use crate::CollectSink;
-use crate::file::{BadLinePolicy, DeadLetter, JsonLinesSource};
+use crate::file::{BadRecordPolicy, DeadLetter, JsonLinesSource};
 
 #[derive(Debug, serde::Deserialize)]
 struct N {
@@ -49,7 +49,7 @@ async fn dead_letters(path: &Path, order: &[usize]) -> (Vec<(u64, u64)>, u64, Ve
     let letters = sink.handle();
     let mut src = JsonLinesSource::<N>::new(path)
         .split_size(1)
-        .on_bad_line(BadLinePolicy::dead_letter(sink));
+        .on_bad_line(BadRecordPolicy::dead_letter(sink));
     let ctxs = contexts(order.len());
     let ordered: Vec<TaskContext> = order.iter().map(|&i| ctxs[i].clone()).collect();
     for result in read_with(&mut src, &ordered).await {
@@ -94,7 +94,7 @@ async fn drop_counts_no_lines() {
     let (path, bad) = write(dir.path());
     let mut src = JsonLinesSource::<N>::new(&path)
         .split_size(1)
-        .on_bad_line(BadLinePolicy::Drop);
+        .on_bad_line(BadRecordPolicy::Drop);
     // The last instance first: its first bad line is the file's first
     // warning, logged with its offset rather than a counted line.
     let ctxs = contexts(3);

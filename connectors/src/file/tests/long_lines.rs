@@ -9,7 +9,7 @@ use proptest::prelude::*;
 
 use super::{contexts, counter, lines_strategy, read_with, render, rt};
 use crate::CollectSink;
-use crate::file::{BadLinePolicy, CsvSource, DeadLetter, JsonLinesSource};
+use crate::file::{BadRecordPolicy, CsvSource, DeadLetter, JsonLinesSource};
 
 /// What reading `bytes` should give with lines longer than `max` bad: the
 /// values, and `(line, offset, raw)` of each too-long line.
@@ -60,7 +60,7 @@ proptest! {
             .split_size(split_size)
             .max_line_length(max)
             .chunk_size(chunk)
-            .on_bad_line(BadLinePolicy::dead_letter(sink));
+            .on_bad_line(BadRecordPolicy::dead_letter(sink));
         let ctxs = contexts(p);
         let results = rt().block_on(read_with(&mut src, &ctxs));
         let mut got: Vec<String> = results.into_iter().flat_map(|r| r.expect("read")).collect();
@@ -119,7 +119,7 @@ async fn too_long_lines_are_dropped_and_counted_even_without_an_end() {
         .split_size(1)
         .max_line_length(16)
         .chunk_size(8)
-        .on_bad_line(BadLinePolicy::Drop);
+        .on_bad_line(BadRecordPolicy::Drop);
     let results = read_with(&mut src, &ctxs).await;
     let mut got: Vec<String> = results.into_iter().flat_map(|r| r.expect("read")).collect();
     got.sort();
@@ -182,7 +182,7 @@ async fn a_followed_line_is_reported_once_it_grows_too_long() {
         .poll_interval(POLL)
         .max_line_length(16)
         .chunk_size(8)
-        .on_bad_line(BadLinePolicy::dead_letter(sink));
+        .on_bad_line(BadRecordPolicy::dead_letter(sink));
     let mut stream = brook_core::open_instance(&mut src, "src", 0, 1).expect("open");
     assert_eq!(take(&mut stream, 1).await, [1]);
     // Too long before its end arrives: reported, then skipped through its

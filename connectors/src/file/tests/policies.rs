@@ -7,7 +7,7 @@ use brook_core::{Batch, Error, Result, Sink, SinkContext, SinkWriter};
 
 use super::{contexts, counter, read_with};
 use crate::CollectSink;
-use crate::file::{BadLinePolicy, DeadLetter, JsonLinesSource};
+use crate::file::{BadRecordPolicy, DeadLetter, JsonLinesSource};
 
 #[derive(Debug, serde::Deserialize)]
 struct N {
@@ -84,7 +84,7 @@ async fn drop_skips_and_counts_bad_lines() {
     let ctxs = contexts(2);
     let mut src = JsonLinesSource::<N>::new(&path)
         .split_size(1)
-        .on_bad_line(BadLinePolicy::Drop);
+        .on_bad_line(BadRecordPolicy::Drop);
     let results = read_with(&mut src, &ctxs).await;
     let mut good: Vec<u32> = results
         .into_iter()
@@ -110,7 +110,7 @@ async fn dead_letters_carry_the_raw_line_and_reason() {
     let letters = sink.handle();
     let mut src = JsonLinesSource::<N>::new(&path)
         .split_size(1)
-        .on_bad_line(BadLinePolicy::dead_letter(sink));
+        .on_bad_line(BadRecordPolicy::dead_letter(sink));
     let results = read_with(&mut src, &ctxs).await;
     let good: usize = results.into_iter().map(|r| r.expect("read").len()).sum();
     assert_eq!(good, s.good.len());
@@ -170,7 +170,7 @@ async fn each_instance_opens_and_closes_its_dead_letter_writer() {
     let sink = Lifecycle::default();
     let mut src = JsonLinesSource::<N>::new(&path)
         .split_size(1)
-        .on_bad_line(BadLinePolicy::dead_letter(sink.clone()));
+        .on_bad_line(BadRecordPolicy::dead_letter(sink.clone()));
     let results = read_with(&mut src, &contexts(4)).await;
     assert!(results.iter().all(Result::is_ok));
     assert_eq!(sink.get(), (4, s.bad.len(), 4));

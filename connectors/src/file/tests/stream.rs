@@ -21,7 +21,9 @@ use crate::file::reader::{
     BufferPool, CHANNEL_CAPACITY, CHUNK_SIZE, Msg, ReadOptions, Tx, read_splits,
 };
 use crate::file::stream::LineStream;
-use crate::file::{BadLinePolicy, DEFAULT_MAX_LINE_LENGTH, DeadLetter, JsonLines, JsonLinesSource};
+use crate::file::{
+    BadRecordPolicy, DEFAULT_MAX_LINE_LENGTH, DeadLetter, JsonLines, JsonLinesSource,
+};
 
 /// A stream of JSON numbers over what `reader` sends.
 fn stream_of(reader: impl FnOnce(Tx, BufferPool) + Send + 'static) -> LineStream<u32, JsonLines> {
@@ -81,7 +83,7 @@ async fn lines_that_make_no_records_do_not_keep_other_tasks_waiting() {
     text.push_str("7\n");
     std::fs::write(&path, text).expect("write");
     let ctx = TaskContext::standalone("src", 0, 1);
-    let mut src = JsonLinesSource::<u32>::new(&path).on_bad_line(BadLinePolicy::Drop);
+    let mut src = JsonLinesSource::<u32>::new(&path).on_bad_line(BadRecordPolicy::Drop);
     let mut stream = brook_core::open_in_context(&mut src, &ctx).expect("open");
 
     // A task that notes how far the source is each time it gets to run.
@@ -128,7 +130,7 @@ async fn dead_letters_are_written_before_an_error_ends_the_stream() {
     let letters = sink.handle();
     let ctx = TaskContext::standalone("src", 0, 1);
     let mut src =
-        JsonLinesSource::<u32>::new(dir.path()).on_bad_line(BadLinePolicy::dead_letter(sink));
+        JsonLinesSource::<u32>::new(dir.path()).on_bad_line(BadRecordPolicy::dead_letter(sink));
     let mut stream = brook_core::open_in_context(&mut src, &ctx).expect("open");
     // Listed, then gone before it is read.
     std::fs::remove_file(&gone).expect("remove");
