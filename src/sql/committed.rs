@@ -7,6 +7,12 @@
 //! started, whole: the files of a run being written, or of one being
 //! replaced, never both. Directories without a record are listed as they
 //! are.
+//!
+//! Every Parquet file listed (or looked up on its own) has its last eight
+//! bytes checked first: the magic `PAR1`, and a footer length that fits in
+//! the file. A file that fails is listed as an error naming it
+//! ([`BadParquetFile`]), so that Parquet's reader never meets a footer that
+//! claims more bytes than the file holds.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -18,8 +24,8 @@ use brook_connectors::output::CommitRecord;
 use datafusion::object_store::local::LocalFileSystem;
 use datafusion::object_store::path::Path;
 use datafusion::object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
+    CopyOptions, GetOptions, GetRange, GetResult, ListResult, MultipartUpload, ObjectMeta,
+    ObjectStore, PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
 };
 use futures::stream::{BoxStream, StreamExt};
 
@@ -95,6 +101,89 @@ fn is_parquet(location: &Path) -> bool {
     location.extension() == Some("parquet")
 }
 
+/// A file named `*.parquet` that is not a readable Parquet file.
+#[derive(Debug, Clone)]
+pub(crate) struct BadParquetFile {
+    /// The file.
+    pub(crate) path: PathBuf,
+    /// What is wrong with it.
+    pub(crate) reason: String,
+}
+
+impl fmt::Display for BadParquetFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.reason)
+    }
+}
+
+impl std::error::Error for BadParquetFile {}
+
+/// The file system path of an object-store location.
+pub(crate) fn file_path(location: &Path) -> PathBuf {
+    PathBuf::from(format!("/{location}"))
+}
+
+/// The magic bytes that end (and start) a Parquet file.
+const MAGIC: &[u8; 4] = b"PAR1";
+
+/// Why a Parquet file of `size` bytes whose last 8 bytes are `tail` cannot
+/// be read, if it cannot: too short, no magic, or a footer longer than the
+/// file.
+pub(crate) fn footer_problem(size: u64, tail: &[u8]) -> Option<String> {
+    // Magic, footer, length and magic: 12 bytes at the least.
+    if size < 12 || tail.len() < 8 {
+        return Some(format!(
+            "not a Parquet file: {size} bytes, too short for a Parquet file's header and footer"
+        ));
+    }
+    let tail = &tail[tail.len() - 8..];
+    if &tail[4..] != MAGIC {
+        return Some(
+            "not a Parquet file: it does not end with the magic bytes PAR1 (truncated, or another format)"
+                .to_string(),
+        );
+    }
+    let footer = u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]));
+    if footer + 12 > size {
+        return Some(format!(
+            "not a readable Parquet file: its footer claims {footer} bytes of metadata, but the file has {size} bytes (truncated or corrupt)"
+        ));
+    }
+    None
+}
+
+/// `meta` if its file may be read as Parquet (or is no Parquet file), else
+/// an error naming it.
+async fn checked(store: &LocalFileSystem, meta: ObjectMeta) -> Result<ObjectMeta> {
+    if !is_parquet(&meta.location) {
+        return Ok(meta);
+    }
+    let tail = if meta.size < 12 {
+        Vec::new()
+    } else {
+        let options = GetOptions {
+            range: Some(GetRange::Suffix(8)),
+            ..GetOptions::default()
+        };
+        store
+            .get_opts(&meta.location, options)
+            .await?
+            .bytes()
+            .await?
+            .to_vec()
+    };
+    match footer_problem(meta.size, &tail) {
+        None => Ok(meta),
+        Some(reason) => Err(datafusion::object_store::Error::Generic {
+            store: "brook",
+            source: Box::new(BadParquetFile {
+                path: file_path(&meta.location),
+                reason,
+            }),
+        }),
+    }
+}
+
 impl fmt::Display for CommittedFiles {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "CommittedFiles({})", self.inner)
@@ -121,7 +210,13 @@ impl ObjectStore for CommittedFiles {
     }
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
-        self.inner.get_opts(location, options).await
+        let head = options.head;
+        let result = self.inner.get_opts(location, options).await?;
+        // `head` looks up a table registered as one file.
+        if head {
+            checked(&self.inner, result.meta.clone()).await?;
+        }
+        Ok(result)
     }
 
     fn delete_stream(
@@ -133,6 +228,7 @@ impl ObjectStore for CommittedFiles {
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
         let filters = self.visible();
+        let store = self.inner.clone();
         self.inner
             .list(prefix)
             .filter(move |meta| {
@@ -141,6 +237,15 @@ impl ObjectStore for CommittedFiles {
                     Err(_) => true,
                 };
                 futures::future::ready(keep)
+            })
+            .then(move |meta| {
+                let store = store.clone();
+                async move {
+                    match meta {
+                        Ok(meta) => checked(&store, meta).await,
+                        Err(e) => Err(e),
+                    }
+                }
             })
             .boxed()
     }
@@ -151,6 +256,11 @@ impl ObjectStore for CommittedFiles {
         result
             .objects
             .retain(|meta| shown(&filters, &meta.location));
+        let mut objects = Vec::with_capacity(result.objects.len());
+        for meta in std::mem::take(&mut result.objects) {
+            objects.push(checked(&self.inner, meta).await?);
+        }
+        result.objects = objects;
         Ok(result)
     }
 

@@ -30,40 +30,79 @@
 //!   per key that a [`LiveTableSink`] received, read at the moment the
 //!   query starts, while the job runs.
 //!
-//! # Read-only, with a memory limit
+//! # Read-only, with limits
 //! Only queries run: `SELECT`, `WITH`, `VALUES`, `EXPLAIN`, `SHOW` and
 //! `DESCRIBE`. DDL (`CREATE`, `DROP`), DML (`INSERT`, `COPY`) and other
 //! statements (`SET`, transactions) are refused with
-//! [`SqlError::Refused`] before anything runs. The engine's memory pool is
-//! limited ([`DEFAULT_MEMORY_LIMIT`] unless set), and nothing spills to
-//! disk: a query that needs more fails with DataFusion's "Resources
-//! exhausted" error instead of taking the machine's memory or disk.
+//! [`SqlError::Refused`] before anything runs. Every query is bounded:
+//! - **Memory.** The engine's memory pool is limited
+//!   ([`DEFAULT_MEMORY_LIMIT`] unless set), and nothing spills to disk: a
+//!   query that needs more fails with DataFusion's "Resources exhausted"
+//!   error instead of taking the machine's memory or disk. Functions whose
+//!   output size comes from their arguments (`repeat`, `lpad`, `rpad`,
+//!   `replace`, `regexp_replace`) refuse to make more than a quarter of the
+//!   limit in one call. [`SqlEngine::query_stream`] hands the rows over
+//!   batch by batch, and [`ResultWriter`] writes them as they come, so a
+//!   large result is never held whole; [`SqlEngine::query`] collects the
+//!   result, which must fit in the memory limit.
+//! - **Time.** A query past its time limit ([`DEFAULT_TIMEOUT`] unless
+//!   set with [`SqlEngine::with_timeout`]) is cancelled with
+//!   [`SqlError::Timeout`].
+//! - **Size.** A query of more than [`MAX_QUERY_TOKENS`] tokens is refused
+//!   with [`SqlError::TooLarge`]; below that, queries nested thousands of
+//!   levels deep (`1+1+…`, thousands of `AND`s or `UNION ALL`s) plan and
+//!   run on the engine's own threads, whose stacks are large enough.
+//!
+//! # Malformed files
+//! Every Parquet file listed for a table has its footer checked before
+//! DataFusion reads it, and a panic in DataFusion or Parquet ends the
+//! query, not the program ([`SqlError::Panicked`]); a file that cannot be
+//! read gives [`SqlError::BadFile`], naming it.
 
 mod committed;
 mod error;
 mod format;
+mod limits;
 mod live;
+mod workers;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, SchemaRef};
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTableUrl};
+use datafusion::error::DataFusionError;
 use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::context::SQLOptions;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::memory_pool::MemoryConsumer;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::object_store::ObjectStore;
 use datafusion::prelude::{SessionConfig, SessionContext};
+use futures::StreamExt;
+use tokio::sync::mpsc;
 
 pub use error::SqlError;
-pub use format::OutputFormat;
+pub use format::{OutputFormat, ResultWriter};
+pub use limits::MAX_QUERY_TOKENS;
 pub use live::{LiveTable, LiveTableSink};
+pub use workers::THREAD_NAME_PREFIX;
+
+use committed::BadParquetFile;
+use workers::{AbortOnDrop, Workers};
 
 /// The memory a query may use unless set otherwise: 1 GiB.
 pub const DEFAULT_MEMORY_LIMIT: usize = 1 << 30;
+
+/// How long a query may run unless set otherwise: 60 s.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What [`SqlEngine::query`] accepts: queries only.
 fn read_only() -> SQLOptions {
@@ -74,13 +113,19 @@ fn read_only() -> SQLOptions {
 }
 
 /// A SQL engine over Brook's sink outputs: DataFusion with read-only
-/// statements and a memory limit. Cheap to share: clone it.
+/// statements, a memory limit and a time limit, running each query on
+/// threads of its own. Cheap to share: clone it.
 #[derive(Clone)]
 pub struct SqlEngine {
     ctx: SessionContext,
     memory_limit: usize,
+    timeout: Option<Duration>,
     /// The local file system, as listing tables see it.
     files: Arc<committed::CommittedFiles>,
+    /// The Parquet tables: name and absolute path.
+    parquet_tables: Arc<RwLock<Vec<(String, PathBuf)>>>,
+    /// How much the process's resident memory may grow during a query.
+    rss_allowance: Option<usize>,
 }
 
 impl std::fmt::Debug for SqlEngine {
@@ -88,12 +133,14 @@ impl std::fmt::Debug for SqlEngine {
         f.debug_struct("SqlEngine")
             .field("tables", &self.tables())
             .field("memory_limit", &self.memory_limit)
+            .field("timeout", &self.timeout)
             .finish()
     }
 }
 
 impl SqlEngine {
-    /// An engine with no tables and the [`DEFAULT_MEMORY_LIMIT`].
+    /// An engine with no tables, the [`DEFAULT_MEMORY_LIMIT`] and the
+    /// [`DEFAULT_TIMEOUT`].
     ///
     /// # Errors
     /// [`SqlError::Query`] if DataFusion's runtime cannot be set up.
@@ -101,7 +148,8 @@ impl SqlEngine {
         Self::with_memory_limit(DEFAULT_MEMORY_LIMIT)
     }
 
-    /// An engine whose queries may use at most `bytes` of memory.
+    /// An engine whose queries may use at most `bytes` of memory, with the
+    /// [`DEFAULT_TIMEOUT`].
     ///
     /// # Errors
     /// [`SqlError::Query`] if DataFusion's runtime cannot be set up.
@@ -126,16 +174,58 @@ impl SqlEngine {
         runtime.register_object_store(ObjectStoreUrl::local_filesystem().as_ref(), files.clone());
         // information_schema serves `SHOW TABLES` and `SHOW COLUMNS`.
         let config = SessionConfig::new().with_information_schema(true);
+        let ctx = SessionContext::new_with_config_rt(config, runtime);
+        // The built-ins that make strings of any size, capped.
+        for udf in limits::capped_functions(&ctx.state(), limits::function_output_cap(bytes)) {
+            ctx.register_udf(udf);
+        }
         Ok(SqlEngine {
-            ctx: SessionContext::new_with_config_rt(config, runtime),
+            ctx,
             memory_limit: bytes,
+            timeout: Some(DEFAULT_TIMEOUT),
             files,
+            parquet_tables: Arc::default(),
+            rss_allowance: None,
         })
+    }
+
+    /// The engine with a backstop for memory DataFusion does not account
+    /// for (the copies some operators make, such as a grouped `array_agg`
+    /// emitting its state): a query during which the process's resident
+    /// memory grows by more than twice the memory limit (at least the
+    /// limit plus 256 MiB) is cancelled with "Resources exhausted". The
+    /// process's memory is checked every 10 ms while the caller waits for
+    /// the next batch.
+    ///
+    /// This measures the whole process, so it suits a program whose main
+    /// work is the engine's queries, one at a time (as `brook sql`); it is
+    /// off by default. It does nothing where `/proc/self/status` cannot be
+    /// read.
+    pub fn with_process_memory_guard(mut self, on: bool) -> Self {
+        self.rss_allowance = on.then(|| {
+            self.memory_limit
+                .saturating_mul(2)
+                .max(self.memory_limit.saturating_add(256 << 20))
+        });
+        self
+    }
+
+    /// The engine with queries (and table registrations) limited to
+    /// `limit` each, or unlimited with `None`. The time counts while the
+    /// engine plans and runs the query, not while the caller holds a batch.
+    pub fn with_timeout(mut self, limit: Option<Duration>) -> Self {
+        self.timeout = limit;
+        self
     }
 
     /// The memory limit of a query, in bytes.
     pub fn memory_limit(&self) -> usize {
         self.memory_limit
+    }
+
+    /// The time limit of a query, if any.
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout
     }
 
     /// The registered tables' names, sorted.
@@ -169,7 +259,9 @@ impl SqlEngine {
     /// # Errors
     /// [`SqlError::Table`] for a name that is not a plain lower-case SQL
     /// identifier or is taken; [`SqlError::Directory`] when `dir` does not
-    /// exist, holds no Parquet file yet, or cannot be read.
+    /// exist, holds no Parquet file yet, or cannot be read;
+    /// [`SqlError::BadFile`] naming a file there that is not a readable
+    /// Parquet file; [`SqlError::Timeout`] past the time limit.
     pub async fn register_parquet(
         &self,
         name: &str,
@@ -198,28 +290,50 @@ impl SqlEngine {
                 "no Parquet file there yet (a sink's files appear when they are closed)".into(),
             ));
         }
+        // Schema inference reads every file's footer: on the engine's
+        // threads, where a panic is an error.
         let state = self.ctx.state();
-        let options =
-            ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
-        let schema = options
-            .infer_schema(&state, &url)
+        let inferred = {
+            let url = url.clone();
+            self.limited(workers()?.run(async move {
+                let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+                    .with_file_extension(".parquet");
+                let schema = options.infer_schema(&state, &url).await?;
+                // A partition level named like a column the files hold
+                // already (a sink partitioning by a field it also writes)
+                // adds nothing.
+                let partitions: Vec<(String, DataType)> = options
+                    .infer_partitions(&state, &url)
+                    .await?
+                    .into_iter()
+                    .filter(|column| schema.field_with_name(column).is_err())
+                    .map(|column| (column, DataType::Utf8))
+                    .collect();
+                Ok((options.with_table_partition_cols(partitions), schema))
+            }))
             .await
-            .map_err(|e| fail(e.into()))?;
-        // A partition level named like a column the files hold already
-        // (a sink partitioning by a field it also writes) adds nothing.
-        let partitions: Vec<(String, DataType)> = options
-            .infer_partitions(&state, &url)
-            .await
-            .map_err(|e| fail(e.into()))?
-            .into_iter()
-            .filter(|column| schema.field_with_name(column).is_err())
-            .map(|column| (column, DataType::Utf8))
-            .collect();
-        let options = options.with_table_partition_cols(partitions);
+        };
+        let (options, schema) = match inferred {
+            Ok(inferred) => inferred,
+            Err(e) => {
+                let table = [(name.to_string(), absolute.clone())];
+                return Err(match self.explain(e, &table).await {
+                    e @ (SqlError::BadFile { .. }
+                    | SqlError::Timeout { .. }
+                    | SqlError::Panicked { .. }) => e,
+                    e => fail(e.into()),
+                });
+            }
+        };
         self.ctx
             .register_listing_table(name, location, options, Some(schema), None)
             .await
-            .map_err(|e| fail(e.into()))
+            .map_err(|e| fail(e.into()))?;
+        self.parquet_tables
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((name.to_string(), absolute));
+        Ok(())
     }
 
     /// Registers a live table: the rows a [`LiveTableSink`] holds when each
@@ -238,23 +352,141 @@ impl SqlEngine {
         Ok(())
     }
 
-    /// Runs one query and collects its result.
+    /// Runs one query and collects its result, which must fit in the
+    /// memory limit; [`query_stream`](Self::query_stream) hands over a
+    /// large result in batches instead.
+    ///
+    /// # Errors
+    /// As [`query_stream`](Self::query_stream), and
+    /// [`SqlError::Query`] ("Resources exhausted") for a result larger
+    /// than the memory limit.
+    pub async fn query(&self, sql: &str) -> Result<QueryResult, SqlError> {
+        let mut stream = self.query_stream(sql).await?;
+        let reservation =
+            MemoryConsumer::new("query result").register(&self.ctx.runtime_env().memory_pool);
+        let mut batches = Vec::new();
+        while let Some(batch) = stream.next_batch().await {
+            let batch = batch?;
+            reservation.try_grow(batch.get_array_memory_size())?;
+            batches.push(batch);
+        }
+        Ok(QueryResult {
+            schema: stream.schema(),
+            batches,
+        })
+    }
+
+    /// Starts one query: plans it, and hands its rows over batch by batch
+    /// as [`QueryStream::next_batch`] asks for them. The query runs on the
+    /// engine's threads, a batch or so ahead of the caller.
     ///
     /// # Errors
     /// [`SqlError::Refused`] for anything but a query, before it runs;
-    /// [`SqlError::Query`] for a query DataFusion cannot plan or run, or
-    /// one past the memory limit.
-    pub async fn query(&self, sql: &str) -> Result<QueryResult, SqlError> {
-        let plan = self.ctx.state().create_logical_plan(sql).await?;
-        read_only()
-            .verify_plan(&plan)
-            .map_err(|e| SqlError::Refused {
-                reason: e.message().to_string(),
-            })?;
-        let frame = self.ctx.execute_logical_plan(plan).await?;
-        let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
-        let batches = frame.collect().await?;
-        Ok(QueryResult { schema, batches })
+    /// [`SqlError::TooLarge`] for a query of more than
+    /// [`MAX_QUERY_TOKENS`] tokens; [`SqlError::Query`] for a query
+    /// DataFusion cannot plan; [`SqlError::Timeout`] past the time limit;
+    /// [`SqlError::BadFile`] for a table's file that cannot be read;
+    /// [`SqlError::Panicked`] when DataFusion panics. The stream's batches
+    /// may fail the same ways, and with "Resources exhausted" past the
+    /// memory limit.
+    pub async fn query_stream(&self, sql: &str) -> Result<QueryStream, SqlError> {
+        limits::check_query_size(sql)?;
+        let (sender, receiver) = mpsc::channel(1);
+        let workers = workers()?;
+        let task = AbortOnDrop(workers.spawn(produce(self.ctx.clone(), sql.to_string(), sender)));
+        let mut stream = QueryStream {
+            schema: Arc::new(arrow::datatypes::Schema::empty()),
+            receiver,
+            task: Some(task),
+            _workers: workers,
+            left: self.timeout,
+            tables: None,
+            memory_ceiling: self
+                .rss_allowance
+                .and_then(|allowance| Some(resident_memory()?.saturating_add(allowance))),
+            engine: self.clone(),
+        };
+        match stream.receive().await {
+            Some(Ok(Message::Schema(schema))) => {
+                stream.schema = schema;
+                Ok(stream)
+            }
+            Some(Ok(Message::Batch(_) | Message::Tables(_))) => Err(SqlError::Panicked {
+                message: "the query sent rows before its schema".to_string(),
+            }),
+            Some(Err(e)) => Err(e),
+            None => Err(SqlError::Panicked {
+                message: "the query ended before its schema".to_string(),
+            }),
+        }
+    }
+
+    /// `work`, cancelled past the time limit.
+    async fn limited<T>(
+        &self,
+        work: impl Future<Output = Result<T, SqlError>>,
+    ) -> Result<T, SqlError> {
+        match self.timeout {
+            None => work.await,
+            Some(limit) => tokio::time::timeout(limit, work)
+                .await
+                .unwrap_or(Err(SqlError::Timeout { limit })),
+        }
+    }
+
+    /// `error`, or, when it may come from a file of `tables` that is not
+    /// readable Parquet (a DataFusion error about files, or a panic), an
+    /// error naming that file.
+    async fn explain(&self, error: SqlError, tables: &[(String, PathBuf)]) -> SqlError {
+        if let Some(bad) = bad_file_in(&error) {
+            return self.bad_file(bad, tables);
+        }
+        // Errors about the query itself or its limits come from no file.
+        let suspect = match &error {
+            SqlError::Panicked { .. } => true,
+            SqlError::Query(e) => !matches!(
+                e.find_root(),
+                DataFusionError::Plan(_)
+                    | DataFusionError::SQL(..)
+                    | DataFusionError::SchemaError(..)
+                    | DataFusionError::NotImplemented(_)
+                    | DataFusionError::Configuration(_)
+                    | DataFusionError::ResourcesExhausted(_)
+            ),
+            _ => false,
+        };
+        if !suspect {
+            return error;
+        }
+        for (table, dir) in tables {
+            let Ok(workers) = workers() else {
+                return error;
+            };
+            let check = self.limited(workers.run(first_bad_file(
+                self.ctx.clone(),
+                self.files.clone(),
+                dir.clone(),
+            )));
+            if let Ok(Some(bad)) = check.await {
+                return self.bad_file(bad, &[(table.clone(), dir.clone())]);
+            }
+        }
+        error
+    }
+
+    /// [`SqlError::BadFile`] for `bad`, named with the table of `tables`
+    /// whose directory holds it.
+    fn bad_file(&self, bad: BadParquetFile, tables: &[(String, PathBuf)]) -> SqlError {
+        let table = tables
+            .iter()
+            .find(|(_, dir)| bad.path.starts_with(dir))
+            .map(|(name, _)| name.clone())
+            .unwrap_or_else(|| "?".to_string());
+        SqlError::BadFile {
+            table,
+            file: bad.path,
+            reason: bad.reason,
+        }
     }
 
     /// Table names are plain identifiers: SQL folds unquoted names to lower
@@ -299,6 +531,330 @@ fn has_parquet_file(dir: &Path) -> bool {
             Err(_) => false,
         }
     })
+}
+
+/// Threads for one query or registration. Each query gets its own: a
+/// cancelled query whose operator is deep in a long computation (a nested
+/// loop join between two polls) keeps its threads busy until that
+/// computation returns, and the next query must not wait for them.
+fn workers() -> Result<Workers, SqlError> {
+    Workers::new().map_err(|e| SqlError::Query(Box::new(DataFusionError::External(Box::new(e)))))
+}
+
+/// What the task running a query sends: the schema, then batches; an
+/// error ends it.
+enum Message {
+    /// The tables the query reads, once planned.
+    Tables(Vec<String>),
+    Schema(SchemaRef),
+    Batch(RecordBatch),
+}
+
+/// Plans and runs `sql` on the engine's threads, sending its schema and
+/// batches to `sender` until the receiver is gone.
+async fn produce(
+    ctx: SessionContext,
+    sql: String,
+    sender: mpsc::Sender<Result<Message, SqlError>>,
+) {
+    let started = async {
+        let plan = ctx.state().create_logical_plan(&sql).await?;
+        read_only()
+            .verify_plan(&plan)
+            .map_err(|e| SqlError::Refused {
+                reason: e.message().to_string(),
+            })?;
+        let mut tables = Vec::new();
+        plan.apply_with_subqueries(|node| {
+            if let LogicalPlan::TableScan(scan) = node {
+                tables.push(scan.table_name.table().to_string());
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })?;
+        if sender.send(Ok(Message::Tables(tables))).await.is_err() {
+            return Ok(None);
+        }
+        let frame = ctx.execute_logical_plan(plan).await?;
+        let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+        let stream = frame.execute_stream().await?;
+        Ok::<_, SqlError>(Some((schema, stream)))
+    }
+    .await;
+    let mut stream = match started {
+        Ok(None) => return,
+        Ok(Some((schema, stream))) => {
+            if sender.send(Ok(Message::Schema(schema))).await.is_err() {
+                return;
+            }
+            stream
+        }
+        Err(e) => {
+            let _ = sender.send(Err(e)).await;
+            return;
+        }
+    };
+    while let Some(batch) = stream.next().await {
+        let message = batch.map(Message::Batch).map_err(SqlError::from);
+        let failed = message.is_err();
+        if sender.send(message).await.is_err() || failed {
+            return;
+        }
+    }
+}
+
+/// The first file under `dir` that is not readable Parquet, if any: each
+/// file's footer read by itself, then each file read whole, with panics
+/// caught.
+async fn first_bad_file(
+    ctx: SessionContext,
+    files: Arc<committed::CommittedFiles>,
+    dir: PathBuf,
+) -> Result<Option<BadParquetFile>, SqlError> {
+    let mut location = dir.to_string_lossy().into_owned();
+    if dir.is_dir() && !location.ends_with('/') {
+        location.push('/');
+    }
+    let url = ListingTableUrl::parse(&location)?;
+    let state = ctx.state();
+    let store: Arc<dyn ObjectStore> = files;
+    let mut listing = url
+        .list_all_files(&state, store.as_ref(), ".parquet")
+        .await?;
+    let mut metas = Vec::new();
+    while let Some(meta) = listing.next().await {
+        match meta {
+            Ok(meta) => metas.push(meta),
+            Err(e) => {
+                if let Some(bad) = bad_file_in(&SqlError::from(e)) {
+                    return Ok(Some(bad));
+                }
+            }
+        }
+    }
+    drop(listing);
+    let whole: Vec<PathBuf> = metas
+        .iter()
+        .map(|meta| committed::file_path(&meta.location))
+        .collect();
+    for meta in metas {
+        let state = ctx.state();
+        let store = store.clone();
+        let one = vec![meta.clone()];
+        // A task of its own, so that a panic ends only it.
+        let mut read = tokio::task::JoinSet::new();
+        read.spawn(async move {
+            ParquetFormat::default()
+                .infer_schema(&state, &store, &one)
+                .await
+        });
+        let Some(read) = read.join_next().await else {
+            continue;
+        };
+        let reason = match read {
+            Ok(Ok(_)) => continue,
+            Ok(Err(e)) => format!("not a readable Parquet file: {}", e.strip_backtrace()),
+            Err(e) if e.is_panic() => format!(
+                "not a readable Parquet file (reading it panicked: {})",
+                workers::panic_message(e.into_panic().as_ref())
+            ),
+            Err(_) => continue,
+        };
+        return Ok(Some(BadParquetFile {
+            path: committed::file_path(&meta.location),
+            reason,
+        }));
+    }
+    for path in whole {
+        let read = tokio::task::spawn_blocking({
+            let path = path.clone();
+            move || read_whole(&path)
+        });
+        let reason = match read.await {
+            Ok(Ok(())) => continue,
+            Ok(Err(e)) => format!("not a readable Parquet file: {e}"),
+            Err(e) if e.is_panic() => format!(
+                "not a readable Parquet file (reading it panicked: {})",
+                workers::panic_message(e.into_panic().as_ref())
+            ),
+            Err(_) => continue,
+        };
+        return Ok(Some(BadParquetFile { path, reason }));
+    }
+    Ok(None)
+}
+
+/// Reads every row of the Parquet file at `path`.
+fn read_whole(path: &Path) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let file = std::fs::File::open(path)?;
+    for batch in ParquetRecordBatchReaderBuilder::try_new(file)?.build()? {
+        batch?;
+    }
+    Ok(())
+}
+
+/// The [`BadParquetFile`] behind `error`, if any.
+fn bad_file_in(error: &SqlError) -> Option<BadParquetFile> {
+    let SqlError::Query(e) = error else {
+        return None;
+    };
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e.as_ref());
+    while let Some(e) = source {
+        if let Some(bad) = e.downcast_ref::<BadParquetFile>() {
+            return Some(bad.clone());
+        }
+        source = e.source();
+    }
+    None
+}
+
+/// A query's rows, batch by batch, from [`SqlEngine::query_stream`].
+/// Dropping it cancels the query.
+pub struct QueryStream {
+    schema: SchemaRef,
+    receiver: mpsc::Receiver<Result<Message, SqlError>>,
+    /// The task running the query, until it ended.
+    task: Option<AbortOnDrop<()>>,
+    /// The query's threads, let go (after the task is aborted) when the
+    /// stream is dropped.
+    _workers: Workers,
+    /// The time the query has left.
+    left: Option<Duration>,
+    /// The tables the query reads, once it is planned.
+    tables: Option<Vec<String>>,
+    /// The process's resident memory past which the query is cancelled.
+    memory_ceiling: Option<usize>,
+    engine: SqlEngine,
+}
+
+impl std::fmt::Debug for QueryStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryStream")
+            .field("schema", &self.schema)
+            .field("running", &self.task.is_some())
+            .field("time_left", &self.left)
+            .finish()
+    }
+}
+
+impl QueryStream {
+    /// The result's columns.
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    /// The next batch of rows; `None` after the last, or after an error.
+    ///
+    /// # Errors
+    /// As [`SqlEngine::query_stream`], and "Resources exhausted" past the
+    /// memory limit.
+    pub async fn next_batch(&mut self) -> Option<Result<RecordBatch, SqlError>> {
+        match self.receive().await? {
+            Ok(Message::Batch(batch)) => Some(Ok(batch)),
+            Ok(Message::Schema(_) | Message::Tables(_)) => self.fail(SqlError::Panicked {
+                message: "the query sent its schema twice".to_string(),
+            }),
+            Err(e) => Some(Err(e)),
+        }
+    }
+
+    /// The next schema or batch, within the time left; an error ends the
+    /// stream.
+    async fn receive(&mut self) -> Option<Result<Message, SqlError>> {
+        loop {
+            match self.receive_one().await {
+                Some(Ok(Message::Tables(tables))) => self.tables = Some(tables),
+                other => return other,
+            }
+        }
+    }
+
+    /// The next message, within the time left; an error ends the stream.
+    async fn receive_one(&mut self) -> Option<Result<Message, SqlError>> {
+        let started = Instant::now();
+        let ceiling = self.memory_ceiling;
+        let next = async {
+            match self.receiver.recv().await {
+                Some(message) => Some(message),
+                // The task ended: after its last batch, or by a panic.
+                None => {
+                    let task = self.task.take()?;
+                    workers::joined(task.join().await.map(Ok)).err().map(Err)
+                }
+            }
+        };
+        let next = async {
+            let Some(ceiling) = ceiling else {
+                return next.await;
+            };
+            tokio::pin!(next);
+            let mut tick = tokio::time::interval(Duration::from_millis(10));
+            loop {
+                tokio::select! {
+                    message = &mut next => return message,
+                    _ = tick.tick() => {
+                        if resident_memory().is_some_and(|rss| rss > ceiling) {
+                            return Some(Err(SqlError::Query(Box::new(
+                                DataFusionError::ResourcesExhausted(format!(
+                                    "the query took more memory than DataFusion accounts for: the process passed {} MiB, its ceiling for a memory limit of {} MiB",
+                                    ceiling >> 20,
+                                    self.engine.memory_limit >> 20
+                                )),
+                            ))));
+                        }
+                    }
+                }
+            }
+        };
+        let message = match self.left {
+            None => next.await,
+            Some(left) => match tokio::time::timeout(left, next).await {
+                Ok(message) => message,
+                Err(_) => {
+                    let limit = self.engine.timeout.unwrap_or(left);
+                    return self.fail(SqlError::Timeout { limit });
+                }
+            },
+        };
+        if let Some(left) = &mut self.left {
+            *left = left.saturating_sub(started.elapsed());
+        }
+        match message? {
+            Ok(message) => Some(Ok(message)),
+            Err(e) => {
+                // The tables the query reads, or all when it failed before
+                // it was planned.
+                let tables: Vec<(String, PathBuf)> = self
+                    .engine
+                    .parquet_tables
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .iter()
+                    .filter(|(name, _)| self.tables.as_ref().is_none_or(|t| t.contains(name)))
+                    .cloned()
+                    .collect();
+                let e = self.engine.explain(e, &tables).await;
+                self.fail(e)
+            }
+        }
+    }
+
+    /// Ends the stream with `error`: the query stops.
+    fn fail<T>(&mut self, error: SqlError) -> Option<Result<T, SqlError>> {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+        self.receiver.close();
+        Some(Err(error))
+    }
+}
+
+/// The process's resident memory in bytes, from `/proc/self/status`.
+fn resident_memory() -> Option<usize> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib.saturating_mul(1024))
 }
 
 /// A `name=directory` pair, as `brook sql --table` takes it.

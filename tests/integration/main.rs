@@ -14,6 +14,8 @@ mod runtime_parallel;
 mod runtime_robustness;
 mod send_sync;
 mod side_outputs;
+#[cfg(feature = "cli")]
+mod sql_hardening;
 #[cfg(feature = "sql")]
 mod sql_over_sinks;
 mod sql_replacing_runs;

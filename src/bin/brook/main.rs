@@ -9,9 +9,10 @@ mod repl;
 
 use std::io::Write;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
-use brook::sql::{OutputFormat, SqlEngine, TableSpec};
+use brook::sql::{OutputFormat, ResultWriter, SqlEngine, SqlError, TableSpec};
 use clap::{Parser, Subcommand};
 
 /// Brook: stream processing for log and event pipelines.
@@ -43,12 +44,47 @@ struct SqlArgs {
     /// The most memory a query may use, in MiB.
     #[arg(long, value_name = "MIB", default_value_t = brook::sql::DEFAULT_MEMORY_LIMIT >> 20)]
     memory_limit: usize,
+    /// The longest a query may run, in seconds (fractions allowed; 0: no
+    /// limit). A query past it is cancelled with an error.
+    #[arg(long, value_name = "SECONDS", default_value_t = brook::sql::DEFAULT_TIMEOUT.as_secs_f64(), value_parser = parse_seconds)]
+    timeout: f64,
     /// The query to run; without it, an interactive prompt opens.
     query: Option<String>,
 }
 
+/// A non-negative, finite number of seconds.
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 && Duration::try_from_secs_f64(v).is_ok() => Ok(v),
+        _ => Err(format!(
+            "expected a number of seconds (0 for no limit), got `{s}`"
+        )),
+    }
+}
+
+/// Whether `e` is a write to a closed pipe (`brook sql … | head`).
+fn broken_pipe(e: &anyhow::Error) -> bool {
+    let is = |e: &std::io::Error| e.kind() == std::io::ErrorKind::BrokenPipe;
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>().is_some_and(is)
+            || matches!(c.downcast_ref::<SqlError>(), Some(SqlError::Output(e)) if is(e))
+    })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A panic on the engine's threads reaches the user as an error
+    // (`internal error of the query engine`); the default message and
+    // backtrace would only repeat it.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let on_engine = std::thread::current()
+            .name()
+            .is_some_and(|name| name.starts_with(brook::sql::THREAD_NAME_PREFIX));
+        if !on_engine {
+            default_hook(info);
+        }
+    }));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -67,12 +103,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         // `brook sql … | head`: the reader has what it wanted.
-        Err(e)
-            if e.downcast_ref::<std::io::Error>()
-                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
-        {
-            ExitCode::SUCCESS
-        }
+        Err(e) if broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -81,7 +112,10 @@ fn main() -> ExitCode {
 }
 
 async fn sql(args: SqlArgs) -> anyhow::Result<()> {
-    let engine = SqlEngine::with_memory_limit(args.memory_limit.saturating_mul(1 << 20))?;
+    let timeout = Some(Duration::from_secs_f64(args.timeout)).filter(|t| !t.is_zero());
+    let engine = SqlEngine::with_memory_limit(args.memory_limit.saturating_mul(1 << 20))?
+        .with_timeout(timeout)
+        .with_process_memory_guard(true);
     for table in &args.tables {
         engine
             .register_parquet(&table.name, &table.path)
@@ -96,12 +130,19 @@ async fn sql(args: SqlArgs) -> anyhow::Result<()> {
     }
     match args.query {
         Some(query) => {
-            let result = engine.query(&query).await?;
-            let mut out = std::io::stdout().lock();
-            let text = result.format(args.format)?;
-            out.write_all(text.as_bytes())?;
-            if !text.ends_with('\n') {
-                out.write_all(b"\n")?;
+            // Rows are written as they come: a large result is never held.
+            let mut rows = engine.query_stream(&query).await?;
+            let stdout = std::io::BufWriter::new(std::io::stdout());
+            let mut out = ResultWriter::new(stdout, rows.schema(), args.format);
+            while let Some(batch) = rows.next_batch().await {
+                out.write(&batch?)?;
+            }
+            let empty = out.rows() == 0;
+            let mut stdout = out.finish()?;
+            // JSON lines of no rows: an empty line, as ever.
+            if empty && args.format == OutputFormat::Ndjson {
+                stdout.write_all(b"\n")?;
+                stdout.flush()?;
             }
             Ok(())
         }

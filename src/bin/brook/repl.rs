@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use brook::sql::{OutputFormat, SqlEngine};
+use brook::sql::{OutputFormat, ResultWriter, SqlEngine, SqlError};
 use rustyline::DefaultEditor;
 use rustyline::error::ReadlineError;
 
@@ -65,19 +65,13 @@ pub(crate) async fn run(engine: &SqlEngine, format: OutputFormat) -> anyhow::Res
         statement.clear();
         let _ = editor.add_history_entry(format!("{sql};"));
         let started = Instant::now();
-        match engine.query(&sql).await {
-            Ok(result) => match result.format(format) {
-                Ok(text) => {
-                    println!("{}", text.trim_end());
-                    println!(
-                        "({} row{} in {:.3} s)",
-                        result.num_rows(),
-                        if result.num_rows() == 1 { "" } else { "s" },
-                        started.elapsed().as_secs_f64()
-                    );
-                }
-                Err(e) => eprintln!("error: {e}"),
-            },
+        match run_query(engine, &sql, format).await {
+            Ok(rows) => println!(
+                "({rows} row{} in {:.3} s)",
+                if rows == 1 { "" } else { "s" },
+                started.elapsed().as_secs_f64()
+            ),
+            Err(SqlError::Output(e)) => return Err(e.into()),
             Err(e) => eprintln!("error: {e}"),
         }
     }
@@ -87,6 +81,18 @@ pub(crate) async fn run(engine: &SqlEngine, format: OutputFormat) -> anyhow::Res
         eprintln!("note: could not save history to {}: {e}", path.display());
     }
     Ok(())
+}
+
+/// Runs `sql`, writing its rows to stdout as they come; returns how many.
+async fn run_query(engine: &SqlEngine, sql: &str, format: OutputFormat) -> Result<usize, SqlError> {
+    let mut rows = engine.query_stream(sql).await?;
+    let mut out = ResultWriter::new(std::io::stdout(), rows.schema(), format);
+    while let Some(batch) = rows.next_batch().await {
+        out.write(&batch?)?;
+    }
+    let count = out.rows();
+    out.finish()?;
+    Ok(count)
 }
 
 /// Runs a `\` command; false to quit.
