@@ -275,6 +275,9 @@ fn an_event_from_the_year_2100_is_refused_and_the_answer_stays_exact() {
                 && said.contains("1 refused for a time too far ahead"),
             "parallelism {p}: {said}"
         );
+        // The library's warning reaches the user, once.
+        let warned = text(&o.stderr);
+        assert_eq!(warned.matches("was rejected").count(), 1, "{warned}");
         let c = block_on(brook_workload::oracle::compare(
             &fixture("logs_3k.jsonl"),
             &out,

@@ -73,6 +73,16 @@ fn broken_pipe(e: &anyhow::Error) -> bool {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The library's warnings (a file it skipped, a limit it applied) reach
+    // the user: warnings and errors on standard error by default, more with
+    // RUST_LOG.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     // A panic on the engine's threads reaches the user as an error
     // (`internal error of the query engine`); the default message and
     // backtrace would only repeat it.
