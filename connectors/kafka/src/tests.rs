@@ -14,10 +14,7 @@ use std::io::Write as _;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::time::Duration;
 
-use brook_core::{
-    Batch, BoxedSourceStream, Data, Dataflow, JobConfig, PlanContext, Record, Result, Source,
-    SourceContext, SourceEvent,
-};
+use brook_core::{Batch, Data, Dataflow, JobConfig, Record, Result, Source, SourceEvent};
 use futures::StreamExt;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -230,23 +227,6 @@ pub(super) async fn read_instance<T: Send + 'static, S: Source<T>>(
         .await
         .expect("the source hung")?;
     Ok(events)
-}
-
-/// Plans `source` for `ctx`'s parallelism, as `build()` does, and opens
-/// `ctx`'s instance with its share: for tests that read the instance's
-/// metrics from `ctx`.
-pub(super) fn plan_and_open<T, S: Source<T>>(
-    source: &mut S,
-    ctx: &SourceContext,
-) -> Result<BoxedSourceStream<T>> {
-    let p = ctx.parallelism();
-    let splits = source.plan(&PlanContext::standalone(ctx.node_name(), p))?;
-    let share = source
-        .assign(splits, p)
-        .into_iter()
-        .nth(ctx.instance())
-        .unwrap_or_default();
-    source.open(ctx, share)
 }
 
 /// The values of the batches among `events`.

@@ -10,9 +10,7 @@ use super::super::{
     BadMessagePolicy, DLQ_ERROR_HEADER, DLQ_OFFSET_HEADER, DLQ_PARTITION_HEADER, DLQ_TOPIC_HEADER,
     KafkaSource, KafkaSourceConfig,
 };
-use super::{
-    Msg, block_on, bounded, header, on_each_cluster, plan_and_open, produce, read_plain, values,
-};
+use super::{Msg, block_on, bounded, header, on_each_cluster, produce, read_plain, values};
 
 /// Produces, to partition 0: 1, "oops" (offset 1), 2, a tombstone (offset
 /// 3), 3. The bad ones have a key and a header.
@@ -44,7 +42,7 @@ fn fail_names_topic_partition_and_offset() {
         let cfg = bounded(&b, &topic, &format!("{topic}-g"));
         let mut source = KafkaSource::<u64>::json(cfg).expect("source");
         let ctx = SourceContext::standalone("kafka", 0, 1);
-        let err = plan_and_open(&mut source, &ctx)
+        let err = brook_core::open_in_context(&mut source, &ctx)
             .expect("open")
             .try_collect::<Vec<_>>()
             .await
@@ -71,7 +69,7 @@ fn drop_skips_and_counts_bad_messages() {
         };
         let mut source = KafkaSource::<u64>::json(cfg).expect("source");
         let ctx = SourceContext::standalone("kafka", 0, 1);
-        let events: Vec<_> = plan_and_open(&mut source, &ctx)
+        let events: Vec<_> = brook_core::open_in_context(&mut source, &ctx)
             .expect("open")
             .try_collect()
             .await
@@ -94,7 +92,7 @@ fn dead_letters_carry_the_raw_message_and_where_it_came_from() {
         };
         let mut source = KafkaSource::<u64>::json(cfg).expect("source");
         let ctx = SourceContext::standalone("kafka", 0, 1);
-        let events: Vec<_> = plan_and_open(&mut source, &ctx)
+        let events: Vec<_> = brook_core::open_in_context(&mut source, &ctx)
             .expect("open")
             .try_collect()
             .await
@@ -136,7 +134,7 @@ fn any_sink_takes_the_dead_letters_of_a_kafka_source() {
             .expect("source")
             .on_bad_message(BadRecordPolicy::dead_letter(letters));
         let ctx = SourceContext::standalone("kafka", 0, 1);
-        let events: Vec<_> = plan_and_open(&mut source, &ctx)
+        let events: Vec<_> = brook_core::open_in_context(&mut source, &ctx)
             .expect("open")
             .try_collect()
             .await
