@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::NodeMetrics;
-use crate::time::ProcessingTimer;
+use crate::time::{Clock, ProcessingTimer};
 
 /// The context of one parallel instance of a node.
 #[derive(Debug, Clone)]
@@ -22,7 +22,10 @@ pub struct TaskContext {
 }
 
 impl TaskContext {
-    /// A context for tests and for running a source or sink outside a job.
+    /// A context for tests and for running a source or sink outside a job,
+    /// on the [current](Clock::current) clock (the system clock unless
+    /// another was [entered](Clock::enter); see also
+    /// [`with_clock`](Self::with_clock)).
     pub fn standalone(node: &str, instance: usize, parallelism: usize) -> Self {
         TaskContext {
             job: Arc::from("standalone"),
@@ -83,6 +86,34 @@ impl TaskContext {
     /// [`Operator::on_processing_time`](crate::Operator::on_processing_time).
     pub fn processing_timer(&self) -> &ProcessingTimer {
         &self.timer
+    }
+
+    /// The clock of this task's processing time: read the time with
+    /// `ctx.clock().now_ms()` (or its monotonic [`Clock::now`]), never the
+    /// system clock directly, so that tests can drive time. The clock of
+    /// the [`processing_timer`](Self::processing_timer).
+    pub fn clock(&self) -> &Clock {
+        self.timer.clock()
+    }
+
+    /// This context on `clock`, with a fresh processing-time timer on it:
+    /// for a test that opens a source, operator or sink by hand on a
+    /// [`ManualClock`](crate::time::ManualClock). Set it before opening
+    /// anything with the context: what was opened keeps the old timer.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use brook_core::TaskContext;
+    /// use brook_core::time::ManualClock;
+    ///
+    /// let manual = ManualClock::new(1_000);
+    /// let ctx = TaskContext::standalone("op", 0, 1).with_clock(manual.clock());
+    /// manual.advance(Duration::from_secs(1));
+    /// assert_eq!(ctx.clock().now_ms(), 2_000);
+    /// ```
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.timer = ProcessingTimer::with_clock(clock);
+        self
     }
 }
 

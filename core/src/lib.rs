@@ -96,7 +96,7 @@ pub use source::{
     BoxedSourceStream, Source, SourceEvent, open_all, open_in_context, open_instance,
 };
 pub use split::{InstanceSplit, JobOutcome, PlanContext, SourceSplit, SplitId, round_robin};
-pub use time::{ProcessingTimer, WatermarkGenerator, Watermarks};
+pub use time::{Clock, ManualClock, ProcessingTimer, WatermarkGenerator, Watermarks};
 pub use tokio_util::sync::CancellationToken;
 
 /// Everything a pipeline author needs, in one import.

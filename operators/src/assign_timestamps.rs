@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use brook_core::metrics::NodeMetrics;
 use brook_core::state;
-use brook_core::time::{IdleTracker, ProcessingTimer, Refusal, WatermarkGenerator, now_ms};
+use brook_core::time::{IdleTracker, ProcessingTimer, Refusal, WatermarkGenerator};
 use brook_core::{
     Batch, Collector, EventTime, Operator, OperatorContext, OutputTag, Record, Result, Watermarks,
 };
@@ -109,7 +109,7 @@ impl<F> AssignTimestamps<F> {
         self.node = Arc::from(ctx.node_name());
         self.parallelism = ctx.parallelism();
         if let Some(timeout) = self.strategy.idle_timeout() {
-            let idle = IdleTracker::new(timeout, now_ms());
+            let idle = IdleTracker::new(timeout, self.timer.now_ms());
             self.timer.wake_at(idle.deadline());
             self.idle = Some(idle);
         }
@@ -232,7 +232,8 @@ where
     }
 
     fn process(&mut self, batch: Batch<T>, out: &mut Collector<T>) -> Result<()> {
-        let now = now_ms();
+        // The task's clock: the system's, or one a test drives.
+        let now = self.timer.now_ms();
         let batch = match self.rejected {
             Some(name) => {
                 let tag = OutputTag::<T>::new(name);
@@ -282,6 +283,7 @@ mod tests {
     use super::*;
     use crate::test_log::Warnings;
     use brook_core::TaskContext;
+    use brook_core::time::now_ms;
 
     /// 2100-01-01T00:00:00Z.
     const YEAR_2100: EventTime = 4_102_444_800_000;

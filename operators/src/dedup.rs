@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use brook_core::metrics::NodeMetrics;
 use brook_core::state::{self, TimerQueue};
-use brook_core::time::{ProcessingTimer, now_ms};
+use brook_core::time::ProcessingTimer;
 use brook_core::{
     Batch, Collector, Data, Error, EventTime, NO_TIMESTAMP, Operator, OperatorContext, Result,
 };
@@ -29,7 +29,9 @@ use crate::keyed::TimeDomain;
 /// In event time (the default), an id expires when the watermark passes
 /// its first time plus the horizon, so the result does not depend on
 /// processing speed; records need event times. In processing time, it
-/// expires by the wall clock.
+/// expires by the task's clock
+/// ([`TaskContext::clock`](brook_core::TaskContext::clock), the wall clock
+/// unless a test set another).
 ///
 /// [`StreamExt::dedup`]: crate::StreamExt::dedup
 pub struct Dedup<T, Id> {
@@ -82,7 +84,8 @@ impl<T, Id> Dedup<T, Id> {
         }
     }
 
-    /// Measures the horizon on the wall clock instead of in event time.
+    /// Measures the horizon in processing time (the task's clock, the wall
+    /// clock in a job) instead of in event time.
     pub fn in_processing_time(mut self) -> Self {
         self.domain = TimeDomain::ProcessingTime;
         self
@@ -121,7 +124,7 @@ where
 
     fn process(&mut self, mut batch: Batch<T>, out: &mut Collector<T>) -> Result<()> {
         let now = match self.domain {
-            TimeDomain::ProcessingTime => now_ms(),
+            TimeDomain::ProcessingTime => self.clock.now_ms(),
             TimeDomain::EventTime => EventTime::MIN,
         };
         let before = batch.len();
@@ -196,6 +199,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use brook_core::time::ManualClock;
     use brook_core::{Record, TaskContext};
 
     fn ids(out: &mut Collector<(u32, i64)>) -> Vec<u32> {
@@ -227,6 +231,43 @@ mod tests {
         assert_eq!(ids(&mut out), [1], "1 passes again, 2 is still remembered");
         op.on_watermark(EventTime::MAX, &mut out).expect("wm");
         assert_eq!(op.remembered(), 0, "memory is bounded by the horizon");
+    }
+
+    #[test]
+    fn in_processing_time_ids_expire_when_the_task_clock_passes_the_horizon() {
+        let manual = ManualClock::new(10_000);
+        let ctx = TaskContext::standalone("dedup", 0, 1).with_clock(manual.clock());
+        let timer = ctx.processing_timer();
+        let mut op =
+            Dedup::new(|v: &(u32, i64)| v.0, Duration::from_millis(100)).in_processing_time();
+        op.open(&ctx).expect("open");
+        let mut out = Collector::default();
+        // Records without event times: processing time needs none.
+        let untimed = |ids: &[u32]| -> Batch<(u32, i64)> {
+            ids.iter().map(|&id| Record::untimed((id, 0))).collect()
+        };
+        // What the task does when it wakes.
+        let tick = |op: &mut Dedup<(u32, i64), u32>, out: &mut Collector<(u32, i64)>| {
+            let now = timer.take_due()?;
+            op.on_processing_time(now, out).expect("tick");
+            Some(now)
+        };
+        op.process(untimed(&[1, 2, 1]), &mut out).expect("process");
+        assert_eq!(ids(&mut out), [1, 2]);
+        assert_eq!(timer.requested(), Some(10_100), "wake when 1 and 2 expire");
+        manual.advance(Duration::from_millis(60));
+        op.process(untimed(&[3, 2]), &mut out).expect("process");
+        assert_eq!(ids(&mut out), [3], "2 is still remembered at 10_060");
+        manual.advance(Duration::from_millis(39));
+        assert_eq!(tick(&mut op, &mut out), None, "nothing expires at 10_099");
+        assert_eq!(op.remembered(), 3);
+        manual.advance(Duration::from_millis(1));
+        assert_eq!(tick(&mut op, &mut out), Some(10_100));
+        assert_eq!(op.remembered(), 1, "1 and 2 forgotten at 10_100; 3 remains");
+        assert_eq!(timer.requested(), Some(10_160), "wake again when 3 expires");
+        op.process(untimed(&[1, 2, 3]), &mut out).expect("process");
+        assert_eq!(ids(&mut out), [1, 2], "1 and 2 pass again, 3 does not");
+        assert_eq!(ctx.metrics().counters().dropped, 3);
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! Keyed process functions and dedup in running jobs: cart threshold alerts
 //! against a sequential computation, duplicates within and beyond the
-//! horizon, and event-time and processing-time timers.
+//! horizon, and event-time and processing-time timers (on tokio's paused
+//! clock).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use brook::core::time::Clock;
 use brook::operators::AssignTimestamps;
 use brook::prelude::*;
 use futures::StreamExt as _;
@@ -517,8 +519,11 @@ fn event_time_timers_fire_in_time_order_and_all_by_end_of_input() {
 // ---------------------------------------------------------------------------
 // Processing-time timers.
 
-/// Sets a processing-time timer 50 ms from now per record; emits the key,
-/// the timer's time and the clock when it fired.
+/// How long after a record its processing-time timer is due.
+const PROCESSING_DELAY_MS: i64 = 50;
+
+/// Sets a processing-time timer `PROCESSING_DELAY_MS` from now per record;
+/// emits the key, the timer and the processing time when it fired.
 #[derive(Clone)]
 struct WallClockTimers;
 
@@ -530,7 +535,7 @@ impl KeyedProcessFunction<u32, u32, (u32, Timer, i64)> for WallClockTimers {
         _: u32,
         ctx: &mut KeyedContext<'_, u32, ValueState<i64>, (u32, Timer, i64)>,
     ) -> Result<()> {
-        let at = ctx.current_processing_time() + 50;
+        let at = ctx.current_processing_time() + PROCESSING_DELAY_MS;
         ctx.state().update(at);
         ctx.register_processing_time_timer(at);
         Ok(())
@@ -549,12 +554,12 @@ impl KeyedProcessFunction<u32, u32, (u32, Timer, i64)> for WallClockTimers {
     }
 }
 
-/// Each instance emits its share of `keys`, then keeps the job running
-/// until `done` holds `want` records or 10 s pass: processing-time timers
-/// do not fire after the end of input.
+/// Each instance emits its share of `keys` at once, then keeps the job
+/// running until `stop` is cancelled: processing-time timers do not fire
+/// after the end of input.
 struct KeepRunning {
     keys: u32,
-    done: Collected<(u32, Timer, i64)>,
+    stop: CancellationToken,
 }
 
 impl Source<u32> for KeepRunning {
@@ -574,52 +579,80 @@ impl Source<u32> for KeepRunning {
             .filter(|k| k % n == me)
             .map(Record::untimed)
             .collect();
-        let (done, want) = (self.done.clone(), self.keys as usize);
-        let wait = async move {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while done.len() < want && Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        };
+        let stopped = self.stop.clone().cancelled_owned();
         Ok(stream::iter([Ok(SourceEvent::Batch(batch))])
-            .chain(stream::once(wait).filter_map(|()| async { None }))
+            .chain(stream::once(stopped).filter_map(|()| async { None }))
             .boxed())
     }
 }
 
+/// The job runs on tokio's paused clock, which moves only when every task
+/// waits: every record is handled at the start time `t0`, and the test's
+/// own sleeps say exactly how much processing time has passed.
 #[test]
-fn processing_time_timers_fire_in_a_running_job() {
+fn processing_time_timers_fire_when_the_clock_reaches_them_in_a_running_job() {
     for p in [1, 2, 4] {
-        let keys = 12;
-        let flow = Dataflow::with_config("wall-clock-timers", config(p));
-        let sink = CollectSink::new();
-        let out = sink.handle();
-        flow.source(
-            "keys",
-            KeepRunning {
-                keys,
-                done: out.clone(),
-            },
-        )
-        .key_by(|k| *k)
-        .keyed_process("timers", WallClockTimers)
-        .sink("out", sink);
-        block_on(flow.build().expect("plan").run(CancellationToken::new())).expect("run");
-        let records = out.records();
-        let fired: Vec<u32> = records.iter().map(|r| r.value.0).collect();
-        assert_eq!(
-            sorted(fired),
-            (0..keys).collect::<Vec<_>>(),
-            "p {p}: each key's timer fired once while the job ran"
-        );
-        for r in &records {
-            let (key, timer, now) = r.value;
-            assert_eq!(timer.domain, TimeDomain::ProcessingTime, "key {key}");
-            assert!(
-                now >= timer.time,
-                "key {key} fired early: {now} < {timer:?}"
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .expect("tokio runtime");
+        rt.block_on(async {
+            // The job's tasks take the clock entered on this thread.
+            let clock = Clock::tokio();
+            let _clock = clock.enter();
+            let t0 = clock.now_ms();
+            let keys = 12;
+            let stop = CancellationToken::new();
+            let flow = Dataflow::with_config("processing-timers", config(p));
+            let sink = CollectSink::new();
+            let out = sink.handle();
+            flow.source(
+                "keys",
+                KeepRunning {
+                    keys,
+                    stop: stop.clone(),
+                },
+            )
+            .key_by(|k| *k)
+            .keyed_process("timers", WallClockTimers)
+            .sink("out", sink);
+            let job = flow
+                .build()
+                .expect("plan")
+                .start(CancellationToken::new())
+                .expect("start");
+            tokio::time::sleep(Duration::from_millis(PROCESSING_DELAY_MS as u64 - 1)).await;
+            assert_eq!(out.len(), 0, "p {p}: a timer fired before it was due");
+            while out.len() < keys as usize {
+                assert!(
+                    clock.now_ms() - t0 < 10_000,
+                    "p {p}: timers still pending 10 s on"
+                );
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            stop.cancel();
+            tokio::time::timeout(Duration::from_secs(60), job.wait())
+                .await
+                .expect("the job hung")
+                .expect("run");
+            let records = out.records();
+            let fired: Vec<u32> = records.iter().map(|r| r.value.0).collect();
+            assert_eq!(
+                sorted(fired),
+                (0..keys).collect::<Vec<_>>(),
+                "p {p}: each key's timer fired once while the job ran"
             );
-            assert_eq!(r.timestamp, NO_TIMESTAMP, "key {key}");
-        }
+            for r in &records {
+                let (key, timer, now) = r.value;
+                assert_eq!(timer.domain, TimeDomain::ProcessingTime, "key {key}");
+                assert_eq!(timer.time, t0 + PROCESSING_DELAY_MS, "p {p}, key {key}");
+                assert_eq!(
+                    now, timer.time,
+                    "p {p}: key {key} fired when due, not later"
+                );
+                assert_eq!(r.timestamp, NO_TIMESTAMP, "key {key}");
+            }
+        });
     }
 }

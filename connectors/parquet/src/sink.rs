@@ -257,7 +257,8 @@ impl<T> ParquetSink<T> {
     /// Rolls a file once it has been open this long (default:
     /// [`DEFAULT_ROLLOVER_INTERVAL`], 60 s; `None` for no limit). Checked
     /// on every write, watermark and idle input, and the task wakes for it
-    /// even when no input comes.
+    /// even when no input comes. Ages and inactivity are measured on the
+    /// task's [`clock`](brook_core::TaskContext::clock).
     pub fn rollover_interval(mut self, interval: impl Into<Option<Duration>>) -> Self {
         self.rolling.rollover = interval.into();
         self

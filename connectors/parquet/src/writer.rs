@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use brook_core::time::now_ms;
 use brook_core::{Batch, Error, EventTime, ProcessingTimer, Result, SinkWriter};
 use serde::Serialize;
 
@@ -87,6 +86,8 @@ pub struct ParquetSinkWriter<T> {
     key: String,
     /// No open file is due to roll by time before this.
     next_check: Option<Instant>,
+    /// The task's timer; its clock tells the time files are opened, get
+    /// rows and roll at.
     timer: ProcessingTimer,
     state: State,
 }
@@ -174,7 +175,7 @@ impl<T> ParquetSinkWriter<T> {
             // Rounded up, so that the wake-up does not come just before.
             let ms = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 2);
             self.timer
-                .wake_at(now_ms().saturating_add(ms).saturating_add(1));
+                .wake_at(self.timer.now_ms().saturating_add(ms).saturating_add(1));
         }
     }
 
@@ -182,7 +183,7 @@ impl<T> ParquetSinkWriter<T> {
     async fn tick(&mut self) -> Result<()> {
         self.usable()?;
         self.state = State::Failed;
-        let now = Instant::now();
+        let now = self.timer.clock().now();
         self.roll_due(now).await?;
         self.arm_timer(now);
         self.state = State::Open;
@@ -221,7 +222,7 @@ where
     async fn write(&mut self, batch: Batch<T>) -> Result<()> {
         self.usable()?;
         self.state = State::Failed;
-        let now = Instant::now();
+        let now = self.timer.clock().now();
         // By value: a borrowing iterator would hold `&T` across the await.
         for record in batch {
             self.key.clear();

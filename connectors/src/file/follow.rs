@@ -13,6 +13,7 @@ use std::io::{Seek, SeekFrom};
 use std::sync::Arc;
 use std::time::Duration;
 
+use brook_core::time::Clock;
 use memchr::{memchr, memrchr};
 
 use super::plan::{FileEntry, Split};
@@ -21,12 +22,15 @@ use super::reader::{
     send_lines, send_long_line, strip_cr,
 };
 
-/// Tails `files` until the stream is dropped; notices that within about one
-/// `poll` interval.
-pub(crate) fn follow_files(
+/// Tails `files` until the stream is dropped, waiting `poll` on `clock`
+/// (the task's: the system's, or one a test drives) whenever a round over
+/// the files found nothing new: after the stream is dropped, the reader
+/// stops at the end of its next round, within one `poll` of `clock`.
+pub(crate) fn follow_files_on(
     files: Vec<Split>,
     opts: ReadOptions,
     poll: Duration,
+    clock: &Clock,
     tx: Tx,
     pool: BufferPool,
 ) {
@@ -53,7 +57,7 @@ pub(crate) fn follow_files(
             return Err(Stop::Closed);
         }
         if !progress {
-            std::thread::sleep(poll);
+            clock.sleep_blocking(poll);
         }
     })();
     finish(&tx, r);

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 
 use super::bad_line::Mode;
 use super::csv_format::Csv;
-use super::follow::follow_files;
+use super::follow::follow_files_on;
 use super::format::{JsonLines, LineFormat};
 use super::plan::{Plan, Split, list_files};
 use super::reader::{BufferPool, CHANNEL_CAPACITY, CHUNK_SIZE, ReadOptions, read_splits};
@@ -340,7 +340,9 @@ where
         };
         let reader: Box<dyn FnOnce() + Send> = if self.follow {
             let (poll, pool) = (self.poll_interval, pool.clone());
-            Box::new(move || follow_files(share, opts, poll, tx, pool))
+            // The task's clock: the system's, or one a test drives.
+            let clock = ctx.clock().clone();
+            Box::new(move || follow_files_on(share, opts, poll, &clock, tx, pool))
         } else {
             let pool = pool.clone();
             Box::new(move || read_splits(share, opts, tx, pool))

@@ -14,16 +14,22 @@
 //! input is the watermark [`EventTime::MAX`](crate::EventTime), so every
 //! window fires.
 //!
-//! Processing time is the wall clock, in the same unit ([`now_ms`]).
-//! Operators ask for a call at a processing time through the
-//! [`ProcessingTimer`] of their context; the task that runs them calls
+//! Processing time is the wall clock, in the same unit, read from a
+//! [`Clock`]: every task context has one
+//! ([`TaskContext::clock`](crate::TaskContext::clock)), the system clock
+//! unless a test gives it a [`ManualClock`] or tokio's clock
+//! ([`Clock::tokio`], which `tokio::time::pause` stops). Operators ask for a
+//! call at a processing time through the [`ProcessingTimer`] of their
+//! context, on the same clock; the task that runs them calls
 //! [`Operator::on_processing_time`](crate::Operator::on_processing_time) once
-//! that time has come.
+//! that time has come. [`now_ms`] is the system clock itself.
 
+mod clock;
 mod timer;
 mod watermarks;
 
-pub use timer::{ProcessingTimer, now_ms};
+pub use clock::{Clock, ClockGuard, ManualClock, now_ms};
+pub use timer::ProcessingTimer;
 pub use watermarks::{
     DEFAULT_WATERMARK_INTERVAL, IdleTracker, Refusal, WatermarkGenerator, Watermarks,
 };

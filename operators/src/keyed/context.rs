@@ -6,7 +6,7 @@ use rustc_hash::FxHashMap;
 
 use brook_core::metrics::NodeMetrics;
 use brook_core::state::TimerQueue;
-use brook_core::time::{ProcessingTimer, now_ms};
+use brook_core::time::ProcessingTimer;
 use brook_core::{Collector, EventTime};
 
 use crate::keyed_map::get_or_default;
@@ -84,9 +84,11 @@ impl<K: Hash + Eq + Clone, S: Default, Out> KeyedContext<'_, K, S, Out> {
         self.watermark
     }
 
-    /// The wall clock, in milliseconds since the epoch.
+    /// Processing time: the task's clock
+    /// ([`TaskContext::clock`](brook_core::TaskContext::clock), the wall
+    /// clock unless a test set another), in milliseconds since the epoch.
     pub fn current_processing_time(&self) -> i64 {
-        now_ms()
+        self.clock.now_ms()
     }
 
     /// Calls `on_timer` for this key once the watermark reaches `time`. One
@@ -100,7 +102,9 @@ impl<K: Hash + Eq + Clone, S: Default, Out> KeyedContext<'_, K, S, Out> {
         self.event_timers.delete(time, self.key);
     }
 
-    /// Calls `on_timer` for this key once the wall clock reaches `time`.
+    /// Calls `on_timer` for this key once processing time
+    /// ([`current_processing_time`](Self::current_processing_time)) reaches
+    /// `time`.
     /// As in Flink, processing-time timers still pending at end of input do
     /// not fire.
     pub fn register_processing_time_timer(&mut self, time: i64) {

@@ -1,18 +1,22 @@
 //! Keyed process function tests.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use brook_core::KeySelector;
+use brook_core::time::ManualClock;
 
 use brook_core::state::{ListState, MapState, ValueState};
-use brook_core::{Batch, Collector, EventTime, Operator, Record, Result, TaskContext};
+use brook_core::{
+    Batch, Collector, EventTime, NO_TIMESTAMP, Operator, Record, Result, TaskContext,
+};
 
 use super::operator::KeyedProcess;
 use super::*;
 
-/// Sets, for each record (key, t), an event-time timer at `t + 10` and a
-/// processing-time timer at `t` when t < 0; on each timer emits
-/// (key, timer time, domain).
+/// Sets, for each record (key, t), an event-time timer at `t + 10`, or when
+/// t < 0 a processing-time timer `-t` ms after the processing time now; on
+/// each timer emits (key, timer time, domain).
 #[derive(Clone)]
 struct Timers;
 
@@ -38,7 +42,8 @@ impl KeyedProcessFunction<char, (char, i64), Out> for Timers {
         s.times.add(t);
         *s.by_parity.entry_or_insert_with(t % 2 == 0, || 0) += 1;
         if t < 0 {
-            ctx.register_processing_time_timer(-t);
+            let at = ctx.current_processing_time() - t;
+            ctx.register_processing_time_timer(at);
         } else {
             ctx.register_event_time_timer(t + 10);
         }
@@ -60,9 +65,13 @@ impl KeyedProcessFunction<char, (char, i64), Out> for Timers {
 }
 
 fn op() -> (KeyedProcess<char, (char, i64), Timers, Out>, TaskContext) {
+    op_on(TaskContext::standalone("kp", 0, 1))
+}
+
+/// The operator, opened with `ctx`.
+fn op_on(ctx: TaskContext) -> (KeyedProcess<char, (char, i64), Timers, Out>, TaskContext) {
     let key: KeySelector<(char, i64), char> = Arc::new(|v: &(char, i64)| v.0);
     let mut op = KeyedProcess::new(key, Timers);
-    let ctx = TaskContext::standalone("kp", 0, 1);
     op.open(&ctx).expect("open");
     (op, ctx)
 }
@@ -125,15 +134,46 @@ fn state_is_per_key_and_cleared_state_is_freed() {
 
 #[test]
 fn processing_time_timers_fire_when_the_clock_reaches_them() {
-    let (mut op, _) = op();
+    // The task's clock, not the wall clock: timers are set from
+    // `current_processing_time`, the task is asked to wake for the earliest,
+    // and each fires when (and only when) the clock reaches it. The task's
+    // part (take the due time, call `on_processing_time`) is done by hand.
+    let manual = ManualClock::new(10_000);
+    let (mut op, ctx) = op_on(TaskContext::standalone("kp", 0, 1).with_clock(manual.clock()));
+    let timer = ctx.processing_timer();
     let mut out = Collector::default();
     op.process(batch(&[('p', -1_000), ('q', -3_000)]), &mut out)
         .expect("process");
-    op.on_processing_time(2_000, &mut out).expect("tick");
+    assert_eq!(timer.requested(), Some(11_000), "wake for the earliest");
+    let fire_due = |op: &mut KeyedProcess<_, _, _, _>, out: &mut Collector<Out>| {
+        let now = timer.take_due()?;
+        op.on_processing_time(now, out).expect("tick");
+        Some(now)
+    };
+    manual.advance(Duration::from_millis(999));
+    assert_eq!(fire_due(&mut op, &mut out), None, "not due at 10_999");
+    assert!(out.is_empty());
+    manual.advance(Duration::from_millis(1));
+    assert_eq!(fire_due(&mut op, &mut out), Some(11_000));
+    let fired: Vec<_> = out
+        .take()
+        .into_iter()
+        .map(|r| (r.timestamp, r.value))
+        .collect();
+    assert_eq!(
+        fired,
+        [(NO_TIMESTAMP, ('p', 11_000, TimeDomain::ProcessingTime))],
+        "only p, and output of a processing-time timer has no event time"
+    );
+    assert_eq!(timer.requested(), Some(13_000), "asks again for q");
+    manual.advance(Duration::from_millis(1_999));
+    assert_eq!(fire_due(&mut op, &mut out), None, "not due at 12_999");
+    assert!(out.is_empty());
+    manual.advance(Duration::from_millis(1));
+    assert_eq!(fire_due(&mut op, &mut out), Some(13_000));
     let fired: Vec<_> = out.take().into_iter().map(|r| r.value).collect();
-    assert_eq!(fired, [('p', 1_000, TimeDomain::ProcessingTime)]);
-    op.on_processing_time(3_000, &mut out).expect("tick");
-    assert_eq!(out.take().len(), 1);
+    assert_eq!(fired, [('q', 13_000, TimeDomain::ProcessingTime)]);
+    assert_eq!(timer.requested(), None, "nothing left to wake for");
 }
 
 #[test]

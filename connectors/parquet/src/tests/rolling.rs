@@ -1,6 +1,8 @@
 //! Files roll by rows, bytes, age and inactivity, also while a job idles.
 
 use super::*;
+use brook_core::SinkContext;
+use brook_core::time::{Clock, ManualClock};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_roll_by_rows_and_by_bytes_keeping_every_row_in_order() {
@@ -30,23 +32,35 @@ async fn files_roll_by_rows_and_by_bytes_keeping_every_row_in_order() {
     }
 }
 
-/// A writer of instance 0 of `sink`, opened outside a job.
-fn open<T, S: Sink<T>>(sink: &mut S) -> S::Writer {
-    open_writer(sink, "parquet")
+/// A writer of instance 0 of `sink`, opened outside a job on `clock`, and
+/// its context (whose processing timer the writer asks to wake it).
+fn open_on<T, S: Sink<T>>(sink: &mut S, clock: &ManualClock) -> (S::Writer, SinkContext) {
+    let ctx = SinkContext::standalone("parquet", 0, 1).with_clock(clock.clock());
+    let writer = sink.open(&ctx).expect("open");
+    (writer, ctx)
 }
 
 fn batch(stats: &[Stat]) -> Batch<Stat> {
     untimed(stats)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// The files below `dir` that are published, not hidden in progress.
+fn done(dir: &Path) -> Vec<String> {
+    files(dir)
+        .into_iter()
+        .filter(|n| !n.starts_with('.') && !n.contains("/."))
+        .collect()
+}
+
+#[tokio::test]
 async fn files_roll_by_age_when_the_input_idles() {
     let tmp = tempfile::tempdir().expect("tempdir");
+    let manual = ManualClock::new(T0);
     let mut sink = ParquetSink::<Stat>::new(tmp.path())
         .rollover_interval(Duration::from_millis(800))
         .inactivity_interval(None)
         .buffer_rows(4);
-    let mut w = open(&mut sink);
+    let (mut w, ctx) = open_on(&mut sink, &manual);
     let input = stats(15);
     w.write(batch(&input[..10])).await.expect("write");
     w.flush().await.expect("flush");
@@ -54,10 +68,18 @@ async fn files_roll_by_age_when_the_input_idles() {
     let names = files(tmp.path());
     assert_eq!(names.len(), 1, "{names:?}");
     assert!(names[0].starts_with(".part-") && names[0].ends_with(".parquet.inprogress"));
-    tokio::time::sleep(Duration::from_millis(900)).await;
+    // The task is asked to wake when the file is due (rounded up to the
+    // next millisecond), so that it rolls though no input comes.
+    let wake = ctx.processing_timer().requested().expect("a wake-up");
+    assert!((T0 + 800..=T0 + 801).contains(&wake), "{wake}");
+    manual.advance(Duration::from_millis(799));
+    w.flush().await.expect("flush");
+    assert_eq!(files(tmp.path()), names, "not rolled before 800 ms");
+    manual.advance(Duration::from_millis(1));
     w.flush().await.expect("flush");
     let names = published(tmp.path());
-    assert_eq!(names.len(), 1, "{names:?}");
+    assert_eq!(names.len(), 1, "rolled at 800 ms: {names:?}");
+    // What comes later goes to a new file.
     w.write(batch(&input[10..])).await.expect("write");
     w.close().await.expect("close");
     let all = read_all(tmp.path());
@@ -68,26 +90,45 @@ async fn files_roll_by_age_when_the_input_idles() {
     assert!(w.write(batch(&input[..1])).await.is_err());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn a_partition_without_new_rows_rolls_after_the_inactivity_interval() {
     let tmp = tempfile::tempdir().expect("tempdir");
+    let manual = ManualClock::new(T0);
     let mut sink = ParquetSink::<Stat>::new(tmp.path())
         .partition_by_field("service", |s: &Stat| s.service.clone())
         .rollover_interval(None)
         .inactivity_interval(Duration::from_millis(1000));
-    let mut w = open(&mut sink);
+    // Contexts made while the clock is entered take it.
+    let _clock = manual.clock().enter();
+    let mut w = open_writer(&mut sink, "parquet");
     let input = stats(2); // svc-00 and svc-01
     w.write(batch(&input)).await.expect("write");
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    manual.advance(Duration::from_millis(600));
     w.write(batch(&input[1..]))
         .await
         .expect("write svc-01 again");
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    manual.advance(Duration::from_millis(399));
     w.on_watermark(0).await.expect("watermark");
-    let names = files(tmp.path());
-    let done: Vec<&String> = names.iter().filter(|n| !n.contains("/.")).collect();
-    assert_eq!(done.len(), 1, "{names:?}");
-    assert!(done[0].starts_with("service=svc-00/part-"), "{names:?}");
+    assert_eq!(
+        done(tmp.path()),
+        Vec::<String>::new(),
+        "nothing idle for 1 s yet"
+    );
+    // svc-00 has had no row for 1 s; svc-01 only for 400 ms.
+    manual.advance(Duration::from_millis(1));
+    w.on_watermark(0).await.expect("watermark");
+    let rolled = done(tmp.path());
+    assert_eq!(rolled.len(), 1, "{rolled:?}");
+    assert!(rolled[0].starts_with("service=svc-00/part-"), "{rolled:?}");
+    // svc-01's new row reset its interval: it rolls 1 s after that row.
+    manual.advance(Duration::from_millis(599));
+    w.on_watermark(0).await.expect("watermark");
+    assert_eq!(done(tmp.path()), rolled, "svc-01 got a row 999 ms ago");
+    manual.advance(Duration::from_millis(1));
+    w.on_watermark(0).await.expect("watermark");
+    let rolled = published(tmp.path());
+    assert_eq!(rolled.len(), 2, "{rolled:?}");
+    assert!(rolled[1].starts_with("service=svc-01/part-"), "{rolled:?}");
     w.close().await.expect("close");
     let all = read_all(tmp.path());
     assert_eq!(all[1].1.values, [input[1].clone(), input[1].clone()]);
@@ -130,8 +171,12 @@ impl Source<Stat> for Gated {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// On tokio's paused clock, which moves only when every task waits: the
+/// job's tasks take the clock entered here, so the file's age and the
+/// task's wake-up are measured in the same paused time as the test's.
+#[tokio::test(start_paused = true)]
 async fn an_idle_job_publishes_its_file_when_the_rollover_interval_passes() {
+    let _clock = Clock::tokio().enter();
     let tmp = tempfile::tempdir().expect("tempdir");
     let input = stats(30);
     let (go, gate) = tokio::sync::oneshot::channel();
@@ -145,18 +190,25 @@ async fn an_idle_job_publishes_its_file_when_the_rollover_interval_passes() {
         "parquet",
         ParquetSink::<Stat>::new(tmp.path()).rollover_interval(Duration::from_millis(200)),
     );
+    let start = tokio::time::Instant::now();
     let job = flow
         .build()
         .expect("build")
         .start(Default::default())
         .expect("start");
-    // No input comes: the task wakes for the rollover and publishes.
-    let mut waited = Duration::ZERO;
-    while files(tmp.path()).iter().all(|n| n.starts_with('.')) {
-        assert!(waited < Duration::from_secs(10), "never published");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        waited += Duration::from_millis(20);
+    // No input comes: nothing is published before the interval passes...
+    tokio::time::sleep(Duration::from_millis(199)).await;
+    assert_eq!(done(tmp.path()), Vec::<String>::new(), "published early");
+    // ...and the task wakes for the rollover and publishes.
+    while done(tmp.path()).is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(10), "never published");
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
+    let waited = start.elapsed();
+    assert!(
+        (Duration::from_millis(200)..=Duration::from_millis(203)).contains(&waited),
+        "published after {waited:?}"
+    );
     go.send(()).expect("go");
     job.wait().await.expect("job");
     let got: Vec<Vec<Stat>> = read_all(tmp.path())
