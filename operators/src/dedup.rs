@@ -192,6 +192,12 @@ where
 
     fn restore(&mut self, snapshot: &[u8]) -> Result<()> {
         self.state = state::decode(snapshot)?;
+        // The restored ids expire on time even if no record comes.
+        if self.domain == TimeDomain::ProcessingTime
+            && let Some(t) = self.state.expiry.next_time()
+        {
+            self.clock.wake_at(t);
+        }
         Ok(())
     }
 }
@@ -268,6 +274,28 @@ mod tests {
         op.process(untimed(&[1, 2, 3]), &mut out).expect("process");
         assert_eq!(ids(&mut out), [1, 2], "1 and 2 pass again, 3 does not");
         assert_eq!(ctx.metrics().counters().dropped, 3);
+    }
+
+    #[test]
+    fn restored_ids_ask_the_task_to_wake_when_they_expire() {
+        let manual = ManualClock::new(10_000);
+        let ctx = TaskContext::standalone("dedup", 0, 1).with_clock(manual.clock());
+        let mut op =
+            Dedup::new(|v: &(u32, i64)| v.0, Duration::from_millis(100)).in_processing_time();
+        op.open(&ctx).expect("open");
+        let mut out = Collector::default();
+        op.process(vec![Record::untimed((1, 0))].into(), &mut out)
+            .expect("process");
+        let bytes = op.snapshot().expect("snapshot").expect("stateful");
+        // A new instance, as after a restart: no record comes, yet 1 must
+        // expire on time.
+        let fresh = TaskContext::standalone("dedup", 0, 1).with_clock(manual.clock());
+        let mut back =
+            Dedup::new(|v: &(u32, i64)| v.0, Duration::from_millis(100)).in_processing_time();
+        back.open(&fresh).expect("open");
+        assert_eq!(fresh.processing_timer().requested(), None);
+        back.restore(&bytes).expect("restore");
+        assert_eq!(fresh.processing_timer().requested(), Some(10_100));
     }
 
     #[test]
