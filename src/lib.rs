@@ -30,6 +30,7 @@ mod run;
 pub mod sql;
 
 pub use brook_connectors as connectors;
+pub use brook_connectors::codec;
 pub use brook_core as core;
 pub use brook_core::{Error, Result};
 #[cfg(feature = "kafka")]

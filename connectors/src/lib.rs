@@ -5,6 +5,8 @@
 //! - [`file`](mod@file): JSON-lines and CSV sources over files, directories and globs,
 //!   split across parallel readers, with a follow mode for growing logs and a
 //!   policy for bad lines; CSV and JSON-lines file sinks;
+//! - [`codec`]: JSON, CSV, text and bytes, one record at a time, for the
+//!   file sources and sinks and for Kafka's;
 //! - [`bad_record`]: the one policy for records a source cannot read (fail,
 //!   drop, or dead-letter to any sink), for every source;
 //! - [`StdoutSink`]: one line per record on standard output;
@@ -16,6 +18,7 @@
 //! own beside this one, built on [`output`] and [`publish`].
 
 pub mod bad_record;
+pub mod codec;
 pub mod file;
 pub mod memory;
 pub mod output;

@@ -1,10 +1,12 @@
-//! How messages become values and values become messages:
-//! [`Deserializer`]s for the source (JSON, raw bytes, UTF-8, user functions)
-//! and [`Serializer`]s for the sink (JSON, user functions).
+//! How messages become values and values become messages: a codec of
+//! [`brook_connectors::codec`] (JSON, CSV, text, bytes: the same as the
+//! file connectors'), or a user's [`Deserializer`] (which sees the whole
+//! message) and [`Serializer`].
 
-use std::marker::PhantomData;
+use std::sync::Arc;
 
-use brook_core::BoxError;
+use brook_connectors::codec::{Decoder, Encoder};
+use brook_core::{BoxError, Error};
 use rdkafka::message::{BorrowedHeaders, Headers};
 
 /// A message as a deserializer sees it: borrowed from the consumer, valid
@@ -107,48 +109,6 @@ where
     }
 }
 
-/// The value is JSON, read with serde into `T`.
-pub struct Json<T>(PhantomData<fn() -> T>);
-
-impl<T> Json<T> {
-    /// A JSON (de)serializer.
-    pub fn new() -> Self {
-        Json(PhantomData)
-    }
-}
-
-impl<T> Default for Json<T> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<T: serde::de::DeserializeOwned + 'static> Deserializer<T> for Json<T> {
-    fn deserialize(&self, message: &KafkaMessage<'_>) -> Result<T, BoxError> {
-        Ok(serde_json::from_slice(message.value()?)?)
-    }
-}
-
-/// The value's raw bytes, as a `Vec<u8>` (a tombstone is a bad message).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RawBytes;
-
-impl Deserializer<Vec<u8>> for RawBytes {
-    fn deserialize(&self, message: &KafkaMessage<'_>) -> Result<Vec<u8>, BoxError> {
-        Ok(message.value()?.to_vec())
-    }
-}
-
-/// The value as UTF-8 text (invalid UTF-8 and tombstones are bad messages).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Utf8;
-
-impl Deserializer<String> for Utf8 {
-    fn deserialize(&self, message: &KafkaMessage<'_>) -> Result<String, BoxError> {
-        Ok(std::str::from_utf8(message.value()?)?.to_string())
-    }
-}
-
 /// Turns a value into a message's bytes. An error fails the job.
 ///
 /// Any `Fn(&T) -> Result<Vec<u8>, BoxError>` is a serializer.
@@ -169,9 +129,149 @@ where
     }
 }
 
-impl<T: serde::Serialize + 'static> Serializer<T> for Json<T> {
-    fn serialize(&self, value: &T) -> Result<Vec<u8>, BoxError> {
-        Ok(serde_json::to_vec(value)?)
+/// Reads one message, for one source instance.
+pub(crate) type ReadFn<T> = Box<dyn FnMut(&KafkaMessage<'_>) -> Result<T, BoxError> + Send>;
+
+/// Writes one value as a message's bytes, for one sink instance.
+pub(crate) type WriteFn<T> = Box<dyn FnMut(&T) -> Result<Vec<u8>, BoxError> + Send>;
+
+/// Why a codec with a header cannot serve Kafka.
+fn header_refused(what: &str) -> Error {
+    Error::Config(format!(
+        "kafka {what}: the codec has a header row, but a Kafka message holds one record \
+         and no header (for CSV, use `Csv::new().has_headers(false)`)"
+    ))
+}
+
+/// How a source reads messages: each instance gets its own reader, so a
+/// codec's state (CSV buffers) is never shared.
+pub(crate) struct Reading<T> {
+    make: Arc<dyn Fn() -> ReadFn<T> + Send + Sync>,
+    /// Whether the codec wants a header, which Kafka cannot give it.
+    header: bool,
+}
+
+impl<T> Clone for Reading<T> {
+    fn clone(&self) -> Self {
+        Reading {
+            make: self.make.clone(),
+            header: self.header,
+        }
+    }
+}
+
+impl<T: 'static> Reading<T> {
+    /// Reads with a user's deserializer, shared by every instance.
+    pub(crate) fn deserializer(d: impl Deserializer<T>) -> Self {
+        let d = Arc::new(d);
+        Reading {
+            make: Arc::new(move || {
+                let d = d.clone();
+                Box::new(move |m: &KafkaMessage<'_>| d.deserialize(m))
+            }),
+            header: false,
+        }
+    }
+
+    /// Reads each message's value with a codec; its state is made on the
+    /// first message.
+    pub(crate) fn codec<C: Decoder<T>>(codec: C) -> Self {
+        let header = codec.has_header();
+        let codec = Arc::new(codec);
+        Reading {
+            make: Arc::new(move || {
+                let codec = codec.clone();
+                let mut state: Option<C::State> = None;
+                Box::new(move |m: &KafkaMessage<'_>| {
+                    let value = m.value()?;
+                    let state = match &mut state {
+                        Some(state) => state,
+                        None => state.insert(codec.start(None)?),
+                    };
+                    codec.decode(state, value)
+                })
+            }),
+            header,
+        }
+    }
+
+    /// A reader for one instance.
+    pub(crate) fn reader(&self) -> ReadFn<T> {
+        (self.make)()
+    }
+
+    /// Refuses a codec that wants a header.
+    pub(crate) fn check(&self) -> brook_core::Result<()> {
+        if self.header {
+            return Err(header_refused("source"));
+        }
+        Ok(())
+    }
+}
+
+/// How a sink writes values: each instance gets its own writer, so a
+/// codec's state (a CSV writer) is never shared.
+pub(crate) struct Writing<T> {
+    make: Arc<dyn Fn() -> WriteFn<T> + Send + Sync>,
+    /// Whether the codec writes a header, which Kafka has no place for.
+    header: bool,
+}
+
+impl<T> Clone for Writing<T> {
+    fn clone(&self) -> Self {
+        Writing {
+            make: self.make.clone(),
+            header: self.header,
+        }
+    }
+}
+
+impl<T: 'static> Writing<T> {
+    /// Writes with a user's serializer, shared by every instance.
+    pub(crate) fn serializer(s: impl Serializer<T>) -> Self {
+        let s = Arc::new(s);
+        Writing {
+            make: Arc::new(move || {
+                let s = s.clone();
+                Box::new(move |v: &T| s.serialize(v))
+            }),
+            header: false,
+        }
+    }
+
+    /// Writes each value as one record of a codec, without the record's
+    /// final line break.
+    pub(crate) fn codec<C: Encoder<T>>(codec: C) -> Self {
+        let header = codec.has_header();
+        let codec = Arc::new(codec);
+        Writing {
+            make: Arc::new(move || {
+                let codec = codec.clone();
+                let mut state = codec.start();
+                Box::new(move |v: &T| {
+                    let mut out = Vec::new();
+                    codec.encode(&mut state, v, &mut out)?;
+                    if out.last() == Some(&b'\n') {
+                        out.pop();
+                    }
+                    Ok(out)
+                })
+            }),
+            header,
+        }
+    }
+
+    /// A writer for one instance.
+    pub(crate) fn writer(&self) -> WriteFn<T> {
+        (self.make)()
+    }
+
+    /// Refuses a codec that writes a header.
+    pub(crate) fn check(&self) -> brook_core::Result<()> {
+        if self.header {
+            return Err(header_refused("sink"));
+        }
+        Ok(())
     }
 }
 
@@ -192,18 +292,39 @@ mod tests {
     }
 
     #[test]
-    fn formats_read_values_and_refuse_tombstones() {
+    fn codecs_read_values_refuse_tombstones_and_headers() {
+        use brook_connectors::codec::{Bytes, Csv, Json, Text};
+
         let m = message(Some(br#"{"a": 1}"#));
-        let v: serde_json::Value = Json::new().deserialize(&m).expect("json");
+        let v: serde_json::Value = Reading::codec(Json).reader()(&m).expect("json");
         assert_eq!(v["a"], 1);
-        assert_eq!(Utf8.deserialize(&m).expect("utf8"), r#"{"a": 1}"#);
-        assert_eq!(RawBytes.deserialize(&m).expect("raw").len(), 8);
+        let mut text = Reading::codec(Text).reader();
+        assert_eq!(text(&m).expect("utf8"), r#"{"a": 1}"#);
+        assert_eq!(Reading::codec(Bytes).reader()(&m).expect("raw").len(), 8);
         let tomb = message(None);
-        assert!(Utf8.deserialize(&tomb).is_err());
-        assert!(Utf8.deserialize(&message(Some(b"\xff"))).is_err());
+        assert!(text(&tomb).is_err());
+        assert!(text(&message(Some(b"\xff"))).is_err());
         let f = |m: &KafkaMessage<'_>| -> Result<i64, BoxError> { Ok(m.offset()) };
-        assert_eq!(f.deserialize(&m).expect("fn"), 7);
-        let bytes = Json::<Vec<u32>>::new().serialize(&vec![1, 2]).expect("ser");
+        assert_eq!(Reading::deserializer(f).reader()(&m).expect("fn"), 7);
+
+        // CSV by position: each message is one row.
+        let csv = Csv::new().has_headers(false);
+        let row: (u32, String) =
+            Reading::codec(csv).reader()(&message(Some(b"3,\"x,y\""))).expect("csv");
+        assert_eq!(row, (3, "x,y".to_string()));
+        let mut write = Writing::codec(csv).writer();
+        assert_eq!(
+            write(&(3u32, "x,y".to_string())).expect("ser"),
+            b"3,\"x,y\""
+        );
+        assert!(Writing::<(u32, String)>::codec(csv).check().is_ok());
+        // A header has no place in a message.
+        let err = Reading::<(u32, String)>::codec(Csv::new())
+            .check()
+            .expect_err("header");
+        assert!(err.to_string().contains("has_headers(false)"), "{err}");
+        assert!(Writing::<(u32, String)>::codec(Csv::new()).check().is_err());
+        let bytes = Writing::codec(Json).writer()(&vec![1, 2]).expect("ser");
         assert_eq!(bytes, b"[1,2]");
     }
 }

@@ -108,6 +108,7 @@ mod watermark;
 #[cfg(test)]
 mod tests;
 
+pub use brook_connectors::codec;
 pub use client::KafkaFailure;
 pub use config::{
     BadMessagePolicy, KafkaSinkConfig, KafkaSourceConfig, OffsetReset, StartPosition,
@@ -116,7 +117,7 @@ pub use dead_letter::{
     DLQ_ERROR_HEADER, DLQ_LINE_HEADER, DLQ_OFFSET_HEADER, DLQ_PARTITION_HEADER, DLQ_TOPIC_HEADER,
     KafkaDeadLetterSink, KafkaDeadLetterWriter,
 };
-pub use format::{Deserializer, Json, KafkaMessage, RawBytes, Serializer, Utf8};
+pub use format::{Deserializer, KafkaMessage, Serializer};
 pub use options::KafkaOptions;
 pub use sink::{KafkaSink, KafkaWriter};
 pub use source::{KafkaSource, KafkaSplit};

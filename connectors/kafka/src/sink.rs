@@ -8,7 +8,9 @@ use rdkafka::producer::Producer as _;
 
 use crate::client::kafka_error;
 use crate::config::KafkaSinkConfig;
-use crate::format::{Json, Serializer};
+use brook_connectors::codec::{Encoder, Json};
+
+use crate::format::{Serializer, WriteFn, Writing};
 use crate::producer::{self, Deliveries, Outgoing, Producer, ProducerSettings};
 
 type KeyFn<T> = dyn Fn(&T) -> Option<Vec<u8>> + Send + Sync;
@@ -21,7 +23,8 @@ const METADATA_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30)
 
 /// A sink that produces each record as one message to a topic.
 ///
-/// Values are serialized with a [`Serializer`] (JSON by default); keys,
+/// Values are written with a codec of [`brook_connectors::codec`] (JSON by
+/// default; CSV without header, text) or a [`Serializer`]; keys,
 /// headers and partitions come from functions of the value (default: no
 /// key, no header, librdkafka's partitioner). A record's event time, when
 /// it has one, is the message's timestamp.
@@ -48,7 +51,7 @@ const METADATA_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30)
 /// ```
 pub struct KafkaSink<T> {
     config: KafkaSinkConfig,
-    serializer: Arc<dyn Serializer<T>>,
+    writing: Writing<T>,
     key: Option<Arc<KeyFn<T>>>,
     headers: Option<Arc<HeadersFn<T>>>,
     partitioner: Option<Arc<PartitionFn<T>>>,
@@ -60,7 +63,7 @@ impl<T: serde::Serialize + Send + 'static> KafkaSink<T> {
     /// # Errors
     /// [`Error::Config`] if the config is invalid.
     pub fn json(config: KafkaSinkConfig) -> Result<Self> {
-        Self::with_serializer(config, Json::<T>::new())
+        Self::with_codec(config, Json)
     }
 }
 
@@ -74,10 +77,26 @@ impl<T: Send + 'static> KafkaSink<T> {
         config: KafkaSinkConfig,
         serializer: impl Serializer<T>,
     ) -> Result<Self> {
+        Self::writing(config, Writing::serializer(serializer))
+    }
+
+    /// A sink writing each value as one record of a codec of
+    /// [`brook_connectors::codec`] (JSON, CSV without header:
+    /// `Csv::new().has_headers(false)`, text), the same codecs as the file
+    /// connectors', without the record's final line break.
+    ///
+    /// # Errors
+    /// [`Error::Config`] if the config is invalid; a codec with a header is
+    /// refused when the job is built.
+    pub fn with_codec(config: KafkaSinkConfig, codec: impl Encoder<T>) -> Result<Self> {
+        Self::writing(config, Writing::codec(codec))
+    }
+
+    fn writing(config: KafkaSinkConfig, writing: Writing<T>) -> Result<Self> {
         config.validate()?;
         Ok(KafkaSink {
             config,
-            serializer: Arc::new(serializer),
+            writing,
             key: None,
             headers: None,
             partitioner: None,
@@ -144,6 +163,7 @@ impl<T: Send + 'static> Sink<T> for KafkaSink<T> {
     /// # Errors
     /// [`Error::Config`] for an option librdkafka refuses.
     fn plan(&mut self, ctx: &PlanContext) -> Result<()> {
+        self.writing.check()?;
         let client_id = format!("brook-{}-{}-plan", ctx.job_name(), ctx.node_name());
         let what = self.what(ctx.node_name());
         producer::check(&self.settings(&client_id), &what)
@@ -168,7 +188,7 @@ impl<T: Send + 'static> Sink<T> for KafkaSink<T> {
             producer: producer::create(&settings, ctx.node_name(), &what)?,
             topic: c.topic.clone(),
             deliveries: Deliveries::new(c.max_in_flight_bytes, what),
-            serializer: self.serializer.clone(),
+            write: self.writing.writer(),
             key: self.key.clone(),
             headers: self.headers.clone(),
             partitioner: self.partitioner.clone(),
@@ -182,7 +202,8 @@ pub struct KafkaWriter<T> {
     producer: Producer,
     topic: String,
     deliveries: Deliveries,
-    serializer: Arc<dyn Serializer<T>>,
+    /// This instance's writer of values.
+    write: WriteFn<T>,
     key: Option<Arc<KeyFn<T>>>,
     headers: Option<Arc<HeadersFn<T>>>,
     partitioner: Option<Arc<PartitionFn<T>>>,
@@ -240,7 +261,7 @@ impl<T: Send + 'static> SinkWriter<T> for KafkaWriter<T> {
         };
         for record in batch {
             let v = &record.value;
-            let payload = self.serializer.serialize(v).map_err(|e| {
+            let payload = (self.write)(v).map_err(|e| {
                 Error::User(
                     format!("kafka sink: serializing a record for '{}': {e}", self.topic).into(),
                 )

@@ -11,7 +11,9 @@ use brook_core::{
 };
 
 use crate::config::KafkaSourceConfig;
-use crate::format::{Deserializer, Json, RawBytes, Utf8};
+use brook_connectors::codec::{Bytes, Decoder, Json, Text};
+
+use crate::format::{Deserializer, Reading};
 use crate::setup;
 use crate::stream::{KafkaStream, Shared};
 
@@ -122,7 +124,7 @@ impl<T: serde::de::DeserializeOwned + Send + 'static> KafkaSource<T> {
     /// [`Error::Config`](brook_core::Error::Config) if the config is
     /// invalid.
     pub fn json(config: KafkaSourceConfig) -> Result<Self> {
-        Self::with_deserializer(config, Json::<T>::new())
+        Self::with_codec(config, Json)
     }
 }
 
@@ -133,7 +135,7 @@ impl KafkaSource<Vec<u8>> {
     /// [`Error::Config`](brook_core::Error::Config) if the config is
     /// invalid.
     pub fn bytes(config: KafkaSourceConfig) -> Result<Self> {
-        Self::with_deserializer(config, RawBytes)
+        Self::with_codec(config, Bytes)
     }
 }
 
@@ -144,7 +146,7 @@ impl KafkaSource<String> {
     /// [`Error::Config`](brook_core::Error::Config) if the config is
     /// invalid.
     pub fn utf8(config: KafkaSourceConfig) -> Result<Self> {
-        Self::with_deserializer(config, Utf8)
+        Self::with_codec(config, Text)
     }
 }
 
@@ -159,12 +161,28 @@ impl<T: Send + 'static> KafkaSource<T> {
         config: KafkaSourceConfig,
         deserializer: impl Deserializer<T>,
     ) -> Result<Self> {
+        Self::reading(config, Reading::deserializer(deserializer))
+    }
+
+    /// A source that decodes each message's value with a codec of
+    /// [`brook_connectors::codec`]: JSON, CSV (by position:
+    /// `Csv::new().has_headers(false)`, one row per message), text or
+    /// bytes, the same codecs as the file connectors'.
+    ///
+    /// # Errors
+    /// [`Error::Config`](brook_core::Error::Config) if the config is
+    /// invalid; a codec with a header is refused when the job is built.
+    pub fn with_codec(config: KafkaSourceConfig, codec: impl Decoder<T>) -> Result<Self> {
+        Self::reading(config, Reading::codec(codec))
+    }
+
+    fn reading(config: KafkaSourceConfig, reading: Reading<T>) -> Result<Self> {
         config.validate()?;
         Ok(KafkaSource {
             shared: Arc::new(Shared {
                 bad: crate::bad_message::policy_of(&config),
                 config,
-                deserializer: Arc::new(deserializer),
+                reading,
                 event_time: None,
                 watermarks: None,
             }),
@@ -209,7 +227,7 @@ impl<T: Send + 'static> KafkaSource<T> {
                 let mut copy = Shared {
                     config: s.config.clone(),
                     bad: s.bad.clone(),
-                    deserializer: s.deserializer.clone(),
+                    reading: s.reading.clone(),
                     event_time: s.event_time.clone(),
                     watermarks: s.watermarks,
                 };
@@ -241,6 +259,7 @@ impl<T: Send + 'static> Source<T> for KafkaSource<T> {
     fn plan(&mut self, ctx: &PlanContext) -> Result<Vec<KafkaSplit>> {
         let cfg = &self.shared.config;
         cfg.validate()?;
+        self.shared.reading.check()?;
         let client_id = format!("brook-{}-{}-plan", ctx.job_name(), ctx.node_name());
         if let BadRecordPolicy::DeadLetter(target) = &self.shared.bad {
             target.plan(ctx)?;

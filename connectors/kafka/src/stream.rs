@@ -37,7 +37,7 @@ use crate::bad_message::{BadMessages, Dead};
 use crate::client::{fatal, kafka_error};
 use crate::config::KafkaSourceConfig;
 use crate::ends::{End, FetchedHighs};
-use crate::format::{Deserializer, KafkaMessage};
+use crate::format::{KafkaMessage, ReadFn, Reading};
 use crate::setup::{self, SourceConsumer, Started};
 use crate::source::KafkaSplit;
 use crate::watermark::PartitionClocks;
@@ -50,7 +50,8 @@ pub(crate) struct Shared<T> {
     pub(crate) config: KafkaSourceConfig,
     /// What to do with a message that cannot be read.
     pub(crate) bad: brook_connectors::BadRecordPolicy,
-    pub(crate) deserializer: Arc<dyn Deserializer<T>>,
+    /// How messages become values.
+    pub(crate) reading: Reading<T>,
     pub(crate) event_time: Option<Arc<EventTimeFn<T>>>,
     pub(crate) watermarks: Option<Watermarks>,
 }
@@ -107,6 +108,8 @@ enum Filled<T> {
 /// The state of one instance's stream.
 pub(crate) struct KafkaStream<T> {
     shared: Arc<Shared<T>>,
+    /// This instance's reader of messages.
+    read: ReadFn<T>,
     ctx: TaskContext,
     /// The partitions this instance reads, taken when it starts.
     splits: Vec<KafkaSplit>,
@@ -127,6 +130,7 @@ impl<T> Drop for KafkaStream<T> {
 impl<T: Send + 'static> KafkaStream<T> {
     pub(crate) fn new(shared: Arc<Shared<T>>, ctx: TaskContext, splits: Vec<KafkaSplit>) -> Self {
         KafkaStream {
+            read: shared.reading.reader(),
             shared,
             ctx,
             splits,
@@ -184,7 +188,10 @@ impl<T: Send + 'static> KafkaStream<T> {
                 // Unbounded with no partitions: wait for the job to stop.
                 std::future::pending::<()>().await;
             }
-            match run.fill(&self.ctx, &self.shared, &mut self.pending).await? {
+            match run
+                .fill(&self.ctx, &self.shared, &mut self.read, &mut self.pending)
+                .await?
+            {
                 Filled::Batch(batch) => {
                     run.clocks.events(now_ms(), &mut self.pending);
                     return Ok(Some(SourceEvent::Batch(batch)));
@@ -277,6 +284,7 @@ impl Running {
         &mut self,
         ctx: &TaskContext,
         shared: &Shared<T>,
+        read: &mut ReadFn<T>,
         pending: &mut VecDeque<SourceEvent<T>>,
     ) -> Result<Filled<T>> {
         let consumer = self.consumer.clone();
@@ -321,11 +329,12 @@ impl Running {
             }
         };
         let now = now_ms();
-        self.take(ctx, shared, &first, &mut batch, now).await?;
+        self.take(ctx, shared, read, &first, &mut batch, now)
+            .await?;
         drop(first);
         while batch.len() < max {
             match consumer.recv().now_or_never() {
-                Some(Ok(m)) => self.take(ctx, shared, &m, &mut batch, now).await?,
+                Some(Ok(m)) => self.take(ctx, shared, read, &m, &mut batch, now).await?,
                 Some(Err(e)) => {
                     if self.on_error(ctx, e)? {
                         break;
@@ -349,6 +358,7 @@ impl Running {
         &mut self,
         ctx: &TaskContext,
         shared: &Shared<T>,
+        read: &mut ReadFn<T>,
         m: &BorrowedMessage<'_>,
         batch: &mut Batch<T>,
         now: i64,
@@ -380,7 +390,7 @@ impl Running {
             timestamp: m.timestamp().to_millis(),
             headers: m.headers(),
         };
-        match shared.deserializer.deserialize(&view) {
+        match read(&view) {
             Ok(value) => {
                 let ts = match &shared.event_time {
                     Some(f) => f(&value),

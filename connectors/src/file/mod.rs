@@ -46,9 +46,7 @@
 //! shutdown, and the reader notices within about one poll interval.
 
 mod bad_line;
-mod csv_format;
 mod follow;
-mod format;
 mod lines;
 mod plan;
 mod reader;
@@ -61,12 +59,8 @@ mod stream;
 mod tests;
 
 pub use crate::bad_record::{BadRecordPolicy, DeadLetter, DeadLetterTarget};
-pub use csv_format::{Csv, CsvParser};
-pub use format::{JsonLines, LineFormat};
-pub use sink::{
-    CsvEncoder, CsvEncoderState, CsvSink, FileSink, FileSinkWriter, JsonLinesEncoder,
-    JsonLinesSink, RecordEncoder,
-};
+pub use crate::codec::{Csv, Json, Text};
+pub use sink::{CsvSink, FileSink, FileSinkWriter, JsonLinesSink};
 pub use source::{
     CsvSource, DEFAULT_MAX_LINE_LENGTH, DEFAULT_POLL_INTERVAL, DEFAULT_SPLIT_SIZE, FileSource,
     FileSplit, JsonLinesSource,

@@ -12,13 +12,12 @@ use brook_core::{
 use tokio::sync::mpsc;
 
 use super::bad_line::Mode;
-use super::csv_format::Csv;
 use super::follow::follow_files_on;
-use super::format::{JsonLines, LineFormat};
 use super::plan::{Plan, Split, list_files};
 use super::reader::{BufferPool, CHANNEL_CAPACITY, CHUNK_SIZE, ReadOptions, read_splits};
 use super::stream::LineStream;
 use crate::bad_record::BadRecordPolicy;
+use crate::codec::{Csv, Decoder, Json};
 
 /// The default [`FileSource::split_size`]: 8 MiB.
 pub const DEFAULT_SPLIT_SIZE: u64 = 8 << 20;
@@ -37,7 +36,7 @@ pub const DEFAULT_MAX_LINE_LENGTH: usize = 16 << 20;
 ///
 /// let source = JsonLinesSource::<Event>::new("logs/*.jsonl");
 /// ```
-pub type JsonLinesSource<T> = FileSource<T, JsonLines>;
+pub type JsonLinesSource<T> = FileSource<T, Json>;
 
 /// A source of CSV rows: one row per line, by default with a header row
 /// that names the fields. A row must fit on one line (see [`Csv`]).
@@ -53,7 +52,7 @@ pub type JsonLinesSource<T> = FileSource<T, JsonLines>;
 pub type CsvSource<T> = FileSource<T, Csv>;
 
 /// A source that reads lines from files and parses each non-blank one into a
-/// value of type `T` with a [`LineFormat`]. Records carry no event time
+/// value of type `T` with a [`Decoder`] (a [codec](crate::codec)). Records carry no event time
 /// ([`NO_TIMESTAMP`](brook_core::NO_TIMESTAMP)).
 ///
 /// The path is a file, a directory (its regular, non-hidden files, sorted by
@@ -123,10 +122,10 @@ impl SourceSplit for FileSplit {
     }
 }
 
-impl<T> FileSource<T, JsonLines> {
+impl<T> FileSource<T, Json> {
     /// A JSON-lines source over a file, a directory or a glob pattern.
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self::with_format(path, JsonLines)
+        Self::with_codec(path, Json)
     }
 }
 
@@ -134,7 +133,7 @@ impl<T> FileSource<T, Csv> {
     /// A CSV source over a file, a directory or a glob pattern; comma
     /// separated, with a header row.
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self::with_format(path, Csv::new())
+        Self::with_codec(path, Csv::new())
     }
 
     /// Whether each file starts with a header row (default: true). Every
@@ -154,7 +153,7 @@ impl<T> FileSource<T, Csv> {
 impl<T, F> FileSource<T, F> {
     /// A source over a file, a directory or a glob pattern, with any line
     /// format.
-    pub fn with_format(path: impl Into<PathBuf>, format: F) -> Self {
+    pub fn with_codec(path: impl Into<PathBuf>, format: F) -> Self {
         FileSource {
             path: path.into(),
             format: Arc::new(format),
@@ -257,7 +256,7 @@ impl<T, F> FileSource<T, F> {
 impl<T, F> Source<T> for FileSource<T, F>
 where
     T: Send + 'static,
-    F: LineFormat<T>,
+    F: Decoder<T>,
 {
     type Split = FileSplit;
 

@@ -16,11 +16,11 @@ use tokio::task::JoinHandle;
 use tokio::task::coop::consume_budget;
 
 use super::bad_line::{At, BadLines, Mode, Problem};
-use super::format::LineFormat;
 use super::lines::newlines_before;
 use super::plan::FileEntry;
 use super::reader::{BufferPool, Msg};
 use super::slots::{Slot, Slots};
+use crate::codec::Decoder;
 
 /// Lines that make no record looked at per unit of the task's cooperative
 /// budget.
@@ -57,7 +57,7 @@ enum Step {
 }
 
 /// Parses what a reader sends into batches.
-pub(crate) struct LineStream<T, F: LineFormat<T>> {
+pub(crate) struct LineStream<T, F: Decoder<T>> {
     format: Arc<F>,
     ctx: TaskContext,
     bad: BadLines,
@@ -70,7 +70,7 @@ pub(crate) struct LineStream<T, F: LineFormat<T>> {
     rx: Receiver<Result<Msg>>,
     pool: BufferPool,
     /// The files started and not yet ended, by slot.
-    slots: Slots<F::Parser>,
+    slots: Slots<F::State>,
     /// The file started last, to name if the reader stops early.
     last_file: Option<Arc<FileEntry>>,
     chunk: Option<Cursor>,
@@ -81,7 +81,7 @@ pub(crate) struct LineStream<T, F: LineFormat<T>> {
     done: bool,
 }
 
-impl<T: Send + 'static, F: LineFormat<T>> LineStream<T, F> {
+impl<T: Send + 'static, F: Decoder<T>> LineStream<T, F> {
     pub(crate) fn new(
         format: Arc<F>,
         ctx: TaskContext,
@@ -244,7 +244,7 @@ impl<T: Send + 'static, F: LineFormat<T>> LineStream<T, F> {
             } => {
                 let parser =
                     self.format
-                        .parser(header.as_deref())
+                        .start(header.as_deref())
                         .map_err(|e| Error::BadRecord {
                             location: format!("{}:1", file.path.display()),
                             reason: format!("bad header: {e}"),
@@ -347,7 +347,7 @@ impl<T: Send + 'static, F: LineFormat<T>> LineStream<T, F> {
                 if line.iter().all(u8::is_ascii_whitespace) {
                     None
                 } else {
-                    match self.format.parse(&mut slot.parser, line) {
+                    match self.format.decode(&mut slot.parser, line) {
                         Ok(value) => {
                             batch.push(NO_TIMESTAMP, value);
                             cur.pos = next;

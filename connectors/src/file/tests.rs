@@ -17,6 +17,8 @@ use proptest::sample::Index;
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
 
+use crate::codec::Decoder;
+
 use super::bad_line::Mode;
 use super::plan::{FileEntry, Plan, Split};
 use super::reader::{BufferPool, CHANNEL_CAPACITY, CHUNK_SIZE, ReadOptions, read_splits};
@@ -47,7 +49,7 @@ fn contexts(p: usize) -> Vec<TaskContext> {
 async fn read_with<T, F>(src: &mut FileSource<T, F>, ctxs: &[TaskContext]) -> Vec<Result<Vec<T>>>
 where
     T: Send + 'static,
-    F: LineFormat<T>,
+    F: Decoder<T>,
 {
     // Planned once, as the runtime does, each instance opened with its own
     // context (whose counters the tests read).
@@ -91,7 +93,7 @@ where
 async fn read<T, F>(src: &mut FileSource<T, F>, p: usize) -> Vec<Vec<T>>
 where
     T: Send + 'static,
-    F: LineFormat<T>,
+    F: Decoder<T>,
 {
     read_with(src, &contexts(p))
         .await
@@ -185,7 +187,7 @@ async fn read_ranges(path: &Path, size: u64, cuts: &[u64]) -> Vec<String> {
             Box::new(move || read_splits(vec![split], opts, tx, pool))
         };
         let ctx = TaskContext::standalone("ranges", 0, 1);
-        let format = Arc::new(JsonLines);
+        let format = Arc::new(Json);
         let mut stream = LineStream::new(
             format,
             ctx,

@@ -89,6 +89,49 @@ fn keys_headers_and_partitions_are_read_back_by_a_plain_consumer() {
 }
 
 #[test]
+fn the_file_codecs_serve_kafka_one_record_per_message() {
+    use brook_connectors::codec::Csv;
+    block_on(async {
+        let mock = MockCluster::new(1).expect("mock");
+        mock.create_topic("csv", 2, 1).expect("topic");
+        let b = mock.bootstrap_servers();
+        let csv = Csv::new().has_headers(false).delimiter(b';');
+        let sink =
+            KafkaSink::<Event>::with_codec(KafkaSinkConfig::new(&b, "csv"), csv).expect("sink");
+        write(sink, 2).await.expect("job");
+        let b2 = b.clone();
+        let messages = tokio::task::spawn_blocking(move || read_plain(&b2, "csv", 2, 30))
+            .await
+            .expect("reader");
+        let mut lines: Vec<_> = messages
+            .iter()
+            .map(|m| String::from_utf8(m.payload().expect("value").to_vec()).expect("utf8"))
+            .collect();
+        lines.sort();
+        // One row per message, no header and no line break.
+        assert_eq!(lines[0], "u0;0");
+        assert!(lines.iter().all(|l| !l.contains('\n')), "{lines:?}");
+        let source =
+            KafkaSource::<Event>::with_codec(bounded(&b, "csv", "csv-g"), csv).expect("source");
+        let mut back: Vec<Record<Event>> = run_job(source, 2).await.expect("read back");
+        back.sort_by_key(|r| r.value.n);
+        assert_eq!(back, events());
+
+        // A codec with a header is refused when the job is built, naming
+        // the node.
+        let sink = KafkaSink::<Event>::with_codec(KafkaSinkConfig::new(&b, "csv"), Csv::new())
+            .expect("sink");
+        let err = write(sink, 1).await.expect_err("a header");
+        assert!(matches!(err.root(), Error::Config(_)), "{err}");
+        assert!(err.to_string().contains("node 'out'"), "{err}");
+        let source = KafkaSource::<Event>::with_codec(bounded(&b, "csv", "csv-h"), Csv::new())
+            .expect("source");
+        let err = run_job(source, 1).await.expect_err("a header");
+        assert!(err.to_string().contains("has_headers(false)"), "{err}");
+    });
+}
+
+#[test]
 fn a_failed_delivery_fails_the_job_naming_the_node() {
     block_on(async {
         let mock = MockCluster::new(1).expect("mock");

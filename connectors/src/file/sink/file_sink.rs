@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use brook_core::{PlanContext, Result, Sink, SinkContext};
 
-use super::encoder::{CsvEncoder, JsonLinesEncoder, RecordEncoder};
 use super::writer::{CHUNK_SIZE, FileSinkWriter, PartFile};
+use crate::codec::{Csv, Encoder, Json};
 use crate::output::{self, OutputLock};
 use crate::publish::check_dir;
 
@@ -22,9 +22,9 @@ use crate::publish::check_dir;
 ///
 /// let sink = JsonLinesSink::<Hit>::new("out/hits");
 /// ```
-pub type JsonLinesSink<T> = FileSink<T, JsonLinesEncoder>;
+pub type JsonLinesSink<T> = FileSink<T, Json>;
 
-/// A sink writing CSV rows of flat records (see [`CsvEncoder`]), by default
+/// A sink writing CSV rows of flat records (see [`Csv`]), by default
 /// with a header row, one `part-<instance>.csv` file per parallel instance.
 ///
 /// ```no_run
@@ -35,10 +35,10 @@ pub type JsonLinesSink<T> = FileSink<T, JsonLinesEncoder>;
 ///
 /// let sink = CsvSink::<Trip>::new("out/trips").delimiter(b';');
 /// ```
-pub type CsvSink<T> = FileSink<T, CsvEncoder>;
+pub type CsvSink<T> = FileSink<T, Csv>;
 
 /// A sink that writes each parallel instance's values to its own part file
-/// in a directory, encoded by a [`RecordEncoder`].
+/// in a directory, encoded by an [`Encoder`] (a [codec](crate::codec)).
 ///
 /// # Files
 /// Instance `i` writes `part-<i>.<ext>` (`part-0.csv`, `part-2.jsonl`) in
@@ -75,25 +75,25 @@ pub struct FileSink<T, E> {
     _t: PhantomData<fn(T)>,
 }
 
-impl<T> FileSink<T, JsonLinesEncoder> {
+impl<T> FileSink<T, Json> {
     /// A JSON-lines sink writing part files into `dir`, which is created
     /// if missing.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self::with_encoder(dir, JsonLinesEncoder)
+        Self::with_codec(dir, Json)
     }
 }
 
-impl<T> FileSink<T, CsvEncoder> {
+impl<T> FileSink<T, Csv> {
     /// A CSV sink writing part files into `dir`, which is created if
     /// missing; comma separated, with a header row.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self::with_encoder(dir, CsvEncoder::new())
+        Self::with_codec(dir, Csv::new())
     }
 
     /// Whether each part file starts with a header row of field names
     /// (default: true).
     pub fn header(mut self, yes: bool) -> Self {
-        self.encoder = Arc::new(self.encoder.header(yes));
+        self.encoder = Arc::new(self.encoder.has_headers(yes));
         self
     }
 
@@ -107,7 +107,7 @@ impl<T> FileSink<T, CsvEncoder> {
 impl<T, E> FileSink<T, E> {
     /// A sink writing part files into `dir`, which is created if missing,
     /// with any encoder.
-    pub fn with_encoder(dir: impl Into<PathBuf>, encoder: E) -> Self {
+    pub fn with_codec(dir: impl Into<PathBuf>, encoder: E) -> Self {
         FileSink {
             dir: dir.into(),
             encoder: Arc::new(encoder),
@@ -134,7 +134,7 @@ impl<T, E> FileSink<T, E> {
 impl<T, E> Sink<T> for FileSink<T, E>
 where
     T: Send + 'static,
-    E: RecordEncoder<T>,
+    E: Encoder<T>,
 {
     type Writer = FileSinkWriter<T, E>;
 

@@ -49,13 +49,11 @@
 //! [`Error::BadRecord`](brook_core::Error::BadRecord) naming the file and
 //! the record number. Either fails the job.
 
-mod encoder;
 mod file_sink;
 mod writer;
 
 #[cfg(test)]
 mod tests;
 
-pub use encoder::{CsvEncoder, CsvEncoderState, JsonLinesEncoder, RecordEncoder};
 pub use file_sink::{CsvSink, FileSink, JsonLinesSink};
 pub use writer::FileSinkWriter;

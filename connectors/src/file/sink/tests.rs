@@ -8,7 +8,8 @@ use std::time::Duration;
 use brook_core::{Batch, Dataflow, Error, Record, Result, Sink, SinkWriter};
 use serde::{Deserialize, Serialize};
 
-use crate::file::{CsvSink, CsvSource, FileSink, JsonLinesSink, JsonLinesSource, RecordEncoder};
+use crate::codec::Encoder;
+use crate::file::{CsvSink, CsvSource, FileSink, JsonLinesSink, JsonLinesSource};
 use crate::testing::{io_error, open_writer, run_into, untimed};
 use crate::{CollectSink, MemorySource};
 
@@ -415,12 +416,12 @@ async fn a_writer_refuses_more_after_a_value_failed_to_encode() {
 
 #[test]
 fn encoders_name_their_extension_and_plain_values_need_no_header() {
-    let csv = crate::file::CsvEncoder::new();
-    let json = crate::file::JsonLinesEncoder;
-    assert_eq!(RecordEncoder::<u32>::extension(&csv), "csv");
-    assert_eq!(RecordEncoder::<u32>::extension(&json), "jsonl");
+    let csv = crate::codec::Csv::new();
+    let json = crate::codec::Json;
+    assert_eq!(Encoder::<u32>::extension(&csv), "csv");
+    assert_eq!(Encoder::<u32>::extension(&json), "jsonl");
     // A tuple has no field names: no header row, just the fields.
-    let mut state = RecordEncoder::<(u32, &str)>::start(&csv);
+    let mut state = Encoder::<(u32, &str)>::start(&csv);
     let mut out = Vec::new();
     csv.encode(&mut state, &(1, "a,b"), &mut out)
         .expect("encode");
@@ -431,7 +432,7 @@ fn encoders_name_their_extension_and_plain_values_need_no_header() {
 #[test]
 fn sink_handles_are_send() {
     fn send<S: Send>() {}
-    send::<FileSink<Row, crate::file::CsvEncoder>>();
+    send::<FileSink<Row, crate::codec::Csv>>();
     send::<<CsvSink<Row> as Sink<Row>>::Writer>();
     send::<<JsonLinesSink<Row> as Sink<Row>>::Writer>();
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use brook_core::{Batch, Error, Result, SinkWriter};
 
-use super::encoder::RecordEncoder;
+use crate::codec::Encoder;
 use crate::publish::{blocking, publish};
 
 /// How many encoded bytes an instance holds before it writes them: 1 MiB.
@@ -19,7 +19,7 @@ pub(crate) const CHUNK_SIZE: usize = 1 << 20;
 /// in-memory chunk and writes each full chunk to its hidden in-progress
 /// file; [`close`](SinkWriter::close) writes the rest, syncs the file and
 /// renames it to its final name.
-pub struct FileSinkWriter<T, E: RecordEncoder<T>> {
+pub struct FileSinkWriter<T, E: Encoder<T>> {
     encoder: Arc<E>,
     /// The encoder's state for the file, made with the first value.
     state: Option<E::State>,
@@ -29,7 +29,7 @@ pub struct FileSinkWriter<T, E: RecordEncoder<T>> {
     _t: PhantomData<fn(T)>,
 }
 
-impl<T, E: RecordEncoder<T>> FileSinkWriter<T, E> {
+impl<T, E: Encoder<T>> FileSinkWriter<T, E> {
     pub(crate) fn new(encoder: Arc<E>, part: PartFile) -> Self {
         FileSinkWriter {
             encoder,
@@ -44,7 +44,7 @@ impl<T, E: RecordEncoder<T>> FileSinkWriter<T, E> {
 impl<T, E> SinkWriter<T> for FileSinkWriter<T, E>
 where
     T: Send + 'static,
-    E: RecordEncoder<T>,
+    E: Encoder<T>,
 {
     /// Encodes the batch; writes the chunk whenever it is full, waiting for
     /// the write (backpressure).

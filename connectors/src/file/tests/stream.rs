@@ -21,12 +21,10 @@ use crate::file::reader::{
     BufferPool, CHANNEL_CAPACITY, CHUNK_SIZE, Msg, ReadOptions, Tx, read_splits,
 };
 use crate::file::stream::LineStream;
-use crate::file::{
-    BadRecordPolicy, DEFAULT_MAX_LINE_LENGTH, DeadLetter, JsonLines, JsonLinesSource,
-};
+use crate::file::{BadRecordPolicy, DEFAULT_MAX_LINE_LENGTH, DeadLetter, Json, JsonLinesSource};
 
 /// A stream of JSON numbers over what `reader` sends.
-fn stream_of(reader: impl FnOnce(Tx, BufferPool) + Send + 'static) -> LineStream<u32, JsonLines> {
+fn stream_of(reader: impl FnOnce(Tx, BufferPool) + Send + 'static) -> LineStream<u32, Json> {
     let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
     let pool = BufferPool::default();
     let reader = {
@@ -34,7 +32,7 @@ fn stream_of(reader: impl FnOnce(Tx, BufferPool) + Send + 'static) -> LineStream
         Box::new(move || reader(tx, pool))
     };
     let ctx = TaskContext::standalone("src", 0, 1);
-    let (format, max) = (Arc::new(JsonLines), DEFAULT_MAX_LINE_LENGTH);
+    let (format, max) = (Arc::new(Json), DEFAULT_MAX_LINE_LENGTH);
     LineStream::new(format, ctx, Mode::Fail, max, reader, rx, pool)
 }
 
@@ -148,7 +146,7 @@ async fn dead_letters_are_written_before_an_error_ends_the_stream() {
 }
 
 /// Reads a stream to its end or first error.
-async fn drain(stream: &mut LineStream<u32, JsonLines>) -> (Vec<u32>, Result<()>) {
+async fn drain(stream: &mut LineStream<u32, Json>) -> (Vec<u32>, Result<()>) {
     let mut values = Vec::new();
     loop {
         match stream.next_batch().await {
