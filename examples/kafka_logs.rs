@@ -15,7 +15,7 @@
 //! scripts/kafka-broker.sh create-topic alerts 1
 //! cargo run --release -p brook-workload -- gen-logs --events 200000 --seed 1 --out /tmp/logs.jsonl
 //! python3 scripts/kafka-feed.py /tmp/logs.jsonl logs          # needs scripts/setup.sh --python
-//! cargo run --release --example kafka_logs -- --brokers 127.0.0.1:9092 --topic logs \
+//! cargo run --release --features kafka --example kafka_logs -- --brokers 127.0.0.1:9092 --topic logs \
 //!     --out /tmp/stats --bounded --alerts-topic alerts
 //! cargo run --release -p brook-workload -- check --input /tmp/logs.jsonl --out /tmp/stats
 //! scripts/kafka-broker.sh stop

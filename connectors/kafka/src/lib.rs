@@ -109,6 +109,9 @@ mod watermark;
 mod tests;
 
 pub use brook_connectors::codec;
+/// The rdkafka this crate is built on, for clients of your own (admin, a
+/// plain producer in a test, the mock cluster) of the same version.
+pub use rdkafka;
 pub use client::KafkaFailure;
 pub use config::{
     BadMessagePolicy, KafkaSinkConfig, KafkaSourceConfig, OffsetReset, StartPosition,
