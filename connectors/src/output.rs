@@ -102,6 +102,18 @@ impl OutputLock {
 /// # Errors
 /// [`Error::Io`] naming the path that could not be listed or removed.
 pub fn remove_abandoned(dir: &Path) -> Result<usize> {
+    remove_abandoned_except(dir, &[])
+}
+
+/// As [`remove_abandoned`], sparing the in-progress files of `keep`, given
+/// by their final paths ([`in_progress_path`]): what a checkpoint being
+/// restored pre-committed, to be published later.
+///
+/// # Errors
+/// [`Error::Io`] naming the path that could not be listed or removed.
+pub fn remove_abandoned_except(dir: &Path, keep: &[PathBuf]) -> Result<usize> {
+    let keep: std::collections::HashSet<PathBuf> =
+        keep.iter().map(|p| in_progress_path(p)).collect();
     let mut removed = 0;
     let mut dirs = vec![dir.to_path_buf()];
     while let Some(d) = dirs.pop() {
@@ -119,7 +131,10 @@ pub fn remove_abandoned(dir: &Path) -> Result<usize> {
             };
             if kind.is_dir() && !name.starts_with('.') {
                 dirs.push(entry.path());
-            } else if kind.is_file() && name.starts_with(".part-") && name.ends_with(".inprogress")
+            } else if kind.is_file()
+                && name.starts_with(".part-")
+                && name.ends_with(".inprogress")
+                && !keep.contains(&entry.path())
             {
                 fs::remove_file(entry.path()).map_err(|e| {
                     Error::io(format_args!("removing {}", entry.path().display()), e)
@@ -216,6 +231,15 @@ pub fn in_progress_path(done: &Path) -> PathBuf {
 }
 
 /// `path` relative to `dir`, `/`-separated, as a commit record lists it.
+/// `path` relative to `dir`, `/`-separated, as a commit record or a
+/// checkpoint lists it.
+///
+/// # Errors
+/// [`Error::Internal`] when `path` is not under `dir`.
+pub fn relative_path(dir: &Path, path: &Path) -> Result<String> {
+    relative(dir, path)
+}
+
 fn relative(dir: &Path, path: &Path) -> Result<String> {
     let rel = path.strip_prefix(dir).map_err(|_| {
         Error::Internal(format!("{} is not under {}", path.display(), dir.display()))
@@ -271,21 +295,7 @@ pub fn commit_replacing(dir: &Path, job: &str, run: &str, staged: &[PathBuf]) ->
 /// the output, and removes the files they replace.
 fn complete(dir: &Path, record: CommitRecord) -> Result<()> {
     for file in &record.pending {
-        let done = dir.join(file);
-        let staged = in_progress_path(&done);
-        let parent = done.parent().unwrap_or(dir);
-        if staged.exists() {
-            crate::publish::rename(&staged, &done, parent)?;
-        } else if !done.exists() {
-            return Err(Error::io(
-                format_args!(
-                    "committing {}: neither it nor {} exists",
-                    done.display(),
-                    staged.display()
-                ),
-                io::Error::from(io::ErrorKind::NotFound),
-            ));
-        }
+        publish_staged(dir, &dir.join(file))?;
     }
     let replaced: Vec<String> = record
         .files
@@ -321,6 +331,32 @@ fn complete(dir: &Path, record: CommitRecord) -> Result<()> {
         "Output committed."
     );
     Ok(())
+}
+
+/// Publishes a file staged under its in-progress name
+/// ([`in_progress_path`] of `done`): renames it to `done` and syncs its
+/// directory. A file already published counts as done, so a publish
+/// interrupted by a crash can be repeated.
+///
+/// # Errors
+/// [`Error::Io`] naming the path, also when neither name exists.
+pub fn publish_staged(dir: &Path, done: &Path) -> Result<()> {
+    let staged = in_progress_path(done);
+    let parent = done.parent().unwrap_or(dir);
+    if staged.exists() {
+        crate::publish::rename(&staged, done, parent)
+    } else if done.exists() {
+        Ok(())
+    } else {
+        Err(Error::io(
+            format_args!(
+                "publishing {}: neither it nor {} exists",
+                done.display(),
+                staged.display()
+            ),
+            io::Error::from(io::ErrorKind::NotFound),
+        ))
+    }
 }
 
 /// Completes a commit that a writer of `dir` left half-way (it died after

@@ -19,6 +19,9 @@ pub struct TaskContext {
     pub(crate) shutdown: CancellationToken,
     pub(crate) metrics: Arc<NodeMetrics>,
     pub(crate) timer: ProcessingTimer,
+    /// Where this instance acknowledges checkpoints, when the job takes
+    /// them.
+    pub(crate) acker: Option<crate::checkpoint::coordinator::Acker>,
 }
 
 impl TaskContext {
@@ -36,7 +39,15 @@ impl TaskContext {
             shutdown: CancellationToken::new(),
             metrics: Arc::new(NodeMetrics::default()),
             timer: ProcessingTimer::default(),
+            acker: None,
         }
+    }
+
+    /// Whether the job takes checkpoints: a sink then pre-commits at each
+    /// barrier ([`SinkWriter::checkpoint`](crate::SinkWriter::checkpoint))
+    /// instead of publishing as it goes.
+    pub fn checkpoints_enabled(&self) -> bool {
+        self.acker.is_some()
     }
 
     /// The job's name.

@@ -64,6 +64,7 @@
 //! # Ok::<(), Error>(()) }).unwrap();
 //! ```
 
+pub mod checkpoint;
 pub mod context;
 pub mod dataflow;
 pub mod error;
@@ -79,6 +80,7 @@ pub mod split;
 pub mod state;
 pub mod time;
 
+pub use checkpoint::{CheckpointConfig, Restore};
 pub use context::{OperatorContext, SinkContext, SourceContext, TaskContext};
 pub use dataflow::{
     Dataflow, JobConfig, KeySelector, KeyedStream, MAX_PARALLELISM, SinkHandle, Stream,
@@ -93,7 +95,7 @@ pub use record::{
 pub use runtime::{Job, RunningJob};
 pub use sink::{Sink, SinkWriter};
 pub use source::{
-    BoxedSourceStream, Source, SourceEvent, open_all, open_in_context, open_instance,
+    BoxedSourceStream, Source, SourceEvent, SplitPosition, open_all, open_in_context, open_instance,
 };
 pub use split::{InstanceSplit, JobOutcome, PlanContext, SourceSplit, SplitId, round_robin};
 pub use time::{Clock, ManualClock, ProcessingTimer, WatermarkGenerator, Watermarks};
@@ -102,9 +104,9 @@ pub use tokio_util::sync::CancellationToken;
 /// Everything a pipeline author needs, in one import.
 pub mod prelude {
     pub use crate::{
-        Batch, BoxedSourceStream, CancellationToken, Collector, Data, Dataflow, Error, EventTime,
-        InstanceSplit, Job, JobConfig, JobOutcome, KeyedStream, NO_TIMESTAMP, Operator,
-        OperatorContext, OutputTag, PlanContext, Record, Result, Sink, SinkContext, SinkWriter,
-        Source, SourceContext, SourceEvent, SourceSplit, SplitId, Stream, Watermarks,
+        Batch, BoxedSourceStream, CancellationToken, CheckpointConfig, Collector, Data, Dataflow,
+        Error, EventTime, InstanceSplit, Job, JobConfig, JobOutcome, KeyedStream, NO_TIMESTAMP,
+        Operator, OperatorContext, OutputTag, PlanContext, Record, Result, Sink, SinkContext,
+        SinkWriter, Source, SourceContext, SourceEvent, SourceSplit, SplitId, Stream, Watermarks,
     };
 }

@@ -4,6 +4,7 @@ use std::future::Future;
 
 use crate::context::SinkContext;
 use crate::error::Result;
+use crate::message::CheckpointId;
 use crate::record::{Batch, EventTime};
 use crate::split::{JobOutcome, PlanContext};
 
@@ -47,6 +48,34 @@ pub trait Sink<T>: Send + 'static {
     /// A configuration the sink cannot open with.
     fn open(&mut self, ctx: &SinkContext) -> Result<Self::Writer>;
 
+    /// Checkpoint `checkpoint` is complete and durable: publish what the
+    /// writers pre-committed for it ([`SinkWriter::checkpoint`]), given
+    /// here, one entry per writer that returned something. Called on the
+    /// blocking pool, in checkpoint order. The default does nothing: a
+    /// sink whose writes are visible at once gives at-least-once delivery
+    /// (a restored job writes again what followed the checkpoint).
+    ///
+    /// # Errors
+    /// The checkpoint is reported as failed; a restore will publish what it
+    /// could not (see [`Sink::restore`]).
+    fn commit(&mut self, checkpoint: CheckpointId, pre_committed: &[Vec<u8>]) -> Result<()> {
+        let _ = (checkpoint, pre_committed);
+        Ok(())
+    }
+
+    /// The job restores from checkpoint `checkpoint`, whose writers
+    /// pre-committed `pre_committed`: publish it (some or all of it may be
+    /// published already: the process may have died during
+    /// [`Sink::commit`]), and drop what was written after the checkpoint.
+    /// Called once, before [`Sink::plan`].
+    ///
+    /// # Errors
+    /// `build()` fails with the error, naming the node.
+    fn restore(&mut self, checkpoint: CheckpointId, pre_committed: &[Vec<u8>]) -> Result<()> {
+        let _ = (checkpoint, pre_committed);
+        Ok(())
+    }
+
     /// The most parallel instances this sink can use, if it is limited.
     fn max_parallelism(&self) -> Option<usize> {
         None
@@ -78,5 +107,25 @@ pub trait SinkWriter<T>: Send + 'static {
     /// Called once at end of input, after the last write.
     fn close(&mut self) -> impl Future<Output = Result<()>> + Send {
         async { Ok(()) }
+    }
+
+    /// Checkpoint barrier `checkpoint` has arrived: every record written
+    /// before belongs to it. Pre-commit them: make them durable without
+    /// making them visible (finish and sync the file being written) and
+    /// return what [`Sink::commit`] must publish when the checkpoint
+    /// completes, or `None` if nothing. The default flushes and returns
+    /// `None`.
+    ///
+    /// # Errors
+    /// Any failure fails the job with an error naming the sink node.
+    fn checkpoint(
+        &mut self,
+        checkpoint: CheckpointId,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>>> + Send {
+        let _ = checkpoint;
+        async {
+            self.flush().await?;
+            Ok(None)
+        }
     }
 }

@@ -1,5 +1,9 @@
 //! The [`Source`] trait: where records enter a dataflow.
 
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+
 use futures::stream::{BoxStream, Stream, StreamExt};
 
 use crate::context::SourceContext;
@@ -107,13 +111,82 @@ pub enum SourceEvent<T> {
     /// all of them quiet past the idle timeout): downstream stops waiting
     /// for its watermark until it yields again.
     Idle,
+    /// Records read, and where each split they came from now stands: the
+    /// position after them (the next line, offset or index to read). A
+    /// checkpoint records the latest position of each split, taken between
+    /// two events, so a batch and its positions are always in it together;
+    /// a restored job resumes there. Make it with
+    /// [`SourceEvent::batch_at`]. Sources that can resume
+    /// ([`SourceSplit::RESUMABLE`]) yield their batches this way.
+    BatchAt(Batch<T>, Vec<SplitPosition>),
+    /// How far this instance has read one of its splits, with no record
+    /// (past lines that were dropped, say): every record yielded before
+    /// comes before the position. Make it with [`SourceEvent::position`].
+    Position(SplitPosition),
+}
+
+/// The position of one split, in a [`SourceEvent::Position`].
+#[derive(Clone)]
+pub struct SplitPosition {
+    /// The index of the split among those the instance was opened with.
+    pub(crate) split: usize,
+    /// A `<Split as SourceSplit>::Position`.
+    pub(crate) position: Arc<dyn Any + Send + Sync>,
+}
+
+impl fmt::Debug for SplitPosition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SplitPosition")
+            .field("split", &self.split)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for SplitPosition {
+    /// The same split, and the same position value.
+    fn eq(&self, other: &Self) -> bool {
+        self.split == other.split && Arc::ptr_eq(&self.position, &other.position)
+    }
+}
+
+impl<T> SourceEvent<T> {
+    /// The position `position` of split `split`, the index of the split
+    /// among those [`Source::open`] was given. `P` must be the split's
+    /// [`SourceSplit::Position`]: another type fails the job.
+    pub fn position<P: Any + Send + Sync>(split: usize, position: P) -> Self {
+        SourceEvent::Position(SplitPosition::new(split, position))
+    }
+
+    /// A batch and the positions of the splits it read from (each the
+    /// index of the split among those [`Source::open`] was given, and its
+    /// [`SourceSplit::Position`] after the batch).
+    pub fn batch_at<P: Any + Send + Sync>(
+        batch: Batch<T>,
+        positions: impl IntoIterator<Item = (usize, P)>,
+    ) -> Self {
+        let positions = positions
+            .into_iter()
+            .map(|(split, p)| SplitPosition::new(split, p))
+            .collect();
+        SourceEvent::BatchAt(batch, positions)
+    }
+}
+
+impl SplitPosition {
+    /// Position `position` of split `split`.
+    fn new<P: Any + Send + Sync>(split: usize, position: P) -> Self {
+        SplitPosition {
+            split,
+            position: Arc::new(position),
+        }
+    }
 }
 
 impl<T> SourceEvent<T> {
     /// The batch, if this is one.
     pub fn into_batch(self) -> Option<Batch<T>> {
         match self {
-            SourceEvent::Batch(batch) => Some(batch),
+            SourceEvent::Batch(batch) | SourceEvent::BatchAt(batch, _) => Some(batch),
             _ => None,
         }
     }

@@ -73,6 +73,22 @@ pub trait SourceSplit: Clone + fmt::Debug + Send + Sync + 'static {
 
     /// Where a reader starts when no checkpoint says otherwise.
     fn start(&self) -> Self::Position;
+
+    /// Whether a reader can start this split at a position a checkpoint
+    /// recorded ([`SourceSplit::resume`]). A job with checkpoints refuses
+    /// sources whose splits cannot.
+    const RESUMABLE: bool = false;
+
+    /// Makes a reader of this split start at `position`, the last
+    /// position a reader of it reported (see
+    /// [`SourceEvent::Position`](crate::SourceEvent::Position)) before a
+    /// checkpoint. Called, when a job restores, between
+    /// [`Source::plan`](crate::Source::plan) and
+    /// [`Source::assign`](crate::Source::assign). The default does
+    /// nothing: it is only called when [`SourceSplit::RESUMABLE`] is true.
+    fn resume(&mut self, position: Self::Position) {
+        let _ = position;
+    }
 }
 
 /// The split of a source that cuts its input by instance itself: instance

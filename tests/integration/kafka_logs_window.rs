@@ -4,12 +4,12 @@
 
 use std::time::Duration;
 
-use brook::kafka::{KafkaSource, KafkaSourceConfig, StartPosition};
-use brook::prelude::*;
-use brook_workload::logs::{self, LogEvent};
 use brook::kafka::rdkafka::ClientConfig;
 use brook::kafka::rdkafka::mocking::MockCluster;
 use brook::kafka::rdkafka::producer::{FutureProducer, FutureRecord};
+use brook::kafka::{KafkaSource, KafkaSourceConfig, StartPosition};
+use brook::prelude::*;
+use brook_workload::logs::{self, LogEvent};
 
 use crate::logs_window::{assert_same, expected_from_pyarrow, fixture, sort};
 use crate::support::{block_on, config};

@@ -18,7 +18,7 @@ use crate::logs_window::fixture;
 use crate::support::block_on;
 
 /// The example's binary, built by `cargo test` beside the test binaries.
-fn log_analysis() -> Command {
+pub(crate) fn log_analysis() -> Command {
     let mut path = std::env::current_exe().expect("test binary");
     path.pop();
     if path.ends_with("deps") {

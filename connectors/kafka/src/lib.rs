@@ -109,9 +109,6 @@ mod watermark;
 mod tests;
 
 pub use brook_connectors::codec;
-/// The rdkafka this crate is built on, for clients of your own (admin, a
-/// plain producer in a test, the mock cluster) of the same version.
-pub use rdkafka;
 pub use client::KafkaFailure;
 pub use config::{
     BadMessagePolicy, KafkaSinkConfig, KafkaSourceConfig, OffsetReset, StartPosition,
@@ -122,5 +119,8 @@ pub use dead_letter::{
 };
 pub use format::{Deserializer, KafkaMessage, Serializer};
 pub use options::KafkaOptions;
+/// The rdkafka this crate is built on, for clients of your own (admin, a
+/// plain producer in a test, the mock cluster) of the same version.
+pub use rdkafka;
 pub use sink::{KafkaSink, KafkaWriter};
 pub use source::{KafkaSource, KafkaSplit};

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use arrow::datatypes::Fields;
 use brook_core::time::now_ms;
-use brook_core::{Error, JobOutcome, PlanContext, Result, Sink, SinkContext};
+use brook_core::{CheckpointId, Error, JobOutcome, PlanContext, Result, Sink, SinkContext};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use serde::Serialize;
@@ -21,7 +21,7 @@ use serde_arrow::schema::TracingOptions;
 use crate::part::FileFormat;
 use crate::partition::{Partitioner, valid_key};
 use crate::schema::{self, SchemaSource};
-use crate::writer::{ParquetSinkWriter, Rolling, Shared};
+use crate::writer::{ParquetSinkWriter, PreCommit, Rolling, Shared};
 use brook_connectors::output::{self, OutputLock};
 use brook_connectors::publish::check_dir;
 
@@ -79,6 +79,8 @@ pub struct ParquetSink<T> {
     shared: Option<Arc<Shared<T>>>,
     /// The directory's lock, held from planning until the sink is dropped.
     lock: Option<OutputLock>,
+    /// The files the checkpoint being restored had staged, final paths.
+    restored: Vec<PathBuf>,
     _t: PhantomData<fn(T)>,
 }
 
@@ -148,6 +150,7 @@ impl<T> ParquetSink<T> {
             replace: false,
             shared: None,
             lock: None,
+            restored: Vec::new(),
             _t: PhantomData,
         }
     }
@@ -346,6 +349,7 @@ impl<T> ParquetSink<T> {
             job: job.to_string(),
             replace: self.replace,
             staged: std::sync::Mutex::default(),
+            checkpointed: std::sync::Mutex::default(),
         });
         self.shared = Some(shared.clone());
         Ok(shared)
@@ -382,12 +386,59 @@ where
     /// writing; [`Error::Io`] naming the directory when it cannot be
     /// created or cleaned.
     fn plan(&mut self, ctx: &PlanContext) -> Result<()> {
-        self.shared(ctx.job_name())?;
+        let shared = self.shared(ctx.job_name())?;
         if self.lock.is_none() {
             self.lock = Some(OutputLock::acquire(&self.dir, ctx.job_name())?);
             output::recover(&self.dir)?;
-            output::remove_abandoned(&self.dir)?;
+            output::remove_abandoned_except(&self.dir, &self.restored)?;
+            let restored = std::mem::take(&mut self.restored);
+            if shared.replace {
+                // Published when the restored run ends, with the rest.
+                let mut ck = shared.checkpointed();
+                ck.files.extend(restored.iter().cloned());
+                ck.carried.clone_from(&restored);
+                drop(ck);
+                shared.staged().extend(restored);
+            } else {
+                for done in &restored {
+                    output::publish_staged(&self.dir, done)?;
+                }
+            }
         }
+        Ok(())
+    }
+
+    /// Publishes the files the writers pre-committed for a checkpoint
+    /// that completed (for a replacing run, only notes them: it publishes
+    /// when it ends).
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the path; [`Error::State`] for a pre-commit
+    /// that does not parse.
+    fn commit(&mut self, _checkpoint: CheckpointId, pre_committed: &[Vec<u8>]) -> Result<()> {
+        let Some(shared) = &self.shared else {
+            return Ok(());
+        };
+        let files = pre_committed_files(&self.dir, pre_committed)?;
+        if !shared.replace {
+            for done in &files {
+                output::publish_staged(&self.dir, done)?;
+            }
+        }
+        shared.checkpointed().files.extend(files);
+        Ok(())
+    }
+
+    /// Notes the files the checkpoint had staged: they survive the
+    /// clean-up of in-progress files when the sink is planned, and are
+    /// published then (for a replacing run, when it ends).
+    ///
+    /// # Errors
+    /// [`Error::State`] for a pre-commit that does not parse.
+    fn restore(&mut self, _checkpoint: CheckpointId, pre_committed: &[Vec<u8>]) -> Result<()> {
+        self.restored = pre_committed_files(&self.dir, pre_committed)?;
+        self.restored.sort();
+        self.restored.dedup();
         Ok(())
     }
 
@@ -403,6 +454,7 @@ where
             shared,
             ctx.instance(),
             ctx.processing_timer().clone(),
+            ctx.checkpoints_enabled(),
         ))
     }
 
@@ -417,28 +469,50 @@ where
         let Some(shared) = &self.shared else {
             return Ok(());
         };
-        if !shared.replace {
-            return Ok(());
-        }
-        let staged = std::mem::take(
-            &mut *shared
-                .staged
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
+        let mut staged = std::mem::take(&mut *shared.staged());
+        staged.sort();
+        staged.dedup();
+        let checkpointed = std::mem::take(&mut shared.checkpointed().files);
         match outcome {
-            JobOutcome::Completed => {
+            JobOutcome::Completed if shared.replace => {
                 output::commit_replacing(&self.dir, &shared.job, &shared.run, &staged)?;
             }
+            // With checkpoints: what no completed checkpoint published.
+            JobOutcome::Completed => {
+                for done in &staged {
+                    output::publish_staged(&self.dir, done)?;
+                }
+            }
             JobOutcome::Stopped => {
-                output::discard(&staged)?;
-                tracing::warn!(
-                    dir = %self.dir.display(),
-                    "The job was stopped before its input ended: its output is discarded \
-                     and the earlier output stays."
-                );
+                // What completed checkpoints hold stays, staged, for the
+                // run that restores from them; the rest is written again
+                // by that run.
+                let rest: Vec<PathBuf> = staged
+                    .into_iter()
+                    .filter(|f| !checkpointed.contains(f))
+                    .collect();
+                output::discard(&rest)?;
+                if shared.replace {
+                    tracing::warn!(
+                        dir = %self.dir.display(),
+                        "The job was stopped before its input ended: its output is not \
+                         committed and the earlier output stays."
+                    );
+                }
             }
         }
         Ok(())
     }
+}
+
+/// The final paths of the files in writers' pre-commits.
+fn pre_committed_files(dir: &Path, pre_committed: &[Vec<u8>]) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for bytes in pre_committed {
+        let pre: PreCommit = serde_json::from_slice(bytes).map_err(|e| {
+            Error::State(format!("a parquet sink's pre-commit does not parse: {e}"))
+        })?;
+        files.extend(pre.files.iter().map(|f| dir.join(f)));
+    }
+    Ok(files)
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use brook_core::{Batch, Error, EventTime, ProcessingTimer, Result, SinkWriter};
+use brook_core::{Batch, CheckpointId, Error, EventTime, ProcessingTimer, Result, SinkWriter};
 use serde::Serialize;
 
 use crate::part::{FileFormat, PartFile, PartPaths};
@@ -58,8 +58,47 @@ pub(crate) struct Shared<T> {
     /// succeeds: finished files then stay hidden, staged, until
     /// [`Sink::finish`](brook_core::Sink::finish).
     pub(crate) replace: bool,
-    /// The final paths of the files finished and staged so far.
+    /// The final paths of the files finished and staged so far: with
+    /// replacement or checkpoints, every file the run finished stays
+    /// hidden until it is published.
     pub(crate) staged: std::sync::Mutex<Vec<PathBuf>>,
+    /// With checkpoints: the files staged by completed checkpoints (kept
+    /// when the job is stopped, for the run that restores), and for a
+    /// replacing run restored from a checkpoint, the files that
+    /// checkpoint had staged (carried into every later checkpoint).
+    pub(crate) checkpointed: std::sync::Mutex<Checkpointed>,
+}
+
+/// What completed checkpoints hold of a sink's output.
+#[derive(Debug, Default)]
+pub(crate) struct Checkpointed {
+    /// Files staged for (or published by) completed checkpoints.
+    pub(crate) files: std::collections::HashSet<PathBuf>,
+    /// A replacing run's files from before the restore.
+    pub(crate) carried: Vec<PathBuf>,
+}
+
+/// What a writer pre-commits at a checkpoint: files finished and synced
+/// under hidden names, relative to the sink's directory.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+pub(crate) struct PreCommit {
+    pub(crate) files: Vec<String>,
+}
+
+impl<T> Shared<T> {
+    /// Locks what completed checkpoints hold.
+    pub(crate) fn checkpointed(&self) -> std::sync::MutexGuard<'_, Checkpointed> {
+        self.checkpointed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Locks the staged files.
+    pub(crate) fn staged(&self) -> std::sync::MutexGuard<'_, Vec<PathBuf>> {
+        self.staged
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// Whether a writer can go on.
@@ -90,10 +129,21 @@ pub struct ParquetSinkWriter<T> {
     /// rows and roll at.
     timer: ProcessingTimer,
     state: State,
+    /// Whether the job takes checkpoints: files are then staged, and
+    /// published when a checkpoint that holds them completes.
+    checkpointing: bool,
+    /// With checkpoints: the files staged since the last checkpoint
+    /// (for a replacing run, since the run started).
+    pending: Vec<PathBuf>,
 }
 
 impl<T> ParquetSinkWriter<T> {
-    pub(crate) fn new(shared: Arc<Shared<T>>, instance: usize, timer: ProcessingTimer) -> Self {
+    pub(crate) fn new(
+        shared: Arc<Shared<T>>,
+        instance: usize,
+        timer: ProcessingTimer,
+        checkpointing: bool,
+    ) -> Self {
         ParquetSinkWriter {
             shared,
             instance,
@@ -103,6 +153,8 @@ impl<T> ParquetSinkWriter<T> {
             next_check: None,
             timer,
             state: State::Open,
+            checkpointing,
+            pending: Vec::new(),
         }
     }
 
@@ -156,7 +208,7 @@ impl<T> ParquetSinkWriter<T> {
         due.sort();
         for key in due {
             if let Some(part) = self.files.remove(&key) {
-                publish(&self.shared, part).await?;
+                finish_file(&self.shared, self.checkpointing, &mut self.pending, part).await?;
             }
         }
         self.next_check = self
@@ -191,17 +243,24 @@ impl<T> ParquetSinkWriter<T> {
     }
 }
 
-/// Publishes a rolled file, or stages it for a replacing run's commit.
-async fn publish<T>(shared: &Shared<T>, part: PartFile) -> Result<()> {
+/// Finishes a file: publishes it, or, for a replacing run or with
+/// checkpoints, stages it (complete and synced under its hidden name) for
+/// a later commit.
+async fn finish_file<T>(
+    shared: &Shared<T>,
+    checkpointing: bool,
+    pending: &mut Vec<PathBuf>,
+    part: PartFile,
+) -> Result<()> {
     let rows = part.rows;
-    let path = part.commit(&shared.format, !shared.replace).await?;
-    if shared.replace {
+    let stage = shared.replace || checkpointing;
+    let path = part.commit(&shared.format, !stage).await?;
+    if stage {
         tracing::debug!(path = %path.display(), rows, "Parquet file staged.");
-        shared
-            .staged
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(path);
+        shared.staged().push(path.clone());
+        if checkpointing {
+            pending.push(path);
+        }
     } else {
         tracing::debug!(path = %path.display(), rows, "Parquet file published.");
     }
@@ -241,7 +300,7 @@ where
             if shared.rolling.full(part)
                 && let Some(part) = self.files.remove(self.key.as_str())
             {
-                publish(shared, part).await?;
+                finish_file(shared, self.checkpointing, &mut self.pending, part).await?;
             }
         }
         self.roll_due(now).await?;
@@ -282,7 +341,8 @@ where
         parts.sort_by(|a, b| a.0.cmp(&b.0));
         let mut first_error = None;
         for (_, part) in parts {
-            if let Err(e) = publish(&self.shared, part).await {
+            let r = finish_file(&self.shared, self.checkpointing, &mut self.pending, part).await;
+            if let Err(e) = r {
                 tracing::warn!(error = %e, "Parquet file not published.");
                 first_error.get_or_insert(e);
             }
@@ -295,5 +355,45 @@ where
                 Ok(())
             }
         }
+    }
+
+    /// Finishes every open file, staged, and returns the files to publish
+    /// when the checkpoint completes: those staged since the last one, or
+    /// for a replacing run every file it staged (the first instance adds
+    /// those carried from before a restore), since a replacing run
+    /// publishes only when it ends.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the path.
+    async fn checkpoint(&mut self, _checkpoint: CheckpointId) -> Result<Option<Vec<u8>>> {
+        self.usable()?;
+        self.state = State::Failed;
+        let mut parts: Vec<(String, PartFile)> = self.files.drain().collect();
+        parts.sort_by(|a, b| a.0.cmp(&b.0));
+        for (_, part) in parts {
+            finish_file(&self.shared, true, &mut self.pending, part).await?;
+        }
+        self.next_check = None;
+        let mut files: Vec<PathBuf> = if self.shared.replace {
+            self.pending.clone()
+        } else {
+            std::mem::take(&mut self.pending)
+        };
+        if self.shared.replace && self.instance == 0 {
+            files.extend(self.shared.checkpointed().carried.iter().cloned());
+        }
+        self.state = State::Open;
+        if files.is_empty() {
+            return Ok(None);
+        }
+        let pre = PreCommit {
+            files: files
+                .iter()
+                .map(|f| brook_connectors::output::relative_path(&self.shared.dir, f))
+                .collect::<Result<_>>()?,
+        };
+        let bytes = serde_json::to_vec(&pre)
+            .map_err(|e| Error::Internal(format!("encoding a parquet pre-commit: {e}")))?;
+        Ok(Some(bytes))
     }
 }

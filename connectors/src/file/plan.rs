@@ -40,6 +40,9 @@ pub(crate) struct Split {
     pub(crate) file: Arc<FileEntry>,
     pub(crate) start: u64,
     pub(crate) end: u64,
+    /// Where reading resumes, a line start a checkpoint recorded; `None`
+    /// to read the range from its start.
+    pub(crate) resume: Option<u64>,
 }
 
 /// The work of every parallel instance, planned once.
@@ -73,6 +76,7 @@ impl Plan {
                     file: file.clone(),
                     start,
                     end,
+                    resume: None,
                 });
             }
             before += file.size;
@@ -89,6 +93,7 @@ impl Plan {
                 file: Arc::new(file),
                 start: 0,
                 end: u64::MAX,
+                resume: None,
             });
         }
         Plan { shares }

@@ -237,14 +237,22 @@ fn read_split(
     let (mut header, mut first, mut lines_before) = (None, split.start, None);
     if opts.has_header {
         let head = read_first_line(&mut file, entry, opts)?;
-        if split.start == 0 {
+        if split.start == 0 && split.resume.is_none_or(|at| at < head.next) {
             // The header is not a record: the first line is the next one.
             first = head.next;
             lines_before = Some(head.newlines);
         }
         header = head.line;
-    } else if split.start == 0 {
+    } else if split.start == 0 && split.resume.is_none_or(|at| at == 0) {
         lines_before = Some(0);
+    }
+    // Resumed past the header: at the line a checkpoint recorded, whose
+    // line number is counted if a bad line needs it.
+    if let Some(at) = split.resume
+        && at > first
+    {
+        first = at;
+        lines_before = None;
     }
     send(
         tx,
@@ -286,14 +294,16 @@ impl Range<'_> {
     /// starts when the last one ended in `\n`.
     fn read(&mut self, tx: &Tx, pool: &BufferPool) -> Result<Option<u64>, Stop> {
         let (split, entry) = (self.split, &*self.split.file);
-        if split.start > 0 {
-            // The line through the first `\n` is the previous range's.
+        // A resumed range starts at a line start; else the line through
+        // the first `\n` is the previous range's.
+        let skip = split.start > 0 && self.offset == split.start;
+        if skip {
             self.offset = split.start - 1;
         }
         self.file
             .seek(SeekFrom::Start(self.offset))
             .map_err(io_error("seeking in", entry))?;
-        if split.start > 0 && !self.skip_line(self.opts.lookahead())? {
+        if skip && !self.skip_line(self.opts.lookahead())? {
             return Ok(None);
         }
         // `buf` holds no `\n` before `scanned`; the last owned line is the

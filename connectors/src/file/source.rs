@@ -120,6 +120,16 @@ impl SourceSplit for FileSplit {
     fn start(&self) -> u64 {
         self.split.start
     }
+
+    const RESUMABLE: bool = true;
+
+    /// Resumes at a line start a reader of this split reported; a
+    /// position at or past the range's end reads nothing.
+    fn resume(&mut self, position: u64) {
+        if position != self.split.start {
+            self.split.resume = Some(position);
+        }
+    }
 }
 
 impl<T> FileSource<T, Json> {
@@ -325,6 +335,11 @@ where
         splits: Vec<FileSplit>,
     ) -> Result<BoxedSourceStream<T>> {
         let share: Vec<Split> = splits.into_iter().map(|s| s.split).collect();
+        if self.follow && share.iter().any(|s| s.resume.is_some()) {
+            return Err(Error::Config(
+                "file source: follow mode cannot resume from a checkpoint yet".into(),
+            ));
+        }
         let mode = match &self.on_bad_line {
             BadRecordPolicy::Fail => Mode::Fail,
             BadRecordPolicy::Drop => Mode::Drop,

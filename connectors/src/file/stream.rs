@@ -79,6 +79,9 @@ pub(crate) struct LineStream<T, F: Decoder<T>> {
     /// Whether the reader said it is done.
     read_all: bool,
     done: bool,
+    /// Each slot whose position moved since the last batch went out, with
+    /// the offset of its next unread line.
+    moved: Vec<(usize, u64)>,
 }
 
 impl<T: Send + 'static, F: Decoder<T>> LineStream<T, F> {
@@ -107,15 +110,20 @@ impl<T: Send + 'static, F: Decoder<T>> LineStream<T, F> {
             failed: None,
             read_all: false,
             done: false,
+            moved: Vec::new(),
         }
     }
 
-    /// The stream of batches. Dropping it drops the channel's receiver,
-    /// which stops the reader.
+    /// The stream of batches, each with the positions of the ranges
+    /// (slots) it read from: the offset of each one's next unread line. Dropping it drops the channel's receiver, which stops the
+    /// reader.
     pub(crate) fn into_stream(self) -> BoxedSourceStream<T> {
         futures::stream::unfold(self, |mut s| async move {
             match s.next_batch().await {
-                Ok(Some(batch)) => Some((Ok(SourceEvent::Batch(batch)), s)),
+                Ok(Some(batch)) => {
+                    let event = SourceEvent::batch_at(batch, s.moved.drain(..));
+                    Some((Ok(event), s))
+                }
                 Ok(None) => None,
                 Err(e) => {
                     s.done = true;
@@ -197,8 +205,18 @@ impl<T: Send + 'static, F: Decoder<T>> LineStream<T, F> {
         Ok(Some(batch))
     }
 
-    /// Keeps a chunk that is not parsed yet, or recycles its buffer.
+    /// Keeps a chunk that is not parsed yet, or recycles its buffer; notes
+    /// how far its slot has been read either way.
     fn chunk_done_or_keep(&mut self, cur: Cursor, step: &Step) {
+        // Past a too-long line (whose rest the reader skips) the next line
+        // start is the next chunk's offset: noted when that chunk is read.
+        if cur.limit > 0 {
+            let at = cur.offset + cur.pos as u64;
+            match self.moved.iter_mut().find(|(slot, _)| *slot == cur.slot) {
+                Some(moved) => moved.1 = at,
+                None => self.moved.push((cur.slot, at)),
+            }
+        }
         if !matches!(step, Step::ChunkDone) {
             self.chunk = Some(cur);
             return;

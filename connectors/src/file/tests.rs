@@ -174,6 +174,7 @@ async fn read_ranges(path: &Path, size: u64, cuts: &[u64]) -> Vec<String> {
             file: entry.clone(),
             start: w[0],
             end: w[1],
+            resume: None,
         };
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
         let pool = BufferPool::default();

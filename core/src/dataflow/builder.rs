@@ -3,6 +3,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use crate::checkpoint::CheckpointConfig;
 use crate::dataflow::config::JobConfig;
 use crate::dataflow::graph::{Graph, Logic};
 use crate::dataflow::stream::Stream;
@@ -37,6 +38,7 @@ pub struct Dataflow {
     pub(crate) name: String,
     pub(crate) config: JobConfig,
     pub(crate) graph: Rc<RefCell<Graph>>,
+    pub(crate) checkpoints: Option<CheckpointConfig>,
 }
 
 impl Dataflow {
@@ -51,6 +53,7 @@ impl Dataflow {
             name: name.into(),
             config,
             graph: Rc::default(),
+            checkpoints: None,
         }
     }
 
@@ -75,6 +78,15 @@ impl Dataflow {
     /// Sets the capacity of task input channels, in batches.
     pub fn set_channel_capacity(&mut self, capacity: usize) -> &mut Self {
         self.config.channel_capacity = capacity;
+        self
+    }
+
+    /// Takes checkpoints as `config` says, and restores from the newest
+    /// complete one in its directory when the job is built (see
+    /// [`checkpoint`](crate::checkpoint)). Off by default: a job without
+    /// checkpoints that dies starts over.
+    pub fn set_checkpoints(&mut self, config: CheckpointConfig) -> &mut Self {
+        self.checkpoints = Some(config);
         self
     }
 
@@ -120,6 +132,6 @@ impl Dataflow {
             };
             std::mem::replace(&mut *g, built)
         };
-        Job::plan(self.name, self.config, graph)
+        Job::plan(self.name, self.config, graph, self.checkpoints)
     }
 }

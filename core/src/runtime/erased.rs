@@ -6,23 +6,25 @@
 //! and downcasting once, at start-up. Nothing here runs per record.
 
 use std::any::Any;
+use std::collections::BTreeMap;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use tokio::sync::mpsc;
 
+use crate::checkpoint::coordinator::SourceTrigger;
 use crate::context::TaskContext;
 use crate::error::{Error, Result};
-use crate::message::Envelope;
+use crate::message::{CheckpointId, Envelope};
 use crate::metrics::NodeMetrics;
 use crate::operator::{Collector, Operator};
 use crate::runtime::exit::{Exit, KeyHashFn, Route, Target};
 use crate::runtime::node::{OperatorNode, SinkNode};
 use crate::runtime::push::{BoxPush, Feeder, SidePush, Tee, TypedSide};
-use crate::runtime::task;
+use crate::runtime::task::{self, PositionBook, SourceCheckpoints};
 use crate::sink::Sink;
-use crate::source::Source;
+use crate::source::{Source, SplitPosition};
 use crate::split::{JobOutcome, PlanContext, SourceSplit, SplitId};
 use crate::time::ProcessingTimer;
 
@@ -213,10 +215,62 @@ impl<T: crate::Data> OutputPort for Port<T> {
 pub(crate) trait ErasedSource: Send {
     fn max_parallelism(&self) -> Option<usize>;
     /// Plans the source and deals its splits to the instances; returns the
-    /// ids of each instance's splits.
-    fn plan(&mut self, ctx: &PlanContext) -> Result<Vec<Vec<SplitId>>>;
-    /// Opens one instance feeding `push` and returns its task.
-    fn start(&mut self, ctx: TaskContext, push: Erased) -> Result<TaskFuture>;
+    /// ids of each instance's splits. With checkpoints, `restored` holds
+    /// the positions to resume at, by split id, when the job restores.
+    fn plan(
+        &mut self,
+        ctx: &PlanContext,
+        checkpoints: bool,
+        restored: Option<&BTreeMap<String, serde_json::Value>>,
+    ) -> Result<Vec<Vec<SplitId>>>;
+    /// Opens one instance feeding `push` and returns its task; `trigger`
+    /// is where it is asked for checkpoints, when the job takes them.
+    fn start(
+        &mut self,
+        ctx: TaskContext,
+        push: Erased,
+        trigger: Option<SourceTrigger>,
+    ) -> Result<TaskFuture>;
+}
+
+/// The latest positions of one source instance's splits, typed.
+struct Positions<S: SourceSplit> {
+    ids: Vec<SplitId>,
+    positions: Vec<S::Position>,
+}
+
+impl<S: SourceSplit> PositionBook for Positions<S> {
+    fn update(&mut self, p: SplitPosition) -> Result<()> {
+        let Some(slot) = self.positions.get_mut(p.split) else {
+            return Err(Error::Internal(format!(
+                "a position for split {} of {}",
+                p.split,
+                self.ids.len()
+            )));
+        };
+        let position = p.position.downcast_ref::<S::Position>().ok_or_else(|| {
+            Error::Internal(format!(
+                "a position for split {} that is not a {}",
+                self.ids[p.split],
+                std::any::type_name::<S::Position>()
+            ))
+        })?;
+        slot.clone_from(position);
+        Ok(())
+    }
+
+    fn snapshot(&self) -> Result<Vec<(String, serde_json::Value)>> {
+        self.ids
+            .iter()
+            .zip(&self.positions)
+            .map(|(id, p)| {
+                let value = serde_json::to_value(p).map_err(|e| {
+                    Error::State(format!("writing the position of split {id}: {e}"))
+                })?;
+                Ok((id.to_string(), value))
+            })
+            .collect()
+    }
 }
 
 /// A source and, once planned, the splits of each instance not yet opened.
@@ -241,10 +295,51 @@ impl<T: crate::Data, S: Source<T>> ErasedSource for SourceFactory<T, S> {
         self.source.max_parallelism()
     }
 
-    fn plan(&mut self, ctx: &PlanContext) -> Result<Vec<Vec<SplitId>>> {
+    fn plan(
+        &mut self,
+        ctx: &PlanContext,
+        checkpoints: bool,
+        restored: Option<&BTreeMap<String, serde_json::Value>>,
+    ) -> Result<Vec<Vec<SplitId>>> {
         let p = ctx.parallelism;
+        if checkpoints && !S::Split::RESUMABLE {
+            return Err(Error::Config(format!(
+                "node '{}': this source cannot resume from a checkpoint (its splits are not \
+                 resumable), so it cannot run in a job with checkpoints",
+                ctx.node
+            )));
+        }
         let shares = guard_plan(&ctx.node, || {
-            let splits = self.source.plan(ctx)?;
+            let mut splits = self.source.plan(ctx)?;
+            if let Some(positions) = restored {
+                // Every recorded position must find its split, or input
+                // would be read twice.
+                let planned: std::collections::HashSet<SplitId> =
+                    splits.iter().map(SourceSplit::id).collect();
+                if let Some(lost) = positions
+                    .keys()
+                    .find(|id| !planned.contains(&SplitId::new(id)))
+                {
+                    return Err(Error::Config(format!(
+                        "node '{}': the checkpoint has a position in split {lost}, which the \
+                         source no longer has (was its input or its parallelism changed?)",
+                        ctx.node
+                    )));
+                }
+                for split in &mut splits {
+                    let id = split.id();
+                    if let Some(value) = positions.get(id.as_str()) {
+                        let position = serde_json::from_value(value.clone()).map_err(|e| {
+                            Error::Config(format!(
+                                "node '{}': the checkpoint's position of split {id} does not fit \
+                                 this source: {e}",
+                                ctx.node
+                            ))
+                        })?;
+                        split.resume(position);
+                    }
+                }
+            }
             Ok(self.source.assign(splits, p))
         })?;
         if shares.len() != p {
@@ -262,7 +357,12 @@ impl<T: crate::Data, S: Source<T>> ErasedSource for SourceFactory<T, S> {
         Ok(ids)
     }
 
-    fn start(&mut self, ctx: TaskContext, push: Erased) -> Result<TaskFuture> {
+    fn start(
+        &mut self,
+        ctx: TaskContext,
+        push: Erased,
+        trigger: Option<SourceTrigger>,
+    ) -> Result<TaskFuture> {
         let push = downcast::<BoxPush<T>>(push, "a source")?;
         let splits = self
             .shares
@@ -271,20 +371,33 @@ impl<T: crate::Data, S: Source<T>> ErasedSource for SourceFactory<T, S> {
             .ok_or_else(|| {
                 Error::Internal(format!("source instance {} opened twice", ctx.instance))
             })?;
+        let checkpoints = match (trigger, ctx.acker.clone()) {
+            (Some(trigger), Some(acker)) => Some(SourceCheckpoints {
+                trigger,
+                acker,
+                positions: Box::new(Positions::<S::Split> {
+                    ids: splits.iter().map(SourceSplit::id).collect(),
+                    positions: splits.iter().map(SourceSplit::start).collect(),
+                }),
+            }),
+            _ => None,
+        };
         let stream = guard_open(&ctx.node, || self.source.open(&ctx, splits))?;
-        Ok(Box::pin(task::run_source(ctx, stream, push)))
+        Ok(Box::pin(task::run_source(ctx, stream, push, checkpoints)))
     }
 }
 
 /// An operator node, type-erased.
 pub(crate) trait ErasedOperator: Send {
     /// Makes one instance feeding `push`, and the side outputs `sides`
-    /// (tag name, pusher), and returns its input pusher.
+    /// (tag name, pusher), restored from `restored` when the job restores
+    /// state for it, and returns its input pusher.
     fn instantiate(
         &mut self,
         ctx: TaskContext,
         push: Erased,
         sides: Vec<(Arc<str>, Box<dyn SidePush>)>,
+        restored: Option<Vec<u8>>,
     ) -> Result<Erased>;
 }
 
@@ -298,12 +411,23 @@ impl<In: crate::Data, Out: crate::Data, O: Operator<In, Out>> ErasedOperator
         ctx: TaskContext,
         push: Erased,
         sides: Vec<(Arc<str>, Box<dyn SidePush>)>,
+        restored: Option<Vec<u8>>,
     ) -> Result<Erased> {
         let next = downcast::<BoxPush<Out>>(push, "an operator")?;
         let (names, sides): (Vec<_>, Vec<_>) = sides.into_iter().unzip();
         let op = guard_open(&ctx.node, || {
             let mut op = self.0.clone();
             op.open(&ctx)?;
+            if let Some(state) = &restored {
+                op.restore(state).map_err(|e| match e {
+                    Error::State(why) => Error::Config(format!(
+                        "node '{}': its state in the checkpoint does not fit the operator \
+                         (was its type changed?): {why}",
+                        ctx.node
+                    )),
+                    e => e,
+                })?;
+            }
             Ok(op)
         })?;
         let node: BoxPush<In> = Box::new(OperatorNode {
@@ -314,6 +438,8 @@ impl<In: crate::Data, Out: crate::Data, O: Operator<In, Out>> ErasedOperator
             sides,
             metrics: ctx.metrics.clone(),
             last_watermark: crate::record::EventTime::MIN,
+            instance: ctx.instance,
+            acker: ctx.acker.clone(),
             _in: PhantomData,
         });
         Ok(Box::new(node))
@@ -329,6 +455,10 @@ pub(crate) trait ErasedSink: Send {
     fn instantiate(&mut self, ctx: TaskContext) -> Result<Erased>;
     /// Tells the sink the job ended without error.
     fn finish(&mut self, node: &str, outcome: JobOutcome) -> Result<()>;
+    /// Tells the sink checkpoint `id` is complete.
+    fn commit(&mut self, node: &str, id: CheckpointId, pre_committed: &[Vec<u8>]) -> Result<()>;
+    /// Tells the sink the job restores from checkpoint `id`.
+    fn restore(&mut self, node: &str, id: CheckpointId, pre_committed: &[Vec<u8>]) -> Result<()>;
 }
 
 pub(crate) struct SinkFactory<T, S>(pub(crate) S, pub(crate) PhantomData<fn(T)>);
@@ -348,6 +478,8 @@ impl<T: crate::Data, S: Sink<T>> ErasedSink for SinkFactory<T, S> {
             name: ctx.node.clone(),
             writer,
             metrics: ctx.metrics.clone(),
+            instance: ctx.instance,
+            acker: ctx.acker.clone(),
             _t: PhantomData,
         });
         Ok(Box::new(node))
@@ -355,5 +487,13 @@ impl<T: crate::Data, S: Sink<T>> ErasedSink for SinkFactory<T, S> {
 
     fn finish(&mut self, node: &str, outcome: JobOutcome) -> Result<()> {
         guard_open(node, || self.0.finish(outcome))
+    }
+
+    fn commit(&mut self, node: &str, id: CheckpointId, pre_committed: &[Vec<u8>]) -> Result<()> {
+        guard_open(node, || self.0.commit(id, pre_committed))
+    }
+
+    fn restore(&mut self, node: &str, id: CheckpointId, pre_committed: &[Vec<u8>]) -> Result<()> {
+        guard_open(node, || self.0.restore(id, pre_committed))
     }
 }

@@ -14,7 +14,7 @@ use std::time::Instant;
 use tokio::sync::mpsc::{Sender, error::TrySendError};
 
 use crate::error::{Error, Result};
-use crate::message::{Envelope, Message};
+use crate::message::{CheckpointId, Envelope, Message};
 use crate::metrics::NodeMetrics;
 use crate::partition::instance_for_hash;
 use crate::record::{Batch, EventTime, Record};
@@ -280,6 +280,10 @@ impl<T: crate::Data> Push<T> for Exit<T> {
 
     fn tick(&mut self, _now: i64) -> PushFut<'_> {
         PushFut::ok()
+    }
+
+    fn barrier(&mut self, id: CheckpointId) -> PushFut<'_> {
+        PushFut::wait(self.control(Message::Barrier(id)))
     }
 
     fn end(&mut self) -> PushFut<'_> {

@@ -20,12 +20,20 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::checkpoint::CheckpointConfig;
+use crate::checkpoint::coordinator::{
+    Ack, Acker, Coordinator, Expected, SharedSinks, Triggers, ack_channel,
+};
+use crate::checkpoint::manifest::Kind;
+use crate::checkpoint::restore::{self, Restored};
+use crate::checkpoint::storage::LocalStorage;
 use crate::context::TaskContext;
 use crate::dataflow::JobConfig;
 use crate::dataflow::graph::{Graph, Logic, NodeId};
 use crate::error::{Error, Result};
+use crate::message::CheckpointId;
 use crate::metrics::{JobMetrics, NodeEntry, NodeMetrics};
-use crate::runtime::erased::{Erased, ErasedSink, Partitioning, TaskFuture};
+use crate::runtime::erased::{Erased, Partitioning, TaskFuture};
 use crate::runtime::plan::Plan;
 use crate::runtime::push::Feeder;
 use crate::split::{JobOutcome, PlanContext, SplitId};
@@ -44,6 +52,24 @@ pub struct Job {
     shutdown: CancellationToken,
     /// The processing-time timer of the task instance being built.
     timer: ProcessingTimer,
+    /// Checkpoints, when the job takes them.
+    checkpoints: Option<Checkpointing>,
+}
+
+/// A job's checkpoint setup, made when it is built.
+struct Checkpointing {
+    config: CheckpointConfig,
+    storage: LocalStorage,
+    /// The checkpoint the job restores from.
+    restored: Option<CheckpointId>,
+    /// Each operator instance's restored state, by node.
+    states: std::collections::HashMap<NodeId, Vec<Option<Vec<u8>>>>,
+    next_id: CheckpointId,
+    acker: Acker,
+    acks: Option<tokio::sync::mpsc::UnboundedReceiver<Ack>>,
+    triggers: Triggers,
+    /// The first trigger slot of each source node.
+    slots: std::collections::HashMap<NodeId, usize>,
 }
 
 impl std::fmt::Debug for Job {
@@ -56,12 +82,40 @@ impl std::fmt::Debug for Job {
 }
 
 impl Job {
-    pub(crate) fn plan(name: String, config: JobConfig, mut graph: Graph) -> Result<Job> {
+    pub(crate) fn plan(
+        name: String,
+        config: JobConfig,
+        mut graph: Graph,
+        checkpoint_config: Option<CheckpointConfig>,
+    ) -> Result<Job> {
         let plan = Plan::new(&config, &graph)?;
         let name: Arc<str> = name.into();
+        let kind = |logic: &Logic| match logic {
+            Logic::Source(_) => Kind::Source,
+            Logic::Operator(_) => Kind::Operator,
+            Logic::Sink(_) => Kind::Sink,
+        };
+        // With checkpoints: the checkpoint to restore from, if any.
+        let mut restored: Option<Restored> = None;
+        let mut storage = None;
+        if let Some(ck) = &checkpoint_config {
+            let s = LocalStorage::new(ck.dir())?;
+            restored = restore::choose(ck, &s)?;
+            if let Some(r) = &restored {
+                let nodes = graph
+                    .nodes
+                    .iter()
+                    .map(|n| (n.name.clone(), kind(&n.logic)))
+                    .collect();
+                r.check_nodes(&nodes)?;
+                tracing::info!(job = %name, checkpoint = r.id(), dir = %s.dir().display(), "Restoring from a checkpoint.");
+            }
+            storage = Some(s);
+        }
         // Plan every source and sink once, in topological order, now that
         // parallelism is known: configuration errors surface here.
         let mut splits = Vec::new();
+        let mut states = std::collections::HashMap::new();
         for (id, node) in graph.nodes.iter_mut().enumerate() {
             let ctx = PlanContext {
                 job: name.clone(),
@@ -69,11 +123,51 @@ impl Job {
                 parallelism: plan.parallelism[id],
             };
             match &mut node.logic {
-                Logic::Source(source) => splits.push((id, source.plan(&ctx)?)),
-                Logic::Sink(sink) => sink.plan(&ctx)?,
-                Logic::Operator(_) => {}
+                Logic::Source(source) => {
+                    let positions = restored.as_ref().and_then(|r| r.positions(&node.name));
+                    splits.push((
+                        id,
+                        source.plan(&ctx, checkpoint_config.is_some(), positions)?,
+                    ));
+                }
+                Logic::Sink(sink) => {
+                    if let Some(r) = &restored {
+                        sink.restore(&node.name, r.id(), &r.pre_committed(&node.name)?)?;
+                    }
+                    sink.plan(&ctx)?;
+                }
+                Logic::Operator(_) => {
+                    if let Some(r) = &restored {
+                        states.insert(id, r.states(&node.name, plan.parallelism[id])?);
+                    }
+                }
             }
         }
+        let checkpoints = match (checkpoint_config, storage) {
+            (Some(config), Some(storage)) => {
+                let (acker, acks) = ack_channel();
+                let mut slots = std::collections::HashMap::new();
+                let mut n = 0;
+                for (id, node) in graph.nodes.iter().enumerate() {
+                    if let Logic::Source(_) = node.logic {
+                        slots.insert(id, n);
+                        n += plan.parallelism[id];
+                    }
+                }
+                Some(Checkpointing {
+                    next_id: storage.next_id()?,
+                    restored: restored.as_ref().map(Restored::id),
+                    config,
+                    storage,
+                    states,
+                    acker,
+                    acks: Some(acks),
+                    triggers: Triggers::new(n),
+                    slots,
+                })
+            }
+            _ => None,
+        };
         let metrics: Vec<Vec<Arc<NodeMetrics>>> = plan
             .parallelism
             .iter()
@@ -104,7 +198,13 @@ impl Job {
             job_metrics,
             shutdown: CancellationToken::new(),
             timer: ProcessingTimer::default(),
+            checkpoints,
         })
+    }
+
+    /// The checkpoint the job restores from, if it restores.
+    pub fn restored_from(&self) -> Option<CheckpointId> {
+        self.checkpoints.as_ref().and_then(|c| c.restored)
     }
 
     /// The job's name.
@@ -238,20 +338,73 @@ impl Job {
             names.insert(handle.id(), name);
         }
         drop(senders);
-        // The sinks stay with the running job, to be told how it ended.
-        let sinks = std::mem::take(&mut self.graph.nodes)
-            .into_iter()
-            .filter_map(|n| match n.logic {
-                Logic::Sink(sink) => Some((n.name, sink)),
-                _ => None,
+        // The nodes the coordinator hears from, before the graph is taken.
+        let expected: Vec<Expected> = self
+            .graph
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(id, n)| Expected {
+                name: Arc::from(n.name.as_str()),
+                kind: match n.logic {
+                    Logic::Source(_) => Kind::Source,
+                    Logic::Operator(_) => Kind::Operator,
+                    Logic::Sink(_) => Kind::Sink,
+                },
+                parallelism: self.plan.parallelism[id],
             })
             .collect();
+        // The sinks stay with the running job, to be told how it ended,
+        // and with the coordinator, to commit checkpoints.
+        let sinks: SharedSinks = Arc::new(std::sync::Mutex::new(
+            std::mem::take(&mut self.graph.nodes)
+                .into_iter()
+                .filter_map(|n| match n.logic {
+                    Logic::Sink(sink) => Some((n.name, sink)),
+                    _ => None,
+                })
+                .collect(),
+        ));
+        let mut checkpoint_storage = None;
+        let coordinator = match self.checkpoints.take() {
+            Some(mut ck) => {
+                let (stop, abandon) = (CancellationToken::new(), CancellationToken::new());
+                let acks = ck
+                    .acks
+                    .take()
+                    .ok_or_else(|| Error::Internal("a job started twice".into()))?;
+                checkpoint_storage = Some(ck.storage.clone());
+                let coordinator = Coordinator {
+                    job: self.name.clone(),
+                    storage: ck.storage,
+                    interval: ck.config.checkpoint_interval(),
+                    retain: ck.config.retained(),
+                    next_id: ck.next_id,
+                    expected,
+                    triggers: ck.triggers,
+                    acks,
+                    sinks: sinks.clone(),
+                    stop: stop.clone(),
+                    abandon: abandon.clone(),
+                };
+                let mut task = JoinSet::new();
+                task.spawn(coordinator.run());
+                Some(CoordinatorHandle {
+                    task,
+                    stop,
+                    abandon,
+                })
+            }
+            None => None,
+        };
         tracing::info!(job = %self.name, tasks = tasks.len(), "Job started.");
         Ok(RunningJob {
             name: self.name.clone(),
             tasks,
             names,
             sinks,
+            coordinator,
+            checkpoint_storage,
             metrics: self.job_metrics.clone(),
             shutdown,
         })
@@ -272,10 +425,14 @@ impl Job {
         if let Logic::Source(_) = self.graph.nodes[head].logic {
             let out = self.outputs(head, 0, instance, senders)?;
             let out = out.ok_or_else(|| Error::Internal("a source without outputs".into()))?;
+            let trigger = self.checkpoints.as_ref().and_then(|ck| {
+                let first = ck.slots.get(&head)?;
+                Some(ck.triggers.slot(first + instance))
+            });
             let Logic::Source(source) = &mut self.graph.nodes[head].logic else {
                 unreachable!()
             };
-            return source.start(ctx, out);
+            return source.start(ctx, out, trigger);
         }
         let push = self.build_push(head, instance, senders)?;
         let rx = receivers[t][instance]
@@ -304,6 +461,7 @@ impl Job {
             shutdown: self.shutdown.clone(),
             metrics: self.metrics[node][instance].clone(),
             timer: self.timer.clone(),
+            acker: self.checkpoints.as_ref().map(|ck| ck.acker.clone()),
         }
     }
 
@@ -398,8 +556,14 @@ impl Job {
             }
         }
         let ctx = self.context(node, instance);
+        let restored = self
+            .checkpoints
+            .as_mut()
+            .and_then(|ck| ck.states.get_mut(&node))
+            .and_then(|states| states.get_mut(instance))
+            .and_then(Option::take);
         match (&mut self.graph.nodes[node].logic, out) {
-            (Logic::Operator(op), Some(out)) => op.instantiate(ctx, out, sides),
+            (Logic::Operator(op), Some(out)) => op.instantiate(ctx, out, sides, restored),
             (Logic::Sink(sink), None) => sink.instantiate(ctx),
             _ => Err(Error::Internal(format!(
                 "node {node} is misplaced in a chain"
@@ -413,10 +577,36 @@ pub struct RunningJob {
     name: Arc<str>,
     tasks: JoinSet<Result<()>>,
     names: std::collections::HashMap<tokio::task::Id, String>,
-    /// Every sink node, by name, to be finished when the job succeeds.
-    sinks: Vec<(String, Box<dyn ErasedSink>)>,
+    /// Every sink node, by name, to be finished when the job succeeds
+    /// (and committed at each checkpoint).
+    sinks: SharedSinks,
+    /// The checkpoint coordinator.
+    coordinator: Option<CoordinatorHandle>,
+    /// Where checkpoints are, cleared when the job completes.
+    checkpoint_storage: Option<LocalStorage>,
     metrics: JobMetrics,
     shutdown: CancellationToken,
+}
+
+/// A running checkpoint coordinator.
+struct CoordinatorHandle {
+    /// Its task, aborted if the set is dropped.
+    task: JoinSet<()>,
+    /// Asks it to complete what it can and end.
+    stop: CancellationToken,
+    /// Tells it to complete nothing more.
+    abandon: CancellationToken,
+}
+
+impl Drop for RunningJob {
+    /// A job dropped before it ended (its future was dropped) takes no more
+    /// checkpoints.
+    fn drop(&mut self) {
+        if let Some(mut c) = self.coordinator.take() {
+            c.abandon.cancel();
+            c.task.abort_all();
+        }
+    }
 }
 
 impl RunningJob {
@@ -458,6 +648,19 @@ impl RunningJob {
                 errors.push(e);
             }
         }
+        // Stop the coordinator before the sinks are finished: after a
+        // success it first completes the checkpoint the sources took last
+        // (its pre-commits are then published); after a failure it
+        // completes nothing more.
+        if let Some(mut c) = self.coordinator.take() {
+            if errors.is_empty() {
+                c.stop.cancel();
+            } else {
+                c.abandon.cancel();
+                c.task.abort_all();
+            }
+            while c.task.join_next().await.is_some() {}
+        }
         // Report the cause, not an echo of it.
         let primary = errors.iter().position(|e| !e.is_secondary()).unwrap_or(0);
         if errors.is_empty() {
@@ -466,7 +669,8 @@ impl RunningJob {
             } else {
                 JobOutcome::Completed
             };
-            for (name, mut sink) in std::mem::take(&mut self.sinks) {
+            let sinks = std::mem::take(&mut *self.sinks.lock().unwrap_or_else(|p| p.into_inner()));
+            for (name, mut sink) in sinks {
                 let finished = tokio::task::spawn_blocking(move || sink.finish(&name, outcome))
                     .await
                     .map_err(|e| Error::Internal(format!("finishing a sink: {e}")))
@@ -475,6 +679,16 @@ impl RunningJob {
                     tracing::info!(job = %self.name, error = %e, "Job failed.");
                     return Err(e);
                 }
+            }
+            // A job that read all its input has nothing to resume: a new
+            // run must start from the beginning, not from its checkpoints.
+            if outcome == JobOutcome::Completed
+                && let Some(storage) = &self.checkpoint_storage
+            {
+                let storage = storage.clone();
+                tokio::task::spawn_blocking(move || storage.clear())
+                    .await
+                    .map_err(|e| Error::Internal(format!("clearing checkpoints: {e}")))??;
             }
             tracing::info!(job = %self.name, ?outcome, "Job finished.");
             return Ok(());

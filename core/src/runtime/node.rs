@@ -10,7 +10,9 @@ use std::time::Instant;
 
 use futures::FutureExt;
 
+use crate::checkpoint::coordinator::{AckState, Acker};
 use crate::error::{Error, Result};
+use crate::message::CheckpointId;
 use crate::metrics::NodeMetrics;
 use crate::operator::{Collector, Operator};
 use crate::record::{Batch, EventTime};
@@ -28,6 +30,10 @@ pub(crate) struct OperatorNode<In, Out, O> {
     pub(crate) metrics: Arc<NodeMetrics>,
     /// The last watermark sent on: output watermarks never go back.
     pub(crate) last_watermark: EventTime,
+    /// This instance's index and where it acknowledges checkpoints, when
+    /// the job takes them.
+    pub(crate) instance: usize,
+    pub(crate) acker: Option<Acker>,
     pub(crate) _in: PhantomData<fn(In)>,
 }
 
@@ -161,6 +167,27 @@ where
         })
     }
 
+    fn barrier(&mut self, id: CheckpointId) -> PushFut<'_> {
+        if let Some(acker) = &self.acker {
+            let start = Instant::now();
+            let state = catch_unwind(AssertUnwindSafe(|| self.op.snapshot()));
+            self.metrics.add_busy(start.elapsed());
+            let state = match state {
+                Ok(Ok(state)) => state,
+                Ok(Err(e)) => return PushFut::err(e.in_node(&self.name)),
+                Err(panic) => return PushFut::err(Error::from_panic(panic).in_node(&self.name)),
+            };
+            acker.ack(id, &self.name, self.instance, AckState::Operator(state));
+        }
+        PushFut::wait(async move {
+            self.next.barrier(id).await?;
+            for side in &mut self.sides {
+                side.barrier(id).await?;
+            }
+            Ok(())
+        })
+    }
+
     fn end(&mut self) -> PushFut<'_> {
         if let Err(e) = self.call(|op, out| op.on_end(out)) {
             return PushFut::err(e);
@@ -181,20 +208,23 @@ pub(crate) struct SinkNode<T, W> {
     pub(crate) name: Arc<str>,
     pub(crate) writer: W,
     pub(crate) metrics: Arc<NodeMetrics>,
+    /// This instance's index and where it acknowledges checkpoints.
+    pub(crate) instance: usize,
+    pub(crate) acker: Option<Acker>,
     pub(crate) _t: PhantomData<fn(T)>,
 }
 
 impl<T: Send + 'static, W: SinkWriter<T>> SinkNode<T, W> {
     /// Calls the writer and awaits it, timing the call and turning errors
     /// and panics (in making the future or in running it) into node errors.
-    async fn guarded<'w, F>(
+    async fn guarded<'w, F, R>(
         name: &str,
         metrics: &NodeMetrics,
         writer: &'w mut W,
         call: impl FnOnce(&'w mut W) -> F,
-    ) -> Result<()>
+    ) -> Result<R>
     where
-        F: std::future::Future<Output = Result<()>> + 'w,
+        F: std::future::Future<Output = Result<R>> + 'w,
     {
         let start = Instant::now();
         let r = match catch_unwind(AssertUnwindSafe(|| call(writer))) {
@@ -203,7 +233,7 @@ impl<T: Send + 'static, W: SinkWriter<T>> SinkNode<T, W> {
         };
         metrics.add_busy(start.elapsed());
         match r {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(r)) => Ok(r),
             Ok(Err(e)) => Err(e.in_node(name)),
             Err(panic) => Err(Error::from_panic(panic).in_node(name)),
         }
@@ -239,6 +269,18 @@ impl<T: Send + 'static, W: SinkWriter<T>> Push<T> for SinkNode<T, W> {
 
     fn tick(&mut self, _now: i64) -> PushFut<'_> {
         PushFut::ok()
+    }
+
+    fn barrier(&mut self, id: CheckpointId) -> PushFut<'_> {
+        PushFut::wait(async move {
+            let (name, metrics) = (&self.name, &self.metrics);
+            let state =
+                Self::guarded(name, metrics, &mut self.writer, |w| w.checkpoint(id)).await?;
+            if let Some(acker) = &self.acker {
+                acker.ack(id, &self.name, self.instance, AckState::Sink(state));
+            }
+            Ok(())
+        })
     }
 
     fn end(&mut self) -> PushFut<'_> {

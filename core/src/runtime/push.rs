@@ -17,6 +17,7 @@ use futures::future::BoxFuture;
 use crate::metrics::NodeMetrics;
 
 use crate::error::Result;
+use crate::message::CheckpointId;
 use crate::record::{Batch, EventTime};
 
 /// The future of one push: ready at once, or waiting on a channel or sink.
@@ -64,6 +65,9 @@ pub(crate) trait Push<T>: Send {
     /// A processing-time deadline of the task has come: `now` is the wall
     /// clock in milliseconds.
     fn tick(&mut self, now: i64) -> PushFut<'_>;
+    /// Checkpoint barrier `id`: everything pushed before it belongs to the
+    /// checkpoint. Each node reports its part of it and passes it on.
+    fn barrier(&mut self, id: CheckpointId) -> PushFut<'_>;
     /// End of input: emit what is left, then pass the end on.
     fn end(&mut self) -> PushFut<'_>;
 }
@@ -140,6 +144,15 @@ impl<T: crate::Data> Push<T> for Tee<T> {
         })
     }
 
+    fn barrier(&mut self, id: CheckpointId) -> PushFut<'_> {
+        PushFut::wait(async move {
+            for out in &mut self.outputs {
+                out.barrier(id).await?;
+            }
+            Ok(())
+        })
+    }
+
     fn end(&mut self) -> PushFut<'_> {
         PushFut::wait(async move {
             for out in &mut self.outputs {
@@ -164,6 +177,8 @@ pub(crate) trait SidePush: Send {
     fn idle(&mut self) -> PushFut<'_>;
     /// As [`Push::tick`].
     fn tick(&mut self, now: i64) -> PushFut<'_>;
+    /// As [`Push::barrier`].
+    fn barrier(&mut self, id: CheckpointId) -> PushFut<'_>;
     /// As [`Push::end`].
     fn end(&mut self) -> PushFut<'_>;
 }
@@ -195,6 +210,10 @@ impl<S: Send + 'static> SidePush for TypedSide<S> {
 
     fn tick(&mut self, now: i64) -> PushFut<'_> {
         self.0.tick(now)
+    }
+
+    fn barrier(&mut self, id: CheckpointId) -> PushFut<'_> {
+        self.0.barrier(id)
     }
 
     fn end(&mut self) -> PushFut<'_> {

@@ -5,6 +5,7 @@
 //! partial batch is never held back while the input is idle, and send full
 //! batches without delay while it is busy.
 
+use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -14,13 +15,14 @@ use std::time::{Duration, Instant};
 use futures::{FutureExt, StreamExt};
 use tokio::sync::mpsc::{Receiver, error::TryRecvError};
 
+use crate::checkpoint::coordinator::{AckState, Acker, SourceTrigger};
 use crate::context::TaskContext;
 use crate::error::{Error, Result};
-use crate::message::{Envelope, Message};
+use crate::message::{CheckpointId, Envelope, Message};
 use crate::metrics::NodeMetrics;
 use crate::record::EventTime;
 use crate::runtime::push::BoxPush;
-use crate::source::{BoxedSourceStream, SourceEvent};
+use crate::source::{BoxedSourceStream, SourceEvent, SplitPosition};
 use crate::time::{ProcessingTimer, now_ms};
 
 /// Sleeps until the processing time `deadline_ms`; never wakes for `i64::MAX`.
@@ -32,12 +34,55 @@ async fn sleep_until_ms(deadline_ms: i64) {
     tokio::time::sleep(Duration::from_millis(wait.unsigned_abs())).await;
 }
 
+/// The latest position of each split of a source instance.
+pub(crate) trait PositionBook: Send {
+    /// Records a position the stream reported.
+    ///
+    /// # Errors
+    /// A split index out of range, or a position of another type.
+    fn update(&mut self, position: SplitPosition) -> Result<()>;
+    /// Every split's latest position, by split id, as JSON.
+    ///
+    /// # Errors
+    /// A position that cannot be written as JSON.
+    fn snapshot(&self) -> Result<Vec<(String, serde_json::Value)>>;
+}
+
+/// What a source instance needs to take part in checkpoints.
+pub(crate) struct SourceCheckpoints {
+    pub(crate) trigger: SourceTrigger,
+    pub(crate) acker: Acker,
+    pub(crate) positions: Box<dyn PositionBook>,
+}
+
+impl SourceCheckpoints {
+    /// Reports this instance's positions for checkpoint `id` and sends the
+    /// barrier downstream, behind everything emitted so far.
+    async fn take<T>(
+        &mut self,
+        id: CheckpointId,
+        ctx: &TaskContext,
+        out: &mut BoxPush<T>,
+    ) -> Result<()> {
+        let positions = self
+            .positions
+            .snapshot()
+            .map_err(|e| e.in_node(&ctx.node))?;
+        self.acker
+            .ack(id, &ctx.node, ctx.instance, AckState::Source(positions));
+        out.barrier(id).await
+    }
+}
+
 /// Reads a source instance's stream into its chain until the stream ends or
 /// the job shuts down, then sends the final watermark and ends the chain.
+/// With checkpoints, it starts each checkpoint it is asked for between two
+/// events of the stream.
 pub(crate) async fn run_source<T: Send + 'static>(
     ctx: TaskContext,
     mut stream: BoxedSourceStream<T>,
     mut out: BoxPush<T>,
+    mut checkpoints: Option<SourceCheckpoints>,
 ) -> Result<()> {
     let name = ctx.node.clone();
     let metrics = ctx.metrics.clone();
@@ -53,6 +98,7 @@ pub(crate) async fn run_source<T: Send + 'static>(
         }
     };
     let mut watermark = EventTime::MIN;
+    let trigger = checkpoints.as_ref().map(|ck| ck.trigger.clone());
     loop {
         if ctx.shutdown.is_cancelled() {
             break;
@@ -60,14 +106,26 @@ pub(crate) async fn run_source<T: Send + 'static>(
         if let Some(now) = timer.take_due() {
             out.tick(now).await?;
         }
+        if let Some(ck) = &mut checkpoints
+            && let Some(id) = ck.trigger.take()
+        {
+            ck.take(id, &ctx, &mut out).await?;
+        }
         let mut next = std::future::poll_fn(&mut poll_next);
         let item = match (&mut next).now_or_never() {
             Some(item) => item,
             None => {
                 out.flush().await?;
+                let triggered = async {
+                    match &trigger {
+                        Some(t) => t.triggered().await,
+                        None => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
                     biased;
                     _ = ctx.shutdown.cancelled() => break,
+                    () = triggered => continue,
                     _ = sleep_until_ms(timer.deadline()) => continue,
                     item = next => item,
                 }
@@ -87,6 +145,20 @@ pub(crate) async fn run_source<T: Send + 'static>(
                 // cancellation and aborts could not reach the other tasks.
                 tokio::task::consume_budget().await;
             }
+            Some(Ok(SourceEvent::BatchAt(batch, positions))) => {
+                if !batch.is_empty() {
+                    ctx.metrics.add_out(batch.len());
+                    out.push(batch).await?;
+                }
+                // Before the next checkpoint can start: the batch and
+                // where it leaves its splits go into the same one.
+                if let Some(ck) = &mut checkpoints {
+                    for p in positions {
+                        ck.positions.update(p).map_err(|e| e.in_node(&name))?;
+                    }
+                }
+                tokio::task::consume_budget().await;
+            }
             Some(Ok(SourceEvent::Watermark(wm))) => {
                 if wm > watermark {
                     watermark = wm;
@@ -94,14 +166,36 @@ pub(crate) async fn run_source<T: Send + 'static>(
                 }
             }
             Some(Ok(SourceEvent::Idle)) => out.idle().await?,
+            Some(Ok(SourceEvent::Position(p))) => {
+                if let Some(ck) = &mut checkpoints {
+                    ck.positions.update(p).map_err(|e| e.in_node(&name))?;
+                }
+            }
         }
     }
     tracing::debug!(node = %name, instance = ctx.instance, "Source instance finished.");
+    // A checkpoint asked for before this instance ended still gets its
+    // barrier, ahead of the end; none starts after.
+    if let Some(ck) = &mut checkpoints
+        && let Some(id) = ck.trigger.end()
+    {
+        ck.take(id, &ctx, &mut out).await?;
+    }
     // End of input: every event-time window downstream may fire.
     if watermark < EventTime::MAX {
         out.watermark(EventTime::MAX).await?;
     }
     out.end().await
+}
+
+/// A checkpoint barrier some senders have delivered and others not yet.
+struct Alignment<T> {
+    id: CheckpointId,
+    /// Which senders delivered it.
+    arrived: Vec<bool>,
+    count: usize,
+    /// What those senders sent after it, held until the rest deliver it.
+    held: VecDeque<Envelope<T>>,
 }
 
 /// Feeds a chain from its input channel until every sender has ended.
@@ -111,6 +205,11 @@ pub(crate) async fn run_source<T: Send + 'static>(
 /// idle, the watermark advances to the largest any of them reached and the
 /// chain is told it is idle. After the last end the chain gets the final watermark, then its
 /// end.
+///
+/// Checkpoint barriers are aligned: once a sender has delivered barrier
+/// `n`, what it sends next is held back until every sender still running
+/// has delivered `n`; then the chain takes the barrier (each node reports
+/// its state) and the held messages follow, in order.
 pub(crate) async fn run_input<T: Send + 'static>(
     mut rx: Receiver<Envelope<T>>,
     senders: usize,
@@ -120,27 +219,42 @@ pub(crate) async fn run_input<T: Send + 'static>(
 ) -> Result<()> {
     let mut watermarks = vec![EventTime::MIN; senders];
     let mut idle = vec![false; senders];
+    let mut ended_by = vec![false; senders];
     let mut current = EventTime::MIN;
     let mut idle_sent = false;
     let mut ended = 0;
+    let mut align: Option<Alignment<T>> = None;
+    // Messages released by an alignment, handled before the channel.
+    let mut released: VecDeque<Envelope<T>> = VecDeque::new();
     while ended < senders {
         if let Some(now) = timer.take_due() {
             out.tick(now).await?;
         }
-        let env = match rx.try_recv() {
-            Ok(env) => env,
-            Err(TryRecvError::Empty) => {
-                out.flush().await?;
-                tokio::select! {
-                    biased;
-                    env = rx.recv() => env.ok_or(Error::UpstreamClosed)?,
-                    _ = sleep_until_ms(timer.deadline()) => continue,
+        let env = if let Some(env) = released.pop_front() {
+            env
+        } else {
+            let env = match rx.try_recv() {
+                Ok(env) => env,
+                Err(TryRecvError::Empty) => {
+                    out.flush().await?;
+                    tokio::select! {
+                        biased;
+                        env = rx.recv() => env.ok_or(Error::UpstreamClosed)?,
+                        _ = sleep_until_ms(timer.deadline()) => continue,
+                    }
                 }
-            }
-            Err(TryRecvError::Disconnected) => return Err(Error::UpstreamClosed),
+                Err(TryRecvError::Disconnected) => return Err(Error::UpstreamClosed),
+            };
+            head.queue_len.fetch_sub(1, Relaxed);
+            env
         };
-        head.queue_len.fetch_sub(1, Relaxed);
         let from = env.from as usize;
+        if let Some(a) = &mut align
+            && a.arrived[from]
+        {
+            a.held.push_back(env);
+            continue;
+        }
         match env.msg {
             Message::Batch(batch) => {
                 idle[from] = false;
@@ -154,14 +268,39 @@ pub(crate) async fn run_input<T: Send + 'static>(
                 watermarks[from] = watermarks[from].max(wm);
             }
             Message::Idle => idle[from] = true,
-            // Checkpoints (barrier alignment and snapshots) are not built
-            // yet, and nothing sends barriers.
-            Message::Barrier(_) => continue,
+            Message::Barrier(id) => {
+                let a = align.get_or_insert_with(|| Alignment {
+                    id,
+                    arrived: vec![false; senders],
+                    count: 0,
+                    held: VecDeque::new(),
+                });
+                if a.id != id {
+                    return Err(Error::Internal(format!(
+                        "barrier {id} arrived while aligning barrier {}",
+                        a.id
+                    )));
+                }
+                a.arrived[from] = true;
+                a.count += 1;
+            }
             Message::End => {
                 ended += 1;
+                ended_by[from] = true;
                 idle[from] = false;
                 watermarks[from] = EventTime::MAX;
             }
+        }
+        // Aligned: every sender delivered the barrier or ended.
+        if let Some(a) = &align
+            && (0..senders).all(|i| a.arrived[i] || ended_by[i])
+            && let Some(a) = align.take()
+        {
+            out.barrier(a.id).await?;
+            // Held messages come before anything still in the channel.
+            let mut held = a.held;
+            held.append(&mut released);
+            released = held;
         }
         if ended == senders {
             break;

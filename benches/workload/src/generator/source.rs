@@ -141,6 +141,8 @@ impl LogGenerator {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GeneratorSplit {
     range: Range<u64>,
+    /// The next index to generate: `range.start` unless resumed.
+    next: u64,
 }
 
 impl GeneratorSplit {
@@ -161,6 +163,12 @@ impl SourceSplit for GeneratorSplit {
     fn start(&self) -> u64 {
         self.range.start
     }
+
+    const RESUMABLE: bool = true;
+
+    fn resume(&mut self, position: u64) {
+        self.next = position.clamp(self.range.start, self.range.end);
+    }
 }
 
 impl Source<GeneratedLog> for LogGenerator {
@@ -179,8 +187,12 @@ impl Source<GeneratedLog> for LogGenerator {
         }
         let chunks = self.events.div_ceil(CHUNK_EVENTS);
         Ok((0..chunks)
-            .map(|c| GeneratorSplit {
-                range: Share::chunk_range(self.events, c),
+            .map(|c| {
+                let range = Share::chunk_range(self.events, c);
+                GeneratorSplit {
+                    next: range.start,
+                    range,
+                }
             })
             .collect())
     }
@@ -197,18 +209,20 @@ impl Source<GeneratedLog> for LogGenerator {
         splits: Vec<GeneratorSplit>,
     ) -> Result<BoxedSourceStream<GeneratedLog>> {
         let size = self.batch_size.unwrap_or(ctx.batch_size()).max(1);
-        let share = Share::of(splits.into_iter().map(|s| s.range).collect());
+        let share = Share::of(splits.into_iter().map(|s| s.next..s.range.end).collect());
         let recipe = self.recipe.clone();
+        // Each batch with the position of its split: the index after it.
         Ok(
             stream::unfold((share, recipe), move |(mut share, recipe)| async move {
-                let range = share.take(size)?;
+                let (split, range) = share.take(size)?;
                 let mut batch =
                     Batch::with_capacity(range.end.saturating_sub(range.start) as usize);
-                for i in range {
+                for i in range.clone() {
                     let e = recipe.event(i);
                     batch.push(e.ts, e);
                 }
-                Some((Ok(SourceEvent::Batch(batch)), (share, recipe)))
+                let event = SourceEvent::batch_at(batch, [(split, range.end)]);
+                Some((Ok(event), (share, recipe)))
             })
             .boxed(),
         )
@@ -244,15 +258,13 @@ impl ExactSizeIterator for GeneratedLogs {}
 /// The indexes one instance makes: its chunks, in order.
 #[derive(Debug, Clone)]
 pub(crate) struct Share {
-    /// The chunks not yet started.
-    chunks: std::vec::IntoIter<Range<u64>>,
-    /// What is left of the current chunk.
-    rest: Range<u64>,
+    /// The ranges left, each with the index of its split.
+    chunks: std::iter::Enumerate<std::vec::IntoIter<Range<u64>>>,
+    /// The split being generated and what is left of it.
+    rest: (usize, Range<u64>),
 }
 
 impl Share {
-    /// The share of instance `instance` of `parallelism` when chunks are
-    /// dealt round-robin: chunks `instance`, `instance + parallelism`, …
     #[cfg(test)]
     pub(crate) fn new(total: u64, instance: usize, parallelism: usize) -> Self {
         let chunks = (instance as u64..total.div_ceil(CHUNK_EVENTS))
@@ -262,11 +274,11 @@ impl Share {
         Self::of(chunks)
     }
 
-    /// The share made of these index ranges, in order.
+    /// The share of these ranges, one per split, in order.
     pub(crate) fn of(chunks: Vec<Range<u64>>) -> Self {
         Share {
-            chunks: chunks.into_iter(),
-            rest: 0..0,
+            chunks: chunks.into_iter().enumerate(),
+            rest: (0, 0..0),
         }
     }
 
@@ -275,15 +287,16 @@ impl Share {
         start..start.saturating_add(CHUNK_EVENTS).min(total)
     }
 
-    /// The next at most `max` indexes (`max` ≥ 1), within one chunk; `None`
-    /// when the share is done.
-    pub(crate) fn take(&mut self, max: usize) -> Option<Range<u64>> {
-        while self.rest.is_empty() {
+    /// The next at most `max` indexes, all of one split, with that split's
+    /// index; `None` when the share is done.
+    pub(crate) fn take(&mut self, max: usize) -> Option<(usize, Range<u64>)> {
+        while self.rest.1.is_empty() {
             self.rest = self.chunks.next()?;
         }
-        let start = self.rest.start;
-        let end = start.saturating_add(max as u64).min(self.rest.end);
-        self.rest.start = end;
-        Some(start..end)
+        let (split, rest) = &mut self.rest;
+        let start = rest.start;
+        let end = start.saturating_add(max as u64).min(rest.end);
+        rest.start = end;
+        Some((*split, start..end))
     }
 }

@@ -85,7 +85,7 @@ fn shares_cover_every_index_once() {
             for k in 0..p {
                 let mut share = Share::new(total, k, p);
                 let mut last = None;
-                while let Some(r) = share.take(1000) {
+                while let Some((_, r)) = share.take(1000) {
                     assert!(!r.is_empty() && r.end - r.start <= 1000);
                     assert!(last.is_none_or(|l| l <= r.start), "in index order");
                     last = Some(r.end);

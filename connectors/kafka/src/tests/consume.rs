@@ -262,6 +262,7 @@ fn watermarks_follow_the_slowest_partition_and_empty_instances_are_idle() {
                     last_wm = Some(wm);
                 }
                 SourceEvent::Idle => panic!("no partition is idle"),
+                SourceEvent::BatchAt(..) | SourceEvent::Position(_) => {}
             }
         }
         // The slowest partition (1's last is 1019, 0's is 1018) sets it.

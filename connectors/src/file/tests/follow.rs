@@ -81,6 +81,7 @@ fn follow_with(paths: &[&Path], has_header: bool, max_line: usize, chunk: usize)
                 file: Arc::new(FileEntry::new(path.to_path_buf(), size)),
                 start: 0,
                 end: size,
+                resume: None,
             }
         })
         .collect();

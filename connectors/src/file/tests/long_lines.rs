@@ -216,6 +216,7 @@ async fn a_reader_never_holds_more_of_a_line_than_the_limit_and_a_read() {
         file,
         start: 0,
         end: size,
+        resume: None,
     };
     let (max, chunk) = (64, 32);
     let opts = ReadOptions {

@@ -44,6 +44,7 @@ fn whole(path: &Path, text: &str) -> Split {
         file: Arc::new(FileEntry::new(path.to_path_buf(), size)),
         start: 0,
         end: size,
+        resume: None,
     }
 }
 

@@ -1,0 +1,368 @@
+//! The checkpoint coordinator: triggers numbered checkpoints at the
+//! sources, collects every node instance's acknowledgement, and completes
+//! a checkpoint by writing its state and manifest and telling the sinks to
+//! commit.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::checkpoint::manifest::{Kind, Manifest, NodeState, StateFile, VERSION};
+use crate::checkpoint::storage::LocalStorage;
+use crate::error::{Error, Result};
+use crate::message::CheckpointId;
+use crate::runtime::erased::ErasedSink;
+use crate::time::now_ms;
+
+/// What one node instance reports for a checkpoint.
+#[derive(Debug)]
+pub(crate) enum AckState {
+    /// A source's position in each of its splits, by split id.
+    Source(Vec<(String, serde_json::Value)>),
+    /// An operator's snapshot, if it has state.
+    Operator(Option<Vec<u8>>),
+    /// What a sink pre-committed (files to publish when the checkpoint
+    /// completes), if anything.
+    Sink(Option<Vec<u8>>),
+}
+
+/// One node instance's acknowledgement of a checkpoint.
+#[derive(Debug)]
+pub(crate) struct Ack {
+    pub(crate) id: CheckpointId,
+    pub(crate) node: Arc<str>,
+    pub(crate) instance: usize,
+    pub(crate) state: AckState,
+}
+
+/// How a node instance acknowledges checkpoints.
+#[derive(Debug, Clone)]
+pub(crate) struct Acker {
+    tx: mpsc::UnboundedSender<Ack>,
+}
+
+impl Acker {
+    /// Reports this node instance's part of checkpoint `id`. A coordinator
+    /// that is gone (the job is ending) is no error.
+    pub(crate) fn ack(&self, id: CheckpointId, node: &Arc<str>, instance: usize, state: AckState) {
+        let _ = self.tx.send(Ack {
+            id,
+            node: node.clone(),
+            instance,
+            state,
+        });
+    }
+}
+
+/// The trigger state of every source instance of a job.
+#[derive(Debug, Default)]
+struct TriggerState {
+    /// The checkpoint each instance has yet to start, if any.
+    pending: Vec<Option<CheckpointId>>,
+    /// Whether each instance has ended; once one has, no checkpoint starts
+    /// (its barrier could not reach everything downstream of it).
+    ended: Vec<bool>,
+}
+
+#[derive(Debug)]
+struct TriggerShared {
+    state: Mutex<TriggerState>,
+    /// Set with a pending trigger: a cheap check for the source loop.
+    flags: Vec<AtomicBool>,
+    wake: Vec<Notify>,
+}
+
+/// Where the coordinator triggers checkpoints, shared with every source
+/// instance.
+#[derive(Debug, Clone)]
+pub(crate) struct Triggers(Arc<TriggerShared>);
+
+impl Triggers {
+    /// Triggers for `n` source instances.
+    pub(crate) fn new(n: usize) -> Self {
+        Triggers(Arc::new(TriggerShared {
+            state: Mutex::new(TriggerState {
+                pending: vec![None; n],
+                ended: vec![false; n],
+            }),
+            flags: (0..n).map(|_| AtomicBool::new(false)).collect(),
+            wake: (0..n).map(|_| Notify::new()).collect(),
+        }))
+    }
+
+    /// The trigger of source instance `slot`.
+    pub(crate) fn slot(&self, slot: usize) -> SourceTrigger {
+        SourceTrigger {
+            shared: self.0.clone(),
+            slot,
+        }
+    }
+
+    /// Asks every source instance to start checkpoint `id`; false if one
+    /// has ended (or there is none), when no checkpoint can start.
+    fn trigger(&self, id: CheckpointId) -> bool {
+        let mut state = self.0.state.lock().unwrap_or_else(|p| p.into_inner());
+        if state.ended.is_empty() || state.ended.iter().any(|&e| e) {
+            return false;
+        }
+        for p in &mut state.pending {
+            *p = Some(id);
+        }
+        drop(state);
+        for (flag, wake) in self.0.flags.iter().zip(&self.0.wake) {
+            flag.store(true, Ordering::Release);
+            wake.notify_one();
+        }
+        true
+    }
+}
+
+/// One source instance's end of [`Triggers`].
+#[derive(Debug, Clone)]
+pub(crate) struct SourceTrigger {
+    shared: Arc<TriggerShared>,
+    slot: usize,
+}
+
+impl SourceTrigger {
+    /// The checkpoint to start now, if one was triggered.
+    pub(crate) fn take(&self) -> Option<CheckpointId> {
+        if !self.shared.flags[self.slot].load(Ordering::Acquire) {
+            return None;
+        }
+        self.shared.flags[self.slot].store(false, Ordering::Release);
+        let mut state = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.pending[self.slot].take()
+    }
+
+    /// Waits for a trigger.
+    pub(crate) async fn triggered(&self) {
+        self.shared.wake[self.slot].notified().await;
+    }
+
+    /// This instance is ending: no checkpoint starts from now on. Returns
+    /// a checkpoint triggered before and not yet started, which the
+    /// instance must still take before it ends.
+    pub(crate) fn end(&self) -> Option<CheckpointId> {
+        let mut state = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.ended[self.slot] = true;
+        self.shared.flags[self.slot].store(false, Ordering::Release);
+        state.pending[self.slot].take()
+    }
+}
+
+/// A node the coordinator expects acknowledgements from.
+#[derive(Debug, Clone)]
+pub(crate) struct Expected {
+    pub(crate) name: Arc<str>,
+    pub(crate) kind: Kind,
+    pub(crate) parallelism: usize,
+}
+
+/// A checkpoint started and not yet complete.
+struct InFlight {
+    id: CheckpointId,
+    started: Instant,
+    acks: HashMap<(Arc<str>, usize), AckState>,
+}
+
+/// The sinks of a running job, shared by the coordinator (which commits
+/// them) and the job (which finishes them).
+pub(crate) type SharedSinks = Arc<Mutex<Vec<(String, Box<dyn ErasedSink>)>>>;
+
+/// Triggers checkpoints at an interval and completes them.
+pub(crate) struct Coordinator {
+    pub(crate) job: Arc<str>,
+    pub(crate) storage: LocalStorage,
+    pub(crate) interval: Duration,
+    pub(crate) retain: usize,
+    pub(crate) next_id: CheckpointId,
+    pub(crate) expected: Vec<Expected>,
+    pub(crate) triggers: Triggers,
+    pub(crate) acks: mpsc::UnboundedReceiver<Ack>,
+    pub(crate) sinks: SharedSinks,
+    /// Cancelled when every task has ended without error: the checkpoint
+    /// in flight completes if every acknowledgement is in, then the
+    /// coordinator ends.
+    pub(crate) stop: CancellationToken,
+    /// Cancelled when the job failed or was dropped: nothing more completes.
+    pub(crate) abandon: CancellationToken,
+}
+
+/// Makes the channel node instances acknowledge on.
+pub(crate) fn ack_channel() -> (Acker, mpsc::UnboundedReceiver<Ack>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    (Acker { tx }, rx)
+}
+
+impl Coordinator {
+    /// How many acknowledgements make a checkpoint complete.
+    fn expected_acks(&self) -> usize {
+        self.expected.iter().map(|e| e.parallelism).sum()
+    }
+
+    /// Runs until stopped: a checkpoint starts every interval when none is
+    /// in flight. A checkpoint that fails to complete (its state cannot be
+    /// written) is logged and abandoned; the job goes on.
+    ///
+    /// When the tasks have all ended, every source instance took the last
+    /// checkpoint triggered before it ended, so that checkpoint's
+    /// acknowledgements are all in: it completes before the coordinator
+    /// ends, and the sinks publish what they pre-committed for it.
+    pub(crate) async fn run(mut self) {
+        let mut ticker =
+            tokio::time::interval_at(tokio::time::Instant::now() + self.interval, self.interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut in_flight: Option<InFlight> = None;
+        loop {
+            tokio::select! {
+                biased;
+                () = self.stop.cancelled() => {
+                    while let Ok(ack) = self.acks.try_recv() {
+                        self.on_ack(&mut in_flight, ack).await;
+                    }
+                    break;
+                }
+                ack = self.acks.recv() => {
+                    let Some(ack) = ack else { break };
+                    self.on_ack(&mut in_flight, ack).await;
+                }
+                _ = ticker.tick(), if in_flight.is_none() => {
+                    let id = self.next_id;
+                    if self.triggers.trigger(id) {
+                        self.next_id += 1;
+                        tracing::debug!(job = %self.job, checkpoint = id, "Checkpoint triggered.");
+                        in_flight = Some(InFlight { id, started: Instant::now(), acks: HashMap::new() });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Notes an acknowledgement; completes the checkpoint when it is the
+    /// last one.
+    async fn on_ack(&mut self, in_flight: &mut Option<InFlight>, ack: Ack) {
+        let Some(flight) = in_flight.as_mut().filter(|f| f.id == ack.id) else {
+            return;
+        };
+        flight
+            .acks
+            .insert((ack.node.clone(), ack.instance), ack.state);
+        if flight.acks.len() == self.expected_acks()
+            && let Some(flight) = in_flight.take()
+        {
+            let id = flight.id;
+            if let Err(e) = self.complete(flight).await {
+                tracing::error!(job = %self.job, checkpoint = id, error = %e, "Checkpoint failed.");
+            }
+        }
+    }
+
+    /// Writes a checkpoint whose every acknowledgement is in, then commits
+    /// the sinks and drops old checkpoints.
+    async fn complete(&mut self, flight: InFlight) -> Result<()> {
+        let storage = self.storage.clone();
+        let expected = self.expected.clone();
+        let job = self.job.clone();
+        let sinks = self.sinks.clone();
+        let retain = self.retain;
+        let started = flight.started;
+        let id = flight.id;
+        let stop = self.abandon.clone();
+        tokio::task::spawn_blocking(move || {
+            let (manifest, pre_committed) =
+                write(&storage, &job, &expected, flight, started, &stop)?;
+            let bytes = manifest.state_bytes();
+            let duration = manifest.duration_ms;
+            // The checkpoint is durable: the sinks may publish what they
+            // pre-committed for it.
+            let mut sinks = sinks.lock().unwrap_or_else(|p| p.into_inner());
+            for (name, sink) in sinks.iter_mut() {
+                let pre = pre_committed.get(name.as_str()).map_or(&[][..], Vec::as_slice);
+                sink.commit(name, id, pre)?;
+            }
+            drop(sinks);
+            storage.retain(retain)?;
+            tracing::info!(job = %job, checkpoint = id, bytes, duration_ms = duration, "Checkpoint complete.");
+            Ok(())
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("completing checkpoint {id}: {e}")))?
+    }
+}
+
+/// What each sink's writers pre-committed, by sink name.
+type PreCommitted = HashMap<String, Vec<Vec<u8>>>;
+
+/// Writes the state files of a checkpoint and then its manifest; returns
+/// it with the sinks' pre-commits.
+fn write(
+    storage: &LocalStorage,
+    job: &str,
+    expected: &[Expected],
+    mut flight: InFlight,
+    started: Instant,
+    stop: &CancellationToken,
+) -> Result<(Manifest, PreCommitted)> {
+    let id = flight.id;
+    let mut nodes = BTreeMap::new();
+    let mut pre_committed = PreCommitted::new();
+    for e in expected {
+        let mut node = NodeState {
+            kind: e.kind,
+            parallelism: e.parallelism,
+            positions: BTreeMap::new(),
+            instances: Vec::new(),
+        };
+        for i in 0..e.parallelism {
+            let state = flight.acks.remove(&(e.name.clone(), i)).ok_or_else(|| {
+                Error::Internal(format!("checkpoint {id}: no ack from {}#{i}", e.name))
+            })?;
+            let bytes = match state {
+                AckState::Source(positions) => {
+                    node.positions.extend(positions);
+                    None
+                }
+                AckState::Operator(bytes) | AckState::Sink(bytes) => bytes,
+            };
+            if e.kind == Kind::Sink
+                && let Some(bytes) = &bytes
+            {
+                pre_committed
+                    .entry(e.name.to_string())
+                    .or_default()
+                    .push(bytes.clone());
+            }
+            if e.kind != Kind::Source {
+                node.instances.push(match bytes {
+                    Some(bytes) => Some(StateFile {
+                        file: storage.write_state(id, &e.name, i, &bytes)?,
+                        bytes: bytes.len() as u64,
+                    }),
+                    None => None,
+                });
+            }
+        }
+        nodes.insert(e.name.to_string(), node);
+    }
+    let manifest = Manifest {
+        version: VERSION,
+        id,
+        job: job.to_string(),
+        completed_ms: now_ms(),
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        nodes,
+    };
+    // A job dropped meanwhile (no longer running) completes nothing more.
+    if stop.is_cancelled() {
+        return Err(Error::Internal(format!(
+            "checkpoint {id} abandoned: the job was dropped"
+        )));
+    }
+    storage.write_manifest(&manifest)?;
+    Ok((manifest, pre_committed))
+}

@@ -1,0 +1,145 @@
+//! Checkpoints: a job's consistent snapshot, taken while it runs, from
+//! which a job that died resumes with nothing lost and nothing doubled.
+//!
+//! # How a checkpoint is taken
+//! Every [interval](CheckpointConfig::interval) the job's coordinator asks
+//! each source instance for checkpoint `n`. The instance records its
+//! position in each of its splits and sends barrier `n` downstream, behind
+//! the records it has emitted. A task with several upstream instances
+//! aligns the barriers: once one input has delivered barrier `n`, what it
+//! sends next waits until every input has delivered it. Each operator
+//! snapshots its state when the barrier passes it, and each sink
+//! pre-commits what it has written (a Parquet sink finishes its file). When
+//! every node instance has reported, the checkpoint's state files are
+//! written, then its manifest, atomically; then the sinks publish what
+//! they pre-committed for it.
+//!
+//! # Layout
+//! ```text
+//! <dir>/chk-000042/_manifest.json   # what the checkpoint holds, written last
+//! <dir>/chk-000042/<node>/<instance> # an operator's or sink's state
+//! ```
+//! The newest [`retain`](CheckpointConfig::retain) complete checkpoints
+//! are kept.
+//!
+//! # Restore
+//! A job built with a checkpoint directory starts from its newest complete
+//! checkpoint (see [`Restore`]): sources resume at their positions,
+//! operators get their state, sinks publish what the checkpoint had them
+//! pre-commit and drop what was written after it. A folder without a
+//! manifest, or whose manifest or state files are damaged, is skipped
+//! with a warning naming it, and the checkpoint before it is used.
+//!
+//! # Limits
+//! - Checkpoints start only while every source instance is still running:
+//!   once one has read all its input, the job runs to its end without new
+//!   checkpoints (a crash then resumes from the last one).
+//! - An operator's state is restored at the parallelism it was taken at.
+//! - Only sources whose splits can resume ([`SourceSplit::RESUMABLE`]) may
+//!   run in a checkpointed job.
+//!
+//! [`SourceSplit::RESUMABLE`]: crate::SourceSplit::RESUMABLE
+
+pub(crate) mod coordinator;
+pub(crate) mod manifest;
+pub(crate) mod restore;
+pub(crate) mod storage;
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::message::CheckpointId;
+
+/// The interval between checkpoints unless set.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
+
+/// How many complete checkpoints are kept unless set.
+pub const DEFAULT_RETAIN: usize = 3;
+
+/// Where a job starts when its checkpoint directory has checkpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Restore {
+    /// From the newest complete checkpoint, if there is one (the default).
+    #[default]
+    Latest,
+    /// From checkpoint `n`, which must be complete.
+    Checkpoint(CheckpointId),
+    /// From the beginning, whatever the directory holds; new checkpoints
+    /// are numbered after the ones there.
+    Fresh,
+}
+
+/// How a job checkpoints: where, how often, how many to keep, and where
+/// to start.
+///
+/// ```
+/// use std::time::Duration;
+/// use brook_core::CheckpointConfig;
+///
+/// let checkpoints = CheckpointConfig::new("/var/lib/brook/logs-job")
+///     .interval(Duration::from_secs(1))
+///     .retain(5);
+/// # let _ = checkpoints;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointConfig {
+    dir: PathBuf,
+    interval: Duration,
+    retain: usize,
+    restore: Restore,
+}
+
+impl CheckpointConfig {
+    /// Checkpoints in `dir` (created if missing), every
+    /// [`DEFAULT_INTERVAL`], keeping [`DEFAULT_RETAIN`], restoring the
+    /// newest.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        CheckpointConfig {
+            dir: dir.into(),
+            interval: DEFAULT_INTERVAL,
+            retain: DEFAULT_RETAIN,
+            restore: Restore::Latest,
+        }
+    }
+
+    /// The time between the start of one checkpoint and the next (at
+    /// least 1 ms); a checkpoint that takes longer delays the next.
+    pub fn interval(mut self, interval: Duration) -> Self {
+        self.interval = interval.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How many complete checkpoints to keep (at least 1).
+    pub fn retain(mut self, n: usize) -> Self {
+        self.retain = n.max(1);
+        self
+    }
+
+    /// Where to start: see [`Restore`].
+    pub fn restore(mut self, restore: Restore) -> Self {
+        self.restore = restore;
+        self
+    }
+
+    /// The checkpoint directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The interval between checkpoints.
+    pub fn checkpoint_interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// How many complete checkpoints are kept.
+    pub fn retained(&self) -> usize {
+        self.retain
+    }
+
+    /// Where the job starts.
+    pub fn restore_mode(&self) -> Restore {
+        self.restore
+    }
+}

@@ -1,0 +1,142 @@
+//! What a job restores from: the checkpoint chosen at build, and the
+//! state it gives each node instance.
+
+use std::collections::BTreeMap;
+
+use crate::checkpoint::manifest::{Kind, Manifest};
+use crate::checkpoint::storage::LocalStorage;
+use crate::checkpoint::{CheckpointConfig, Restore};
+use crate::error::{Error, Result};
+use crate::message::CheckpointId;
+
+/// The checkpoint a job restores from.
+#[derive(Debug)]
+pub(crate) struct Restored {
+    pub(crate) storage: LocalStorage,
+    pub(crate) manifest: Manifest,
+}
+
+/// Finds the checkpoint to restore from, warning about each newer folder
+/// skipped.
+///
+/// # Errors
+/// A named checkpoint that is missing or damaged, or a directory that
+/// cannot be read.
+pub(crate) fn choose(
+    config: &CheckpointConfig,
+    storage: &LocalStorage,
+) -> Result<Option<Restored>> {
+    let wanted = match config.restore_mode() {
+        Restore::Fresh => return Ok(None),
+        Restore::Latest => None,
+        Restore::Checkpoint(id) => Some(id),
+    };
+    let (manifest, skipped) = storage.latest(wanted)?;
+    for s in &skipped {
+        tracing::warn!(checkpoint = %s.path.display(), reason = %s.reason, "Skipping a checkpoint that cannot be restored.");
+    }
+    match (manifest, wanted) {
+        (Some(manifest), _) => Ok(Some(Restored {
+            storage: storage.clone(),
+            manifest,
+        })),
+        (None, Some(id)) => Err(Error::Config(format!(
+            "checkpoint {id} cannot be restored: {}",
+            skipped.first().map_or_else(
+                || format!("{} has no such checkpoint", storage.dir().display()),
+                |s| s.reason.clone()
+            )
+        ))),
+        (None, None) => Ok(None),
+    }
+}
+
+impl Restored {
+    /// The checkpoint's number.
+    pub(crate) fn id(&self) -> CheckpointId {
+        self.manifest.id
+    }
+
+    /// Checks that every node the checkpoint has state for is in the job,
+    /// as the same kind of node.
+    pub(crate) fn check_nodes(&self, nodes: &BTreeMap<String, Kind>) -> Result<()> {
+        for (name, state) in &self.manifest.nodes {
+            let has_state =
+                !state.positions.is_empty() || state.instances.iter().any(Option::is_some);
+            match nodes.get(name) {
+                Some(&kind) if kind == state.kind => {}
+                Some(&kind) => {
+                    return Err(Error::Config(format!(
+                        "node '{name}': checkpoint {} has it as a {}, the job as a {}",
+                        self.id(),
+                        state.kind.name(),
+                        kind.name()
+                    )));
+                }
+                None if has_state => {
+                    return Err(Error::Config(format!(
+                        "checkpoint {} has state for node '{name}', which this job does not have \
+                         (restore with the job that took it, or start fresh)",
+                        self.id()
+                    )));
+                }
+                None => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// A source's recorded positions, by split id.
+    pub(crate) fn positions(&self, node: &str) -> Option<&BTreeMap<String, serde_json::Value>> {
+        self.manifest.nodes.get(node).map(|n| &n.positions)
+    }
+
+    /// What a sink's writers pre-committed for the checkpoint, whatever the
+    /// parallelism.
+    ///
+    /// # Errors
+    /// A state file that cannot be read.
+    pub(crate) fn pre_committed(&self, node: &str) -> Result<Vec<Vec<u8>>> {
+        let Some(state) = self.manifest.nodes.get(node) else {
+            return Ok(Vec::new());
+        };
+        state
+            .instances
+            .iter()
+            .flatten()
+            .map(|f| self.storage.read_state(self.id(), &f.file))
+            .collect()
+    }
+
+    /// Each instance's state for an operator or sink at `parallelism`
+    /// instances: `None` for an instance without state.
+    ///
+    /// # Errors
+    /// State taken at another parallelism, or a state file that cannot be
+    /// read.
+    pub(crate) fn states(&self, node: &str, parallelism: usize) -> Result<Vec<Option<Vec<u8>>>> {
+        let Some(state) = self.manifest.nodes.get(node) else {
+            return Ok(vec![None; parallelism]);
+        };
+        if state.instances.iter().all(Option::is_none) {
+            return Ok(vec![None; parallelism]);
+        }
+        if state.parallelism != parallelism {
+            return Err(Error::Config(format!(
+                "node '{node}': checkpoint {} holds its state for {} instances, the job has {parallelism}; \
+                 restoring at another parallelism is not supported yet",
+                self.id(),
+                state.parallelism
+            )));
+        }
+        state
+            .instances
+            .iter()
+            .map(|f| {
+                f.as_ref()
+                    .map(|f| self.storage.read_state(self.id(), &f.file))
+                    .transpose()
+            })
+            .collect()
+    }
+}

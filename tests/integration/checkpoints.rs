@@ -1,0 +1,167 @@
+//! Checkpoints survive crashes: the main job (`examples/log_analysis.rs`),
+//! killed with SIGKILL at random moments and started again until it
+//! completes, writes exactly the answer of the project's SQL oracle, at
+//! parallelism 1 and 2.
+//!
+//! These run the example's binary, which `cargo test` builds with the
+//! tests; run alone (`cargo test --test integration checkpoints`), build it
+//! first (`cargo build --example log_analysis`).
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use brook_workload::LogGenerator;
+
+use crate::log_analysis_job::log_analysis;
+use crate::support::block_on;
+
+/// Writes `events` generated log lines (seed 7) to `path`.
+fn write_input(path: &Path, events: u64) {
+    let mut text = String::new();
+    for e in LogGenerator::new(events, 7).iter() {
+        e.write_json_line(&mut text);
+    }
+    std::fs::write(path, text).expect("write the input");
+}
+
+/// A small deterministic generator of kill delays.
+struct Delays(u64);
+
+impl Delays {
+    /// The next delay, between `min` and `max` milliseconds.
+    fn next(&mut self, min: u64, max: u64) -> Duration {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        Duration::from_millis(min + self.0 % (max - min + 1))
+    }
+}
+
+/// What the kill loop saw.
+#[derive(Debug, Default)]
+struct Cycles {
+    /// Runs killed before they ended.
+    killed: usize,
+    /// Runs that said they resumed from a checkpoint.
+    resumed: usize,
+}
+
+/// Runs the job with `args` until a run completes, killing each run with
+/// SIGKILL after a random delay while `budget` kills are left (a run that
+/// ends first is not killed). Returns what happened; panics if a run
+/// fails.
+fn kill_until_done(args: &[&str], dir: &Path, budget: &mut usize, delays: &mut Delays) -> Cycles {
+    let mut cycles = Cycles::default();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    for run in 0.. {
+        assert!(
+            Instant::now() < deadline,
+            "the job did not complete in 10 minutes"
+        );
+        let (stdout, stderr) = (
+            dir.join(format!("run-{run}.out")),
+            dir.join(format!("run-{run}.err")),
+        );
+        let mut child = log_analysis()
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&stdout).expect("stdout file"))
+            .stderr(std::fs::File::create(&stderr).expect("stderr file"))
+            .spawn()
+            .expect("start log_analysis");
+        let status = if *budget > 0 {
+            let wait = delays.next(30, 300);
+            let start = Instant::now();
+            loop {
+                if let Some(status) = child.try_wait().expect("wait") {
+                    break Some(status);
+                }
+                if start.elapsed() >= wait {
+                    child.kill().expect("SIGKILL");
+                    child.wait().expect("reap");
+                    cycles.killed += 1;
+                    *budget -= 1;
+                    break None;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        } else {
+            Some(child.wait().expect("wait"))
+        };
+        let out = std::fs::read_to_string(&stdout).unwrap_or_default();
+        if out.contains("Resuming from checkpoint") {
+            cycles.resumed += 1;
+        }
+        if let Some(status) = status {
+            let err = std::fs::read_to_string(&stderr).unwrap_or_default();
+            assert!(status.success(), "run {run} failed: {err}\n{out}");
+            assert!(!err.contains("panicked"), "{err}");
+            return cycles;
+        }
+    }
+    unreachable!()
+}
+
+/// Kills and restarts the job over a JSON-lines file at `parallelism`, 20
+/// times in all: whenever a run completes, its output is checked against
+/// the oracle, and the next round starts afresh.
+fn survives_kills(parallelism: usize, seed: u64) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let input = tmp.path().join("logs.jsonl");
+    write_input(&input, 200_000);
+    let mut delays = Delays(seed | 1);
+    let (mut budget, mut resumed, mut rounds) = (20, 0, 0);
+    while budget > 0 {
+        rounds += 1;
+        let round = tmp.path().join(format!("round-{rounds}"));
+        std::fs::create_dir(&round).expect("round dir");
+        let (out, ck) = (round.join("stats"), round.join("checkpoints"));
+        let p = parallelism.to_string();
+        let args = [
+            "--input",
+            input.to_str().expect("utf-8"),
+            "--out",
+            out.to_str().expect("utf-8"),
+            "--parallelism",
+            &p,
+            "--checkpoint-dir",
+            ck.to_str().expect("utf-8"),
+            "--checkpoint-interval-ms",
+            "20",
+        ];
+        let cycles = kill_until_done(&args, &round, &mut budget, &mut delays);
+        resumed += cycles.resumed;
+        let comparison = block_on(brook_workload::oracle::compare(&input, &out)).expect("oracle");
+        assert!(
+            comparison.ok(),
+            "parallelism {parallelism}, round {rounds}, {cycles:?}: {comparison:?}"
+        );
+        // A completed job leaves no checkpoint to resume, and no hidden
+        // file.
+        let left: Vec<_> = std::fs::read_dir(&ck)
+            .expect("checkpoint dir")
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name())
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+        let hidden: Vec<_> = std::fs::read_dir(&out)
+            .expect("out")
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".inprogress"))
+            .collect();
+        assert!(hidden.is_empty(), "{hidden:?}");
+    }
+    assert!(resumed > 0, "no run resumed from a checkpoint");
+}
+
+#[test]
+fn the_job_killed_twenty_times_at_parallelism_1_gives_the_exact_answer() {
+    survives_kills(1, 0x5eed_0001);
+}
+
+#[test]
+fn the_job_killed_twenty_times_at_parallelism_2_gives_the_exact_answer() {
+    survives_kills(2, 0x5eed_0002);
+}
