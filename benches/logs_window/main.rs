@@ -14,7 +14,11 @@
 //!   `CollectSink` at parallelism 1, on a current-thread tokio runtime (the
 //!   file source reads on tokio's blocking pool, so it may use a little more
 //!   than one core: see the CPU column);
-//! - `brook p=2`: the same at parallelism 2, on two worker threads.
+//! - `brook p=2`: the same at parallelism 2, on two worker threads;
+//! - `brook p=1 ck`, `brook p=2 ck` (only when asked for, as `p1ck,p2ck`):
+//!   the same taking a checkpoint every `BROOK_BENCH_CHECKPOINT_MS` (100 by
+//!   default) into a temporary directory; the bench prints how many
+//!   completed, their mean and longest duration and their size.
 //!
 //! Every run's answer is checked against the loop's (counts exact, floats
 //! within 1e-9 relative), and Brook's against its own metrics (every event
@@ -25,7 +29,10 @@
 //! `LogGenerator` (seed 1), as `brook-workload gen-logs` writes it. Env:
 //! `BROOK_BENCH_ROUNDS` (default 5), `BROOK_BENCH_EVENTS` (events of a made
 //! file, default 2,000,000), `BROOK_BENCH_VARIANTS` (comma-separated subset
-//! of `loop,p1,p2`, e.g. `p1` to profile Brook alone).
+//! of `loop,p1,p2,p1ck,p2ck`; default `loop,p1,p2`; `p1` profiles Brook
+//! alone). With a checkpointed variant, the bench also times a restore: a
+//! job stopped half-way after a checkpoint, then built again from it, from
+//! `build()` to the first record reaching the window.
 //!
 //! The issue's goal: `brook p=1` ≥ 0.8× the loop, `brook p=2` ≥ 1.5×.
 
@@ -36,6 +43,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, bail, ensure};
+use brook::core::CheckpointStats;
 use brook::prelude::*;
 use brook_workload::logs::{self, LogEvent, WindowStats};
 use tokio::runtime::Runtime;
@@ -49,6 +57,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 enum Variant {
     Loop,
     Brook(usize),
+    /// Brook at parallelism `p` taking checkpoints.
+    Checkpointed(usize),
 }
 
 impl Variant {
@@ -56,6 +66,7 @@ impl Variant {
         match self {
             Variant::Loop => "hand loop".into(),
             Variant::Brook(p) => format!("brook p={p}"),
+            Variant::Checkpointed(p) => format!("brook p={p} ck"),
         }
     }
 
@@ -63,6 +74,7 @@ impl Variant {
         match self {
             Variant::Loop => "loop".into(),
             Variant::Brook(p) => format!("p{p}"),
+            Variant::Checkpointed(p) => format!("p{p}ck"),
         }
     }
 }
@@ -83,7 +95,20 @@ fn main() -> anyhow::Result<()> {
         Err(_) => 5,
     };
     ensure!(rounds > 0, "BROOK_BENCH_ROUNDS must be at least 1");
-    let all = [Variant::Loop, Variant::Brook(1), Variant::Brook(2)];
+    let checkpoint_ms: u64 = match std::env::var("BROOK_BENCH_CHECKPOINT_MS") {
+        Ok(v) => v
+            .parse()
+            .context("BROOK_BENCH_CHECKPOINT_MS: not a number")?,
+        Err(_) => 100,
+    };
+    let all = [
+        Variant::Loop,
+        Variant::Brook(1),
+        Variant::Brook(2),
+        Variant::Checkpointed(1),
+        Variant::Checkpointed(2),
+    ];
+    let default = [Variant::Loop, Variant::Brook(1), Variant::Brook(2)];
     let variants: Vec<Variant> = match std::env::var("BROOK_BENCH_VARIANTS") {
         Ok(list) => {
             let ids: Vec<&str> = list.split(',').map(str::trim).collect();
@@ -91,12 +116,17 @@ fn main() -> anyhow::Result<()> {
                 .filter(|v| ids.contains(&v.id().as_str()))
                 .collect()
         }
-        Err(_) => all.to_vec(),
+        Err(_) => default.to_vec(),
     };
     ensure!(
         !variants.is_empty(),
-        "BROOK_BENCH_VARIANTS names none of loop,p1,p2"
+        "BROOK_BENCH_VARIANTS names none of loop,p1,p2,p1ck,p2ck"
     );
+    let checkpoints = tempfile::tempdir()?;
+    let ck = |p: usize| Checkpoints {
+        dir: checkpoints.path().join(format!("p{p}")),
+        interval: std::time::Duration::from_millis(checkpoint_ms),
+    };
     let bytes = std::fs::metadata(&input.path)?.len();
 
     // The reference answer; this run also warms the page cache.
@@ -117,12 +147,19 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let runtime = |p: usize| if p == 1 { &one_core } else { &two_cores };
+    let mut stats: Vec<Vec<CheckpointStats>> = vec![Vec::new(); variants.len()];
     for &v in &variants {
-        if let Variant::Brook(p) = v {
-            let (job, _) = brook_job(&input.path, p)?;
-            println!("plan at p={p}:\n{}", job.describe().trim_end());
-            // A warm-up run, checked like the others.
-            run_brook(&input.path, p, runtime(p), &reference)?;
+        match v {
+            Variant::Brook(p) => {
+                let (job, _) = brook_job(&input.path, p, None)?;
+                println!("plan at p={p}:\n{}", job.describe().trim_end());
+                // A warm-up run, checked like the others.
+                run_brook(&input.path, p, None, runtime(p), &reference)?;
+            }
+            Variant::Checkpointed(p) => {
+                run_brook(&input.path, p, Some(&ck(p)), runtime(p), &reference)?;
+            }
+            Variant::Loop => {}
         }
     }
 
@@ -142,7 +179,12 @@ fn main() -> anyhow::Result<()> {
                     check_same(&got.rows, &reference.rows, "hand loop")?;
                     run
                 }
-                Variant::Brook(p) => run_brook(&input.path, p, runtime(p), &reference)?,
+                Variant::Brook(p) => run_brook(&input.path, p, None, runtime(p), &reference)?.0,
+                Variant::Checkpointed(p) => {
+                    let (run, s) = run_brook(&input.path, p, Some(&ck(p)), runtime(p), &reference)?;
+                    stats[k].push(s);
+                    run
+                }
             };
             eprintln!(
                 "round {}: {:<10} {:>7.3} s {:>7.2} M events/s",
@@ -155,16 +197,112 @@ fn main() -> anyhow::Result<()> {
         }
     }
     report(&variants, &runs, events);
+    for &v in &variants {
+        if let Variant::Checkpointed(p) = v {
+            let restore = ck(p);
+            let mut times: Vec<f64> = (0..3)
+                .map(|_| restore_time(&input.path, p, &restore, runtime(p), &reference))
+                .map(|t| t.map(|t| t.as_secs_f64() * 1e3))
+                .collect::<anyhow::Result<_>>()?;
+            times.sort_by(f64::total_cmp);
+            println!(
+                "{}: restore, from build() to the first record in the window: median {:.1} ms \
+                 (of {times:.1?})",
+                v.label(),
+                times[1]
+            );
+        }
+    }
+    for (v, s) in variants.iter().zip(&stats) {
+        if s.is_empty() {
+            continue;
+        }
+        let completed: u64 = s.iter().map(|s| s.completed).sum();
+        let max = s.iter().map(|s| s.max_duration).max().unwrap_or_default();
+        let total: std::time::Duration = s.iter().map(|s| s.total_duration).sum();
+        let bytes = s.iter().map(|s| s.last_bytes).max().unwrap_or(0);
+        println!(
+            "{}: a checkpoint every {checkpoint_ms} ms: {completed} in {} runs, mean {:.1} ms, \
+             max {:.1} ms, largest {:.1} KB",
+            v.label(),
+            s.len(),
+            total.as_secs_f64() * 1e3 / completed.max(1) as f64,
+            max.as_secs_f64() * 1e3,
+            bytes as f64 / 1e3
+        );
+    }
     Ok(())
 }
 
+/// Stops a checkpointed job at parallelism `p` half-way (after a checkpoint
+/// completed), then times building it again from that checkpoint up to
+/// the first record reaching the window operator; runs it to its end and
+/// checks the answer.
+fn restore_time(
+    path: &Path,
+    p: usize,
+    c: &Checkpoints,
+    rt: &Runtime,
+    reference: &hand_loop::LoopResult,
+) -> anyhow::Result<std::time::Duration> {
+    let (job, _) = brook_job(path, p, Some(c))?;
+    let metrics = job.metrics();
+    let half = reference.events / 2;
+    rt.block_on(async {
+        let running = job.start(CancellationToken::new())?;
+        loop {
+            let s = metrics.snapshot();
+            let read = s.node("logs").map_or(0, |n| n.total.records_out);
+            if read >= half && s.checkpoints.completed > 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        running.shutdown();
+        running.wait().await
+    })?;
+    let t0 = Instant::now();
+    let (job, _) = brook_job(path, p, Some(c))?;
+    ensure!(
+        job.restored_from().is_some(),
+        "the stopped job left no checkpoint"
+    );
+    let metrics = job.metrics();
+    let first = rt.block_on(async {
+        let running = job.start(CancellationToken::new())?;
+        let first = loop {
+            let s = metrics.snapshot();
+            if s.node("stats").is_some_and(|n| n.total.records_in > 0) {
+                break t0.elapsed();
+            }
+            tokio::time::sleep(std::time::Duration::from_micros(200)).await;
+        };
+        running.wait().await?;
+        Ok::<_, brook::Error>(first)
+    })?;
+    Ok(first)
+}
+
+/// Where and how often a checkpointed variant checkpoints.
+struct Checkpoints {
+    dir: std::path::PathBuf,
+    interval: std::time::Duration,
+}
+
 /// The Brook job at parallelism `p`, and the handle to its results.
-fn brook_job(path: &Path, p: usize) -> Result<(Job, Collected<WindowStats>)> {
+fn brook_job(
+    path: &Path,
+    p: usize,
+    checkpoints: Option<&Checkpoints>,
+) -> Result<(Job, Collected<WindowStats>)> {
     let config = JobConfig {
         parallelism: p,
         ..JobConfig::default()
     };
-    let flow = Dataflow::with_config("logs-window", config);
+    let mut flow = Dataflow::with_config("logs-window", config);
+    if let Some(c) = checkpoints {
+        flow.set_checkpoints(CheckpointConfig::new(&c.dir).interval(c.interval));
+    }
     let events = flow.source("logs", JsonLinesSource::<LogEvent>::new(path));
     let sink = CollectSink::new();
     let rows = sink.handle();
@@ -176,10 +314,11 @@ fn brook_job(path: &Path, p: usize) -> Result<(Job, Collected<WindowStats>)> {
 fn run_brook(
     path: &Path,
     p: usize,
+    checkpoints: Option<&Checkpoints>,
     rt: &Runtime,
     reference: &hand_loop::LoopResult,
-) -> anyhow::Result<Run> {
-    let (job, rows) = brook_job(path, p)?;
+) -> anyhow::Result<(Run, CheckpointStats)> {
+    let (job, rows) = brook_job(path, p, checkpoints)?;
     let metrics = job.metrics();
     let (cpu0, t0) = (cpu_secs(), Instant::now());
     rt.block_on(job.run(CancellationToken::new()))
@@ -200,7 +339,7 @@ fn run_brook(
     let mut got = rows.values();
     sort_rows(&mut got);
     check_same(&got, &reference.rows, &format!("brook p={p}"))?;
-    Ok(run)
+    Ok((run, snapshot.checkpoints))
 }
 
 /// Sorts rows by (window, service, level).

@@ -43,6 +43,16 @@ impl TaskContext {
         }
     }
 
+    /// This context for a sink outside the dataflow, such as a source's
+    /// dead-letter sink: it gets no checkpoint barriers, so it takes no part
+    /// in checkpoints and publishes as it writes.
+    pub fn detached(&self) -> TaskContext {
+        TaskContext {
+            acker: None,
+            ..self.clone()
+        }
+    }
+
     /// Whether the job takes checkpoints: a sink then pre-commits at each
     /// barrier ([`SinkWriter::checkpoint`](crate::SinkWriter::checkpoint))
     /// instead of publishing as it goes.

@@ -87,7 +87,9 @@ pub use dataflow::{
 };
 pub use error::{BoxError, Error, Result, RetryHint};
 pub use message::{CheckpointId, Message};
-pub use metrics::{Counters, JobMetrics, MetricsSnapshot, NodeKind, NodeMetrics, NodeSnapshot};
+pub use metrics::{
+    CheckpointStats, Counters, JobMetrics, MetricsSnapshot, NodeKind, NodeMetrics, NodeSnapshot,
+};
 pub use operator::{Collector, Operator, OutputTag};
 pub use record::{
     Batch, Data, EventTime, MAX_EVENT_TIME, MIN_EVENT_TIME, NO_TIMESTAMP, Record, is_event_time,

@@ -157,6 +157,48 @@ pub(crate) struct NodeEntry {
 pub struct JobMetrics {
     pub(crate) nodes: Arc<Vec<NodeEntry>>,
     pub(crate) started: Instant,
+    pub(crate) checkpoints: Arc<std::sync::Mutex<CheckpointStats>>,
+}
+
+/// The checkpoints a job completed, as its metrics show them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckpointStats {
+    /// How many completed.
+    pub completed: u64,
+    /// How many were started and did not complete (their state could not
+    /// be written).
+    pub failed: u64,
+    /// The number of the last one completed.
+    pub last_id: Option<u64>,
+    /// How long the last one took, from trigger to manifest.
+    pub last_duration: Duration,
+    /// The size of the last one's state files, in bytes.
+    pub last_bytes: u64,
+    /// The longest any took.
+    pub max_duration: Duration,
+    /// The time all of them took, added up.
+    pub total_duration: Duration,
+}
+
+impl JobMetrics {
+    /// Notes a completed checkpoint.
+    pub(crate) fn checkpoint_completed(&self, id: u64, duration: Duration, bytes: u64) {
+        let mut c = self.checkpoints.lock().unwrap_or_else(|p| p.into_inner());
+        c.completed += 1;
+        c.last_id = Some(id);
+        c.last_duration = duration;
+        c.last_bytes = bytes;
+        c.max_duration = c.max_duration.max(duration);
+        c.total_duration += duration;
+    }
+
+    /// Notes a checkpoint that failed.
+    pub(crate) fn checkpoint_failed(&self) {
+        self.checkpoints
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .failed += 1;
+    }
 }
 
 impl JobMetrics {
@@ -182,6 +224,11 @@ impl JobMetrics {
         MetricsSnapshot {
             elapsed: self.started.elapsed(),
             nodes,
+            checkpoints: self
+                .checkpoints
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
         }
     }
 }
@@ -193,6 +240,8 @@ pub struct MetricsSnapshot {
     pub elapsed: Duration,
     /// One entry per node, in the order the builder added them.
     pub nodes: Vec<NodeSnapshot>,
+    /// The checkpoints completed so far.
+    pub checkpoints: CheckpointStats,
 }
 
 impl MetricsSnapshot {

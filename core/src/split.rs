@@ -142,12 +142,21 @@ pub struct PlanContext {
     pub(crate) job: Arc<str>,
     pub(crate) node: Arc<str>,
     pub(crate) parallelism: usize,
+    /// Whether the job takes checkpoints.
+    pub(crate) checkpoints: bool,
 }
 
 impl PlanContext {
+    /// Whether the job takes checkpoints: a source that cannot resume in
+    /// the way it is configured should refuse to plan.
+    pub fn checkpoints_enabled(&self) -> bool {
+        self.checkpoints
+    }
+
     /// A context for planning a source or sink outside a job (tests).
     pub fn standalone(node: &str, parallelism: usize) -> Self {
         PlanContext {
+            checkpoints: false,
             job: Arc::from("standalone"),
             node: Arc::from(node),
             parallelism,

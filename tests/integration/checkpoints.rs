@@ -142,7 +142,8 @@ fn survives_kills(parallelism: usize, seed: u64) {
         let left: Vec<_> = std::fs::read_dir(&ck)
             .expect("checkpoint dir")
             .filter_map(|e| e.ok())
-            .map(|e| e.file_name())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("chk-"))
             .collect();
         assert!(left.is_empty(), "{left:?}");
         let hidden: Vec<_> = std::fs::read_dir(&out)

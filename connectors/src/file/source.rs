@@ -279,6 +279,13 @@ where
     /// of the dead-letter sink's `plan`.
     fn plan(&mut self, ctx: &PlanContext) -> Result<Vec<FileSplit>> {
         self.validate()?;
+        if self.follow && ctx.checkpoints_enabled() {
+            return Err(Error::Config(
+                "file source: follow mode cannot resume from a checkpoint yet, so it cannot run \
+                 in a job with checkpoints"
+                    .into(),
+            ));
+        }
         if let BadRecordPolicy::DeadLetter(target) = &self.on_bad_line {
             target.plan(ctx)?;
         }
@@ -335,11 +342,6 @@ where
         splits: Vec<FileSplit>,
     ) -> Result<BoxedSourceStream<T>> {
         let share: Vec<Split> = splits.into_iter().map(|s| s.split).collect();
-        if self.follow && share.iter().any(|s| s.resume.is_some()) {
-            return Err(Error::Config(
-                "file source: follow mode cannot resume from a checkpoint yet".into(),
-            ));
-        }
         let mode = match &self.on_bad_line {
             BadRecordPolicy::Fail => Mode::Fail,
             BadRecordPolicy::Drop => Mode::Drop,

@@ -191,6 +191,8 @@ pub(crate) struct Coordinator {
     pub(crate) stop: CancellationToken,
     /// Cancelled when the job failed or was dropped: nothing more completes.
     pub(crate) abandon: CancellationToken,
+    /// Where completed checkpoints are counted.
+    pub(crate) metrics: crate::metrics::JobMetrics,
 }
 
 /// Makes the channel node instances acknowledge on.
@@ -206,34 +208,46 @@ impl Coordinator {
     }
 
     /// Runs until stopped: a checkpoint starts every interval when none is
-    /// in flight. A checkpoint that fails to complete (its state cannot be
-    /// written) is logged and abandoned; the job goes on.
+    /// in flight.
     ///
     /// When the tasks have all ended, every source instance took the last
     /// checkpoint triggered before it ended, so that checkpoint's
     /// acknowledgements are all in: it completes before the coordinator
     /// ends, and the sinks publish what they pre-committed for it.
-    pub(crate) async fn run(mut self) {
+    ///
+    /// # Errors
+    /// A checkpoint that could not complete (its state or manifest could
+    /// not be written, a sink could not commit): the job fails with it, as
+    /// Flink's does by default. Going on would leave pre-committed output
+    /// that no checkpoint holds.
+    pub(crate) async fn run(mut self) -> Result<()> {
         let mut ticker =
             tokio::time::interval_at(tokio::time::Instant::now() + self.interval, self.interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut in_flight: Option<InFlight> = None;
+        let mut ended_noted = false;
         loop {
             tokio::select! {
                 biased;
+                () = self.abandon.cancelled() => break,
                 () = self.stop.cancelled() => {
                     while let Ok(ack) = self.acks.try_recv() {
-                        self.on_ack(&mut in_flight, ack).await;
+                        self.on_ack(&mut in_flight, ack).await?;
                     }
                     break;
                 }
                 ack = self.acks.recv() => {
                     let Some(ack) = ack else { break };
-                    self.on_ack(&mut in_flight, ack).await;
+                    self.on_ack(&mut in_flight, ack).await?;
                 }
                 _ = ticker.tick(), if in_flight.is_none() => {
                     let id = self.next_id;
-                    if self.triggers.trigger(id) {
+                    if !self.triggers.trigger(id) {
+                        if !ended_noted {
+                            ended_noted = true;
+                            tracing::info!(job = %self.job, "A source instance has read all its input: no more checkpoints start.");
+                        }
+                    } else {
                         self.next_id += 1;
                         tracing::debug!(job = %self.job, checkpoint = id, "Checkpoint triggered.");
                         in_flight = Some(InFlight { id, started: Instant::now(), acks: HashMap::new() });
@@ -241,13 +255,14 @@ impl Coordinator {
                 }
             }
         }
+        Ok(())
     }
 
     /// Notes an acknowledgement; completes the checkpoint when it is the
     /// last one.
-    async fn on_ack(&mut self, in_flight: &mut Option<InFlight>, ack: Ack) {
+    async fn on_ack(&mut self, in_flight: &mut Option<InFlight>, ack: Ack) -> Result<()> {
         let Some(flight) = in_flight.as_mut().filter(|f| f.id == ack.id) else {
-            return;
+            return Ok(());
         };
         flight
             .acks
@@ -256,15 +271,23 @@ impl Coordinator {
             && let Some(flight) = in_flight.take()
         {
             let id = flight.id;
-            if let Err(e) = self.complete(flight).await {
-                tracing::error!(job = %self.job, checkpoint = id, error = %e, "Checkpoint failed.");
+            match self.complete(flight).await {
+                Ok((duration, bytes)) => self.metrics.checkpoint_completed(id, duration, bytes),
+                Err(e) if self.abandon.is_cancelled() => {
+                    tracing::debug!(job = %self.job, checkpoint = id, error = %e, "Checkpoint abandoned.");
+                }
+                Err(e) => {
+                    self.metrics.checkpoint_failed();
+                    return Err(Error::Internal(format!("checkpoint {id} failed: {e}")));
+                }
             }
         }
+        Ok(())
     }
 
     /// Writes a checkpoint whose every acknowledgement is in, then commits
     /// the sinks and drops old checkpoints.
-    async fn complete(&mut self, flight: InFlight) -> Result<()> {
+    async fn complete(&mut self, flight: InFlight) -> Result<(Duration, u64)> {
         let storage = self.storage.clone();
         let expected = self.expected.clone();
         let job = self.job.clone();
@@ -281,6 +304,11 @@ impl Coordinator {
             // The checkpoint is durable: the sinks may publish what they
             // pre-committed for it.
             let mut sinks = sinks.lock().unwrap_or_else(|p| p.into_inner());
+            if stop.is_cancelled() {
+                return Err(Error::Internal(format!(
+                    "checkpoint {id}: the job failed before its sinks committed"
+                )));
+            }
             for (name, sink) in sinks.iter_mut() {
                 let pre = pre_committed.get(name.as_str()).map_or(&[][..], Vec::as_slice);
                 sink.commit(name, id, pre)?;
@@ -288,7 +316,7 @@ impl Coordinator {
             drop(sinks);
             storage.retain(retain)?;
             tracing::info!(job = %job, checkpoint = id, bytes, duration_ms = duration, "Checkpoint complete.");
-            Ok(())
+            Ok((started.elapsed(), bytes))
         })
         .await
         .map_err(|e| Error::Internal(format!("completing checkpoint {id}: {e}")))?

@@ -66,8 +66,8 @@ pub enum Restore {
     Latest,
     /// From checkpoint `n`, which must be complete.
     Checkpoint(CheckpointId),
-    /// From the beginning, whatever the directory holds; new checkpoints
-    /// are numbered after the ones there.
+    /// From the beginning: the checkpoints the directory holds are
+    /// deleted when the job is built.
     Fresh,
 }
 

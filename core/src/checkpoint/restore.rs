@@ -27,7 +27,12 @@ pub(crate) fn choose(
     storage: &LocalStorage,
 ) -> Result<Option<Restored>> {
     let wanted = match config.restore_mode() {
-        Restore::Fresh => return Ok(None),
+        Restore::Fresh => {
+            // Left there, they could be restored by a later run that
+            // found none of this run's.
+            storage.clear()?;
+            return Ok(None);
+        }
         Restore::Latest => None,
         Restore::Checkpoint(id) => Some(id),
     };

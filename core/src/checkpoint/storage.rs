@@ -21,11 +21,18 @@ use crate::message::CheckpointId;
 /// The name of a checkpoint's manifest inside its folder.
 pub(crate) const MANIFEST: &str = "_manifest.json";
 
-/// A checkpoint directory on the local filesystem.
+/// A checkpoint directory on the local filesystem, locked against a
+/// second job while a value of it lives.
 #[derive(Debug, Clone)]
 pub(crate) struct LocalStorage {
     dir: PathBuf,
+    /// The directory's lock file, locked; the OS frees it if the process
+    /// dies.
+    _lock: std::sync::Arc<fs::File>,
 }
+
+/// The lock file in a checkpoint directory.
+const LOCK: &str = ".brook-checkpoints.lock";
 
 /// Why a folder is not a usable checkpoint.
 #[derive(Debug)]
@@ -63,7 +70,27 @@ impl LocalStorage {
                 dir.display()
             )));
         }
-        Ok(LocalStorage { dir })
+        let path = dir.join(LOCK);
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| io("opening", &path, e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(Error::Config(format!(
+                    "checkpoints: {} is in use by another running job",
+                    dir.display()
+                )));
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(io("locking", &path, e)),
+        }
+        Ok(LocalStorage {
+            dir,
+            _lock: std::sync::Arc::new(file),
+        })
     }
 
     /// The directory.

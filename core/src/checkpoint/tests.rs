@@ -253,32 +253,43 @@ fn complete(dir: &std::path::Path) -> usize {
         .unwrap_or(0)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_job_dropped_mid_run_resumes_with_every_record_once() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let dir = tmp.path().join("ck");
-    let n = 4_000;
-    let sink = TwoPhase::default();
-    let first = job(&dir, sink.clone(), n, Restore::Latest);
-    assert_eq!(first.restored_from(), None);
-    let running = first.start(CancellationToken::new()).expect("start");
-    // Wait for two complete checkpoints, then "crash": drop the job.
+/// Runs a job from `dir` until `more` checkpoints completed, then drops
+/// it, as a crash would end it.
+async fn crash_after(dir: &std::path::Path, sink: &TwoPhase, n: u64, more: usize) {
+    let commits = sink.0.lock().expect("lock").commits.len();
+    let running = job(dir, sink.clone(), n, Restore::Latest)
+        .start(CancellationToken::new())
+        .expect("start");
     let waited = tokio::time::timeout(Duration::from_secs(30), async {
-        while complete(&dir) < 2 {
+        while sink.0.lock().expect("lock").commits.len() < commits + more {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
     })
     .await;
-    assert!(waited.is_ok(), "no two checkpoints in 30 s");
+    assert!(waited.is_ok(), "no {more} checkpoints in 30 s");
     drop(running);
     // A checkpoint being written when the job was dropped finishes on the
     // blocking pool (a process that died would write nothing more).
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let before = sink.0.lock().expect("lock").values.len();
-    assert!(before < n as usize, "the job ended before the crash");
-    assert!(!sink.0.lock().expect("lock").commits.is_empty());
+    let mut p = sink.0.lock().expect("lock");
+    assert!(
+        p.values.len() < n as usize,
+        "the job ended before the crash"
+    );
     // What the crash left unpublished is lost with the process.
-    sink.0.lock().expect("lock").last.clear();
+    p.last.clear();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_dropped_mid_run_twice_resumes_with_every_record_once() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("ck");
+    let n = 4_000;
+    let sink = TwoPhase::default();
+    // Twice: the second run's checkpoints must keep the positions of
+    // splits it did not touch (finished before the first crash).
+    crash_after(&dir, &sink, n, 2).await;
+    crash_after(&dir, &sink, n, 2).await;
 
     let second = job(&dir, sink.clone(), n, Restore::Latest);
     let restored = second.restored_from().expect("restores");

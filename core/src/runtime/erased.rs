@@ -277,6 +277,9 @@ impl<S: SourceSplit> PositionBook for Positions<S> {
 pub(crate) struct SourceFactory<T, S: Source<T>> {
     source: S,
     shares: Vec<Option<Vec<S::Split>>>,
+    /// The positions a restore resumed splits at, by split id: where each
+    /// split's position stands until it reports another.
+    resumed: std::collections::HashMap<SplitId, <S::Split as SourceSplit>::Position>,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -285,6 +288,7 @@ impl<T, S: Source<T>> SourceFactory<T, S> {
         SourceFactory {
             source,
             shares: Vec::new(),
+            resumed: std::collections::HashMap::new(),
             _t: PhantomData,
         }
     }
@@ -309,6 +313,7 @@ impl<T: crate::Data, S: Source<T>> ErasedSource for SourceFactory<T, S> {
                 ctx.node
             )));
         }
+        let mut resumed = std::collections::HashMap::new();
         let shares = guard_plan(&ctx.node, || {
             let mut splits = self.source.plan(ctx)?;
             if let Some(positions) = restored {
@@ -336,6 +341,7 @@ impl<T: crate::Data, S: Source<T>> ErasedSource for SourceFactory<T, S> {
                                 ctx.node
                             ))
                         })?;
+                        resumed.insert(id, Clone::clone(&position));
                         split.resume(position);
                     }
                 }
@@ -354,6 +360,7 @@ impl<T: crate::Data, S: Source<T>> ErasedSource for SourceFactory<T, S> {
             .map(|share| share.iter().map(SourceSplit::id).collect())
             .collect();
         self.shares = shares.into_iter().map(Some).collect();
+        self.resumed = resumed;
         Ok(ids)
     }
 
@@ -377,7 +384,17 @@ impl<T: crate::Data, S: Source<T>> ErasedSource for SourceFactory<T, S> {
                 acker,
                 positions: Box::new(Positions::<S::Split> {
                     ids: splits.iter().map(SourceSplit::id).collect(),
-                    positions: splits.iter().map(SourceSplit::start).collect(),
+                    // A split that reports nothing (done, or slow) keeps
+                    // the position it resumed at, not its start.
+                    positions: splits
+                        .iter()
+                        .map(|s| {
+                            self.resumed
+                                .get(&s.id())
+                                .cloned()
+                                .unwrap_or_else(|| s.start())
+                        })
+                        .collect(),
                 }),
             }),
             _ => None,

@@ -121,6 +121,7 @@ impl Job {
                 job: name.clone(),
                 node: Arc::from(node.name.as_str()),
                 parallelism: plan.parallelism[id],
+                checkpoints: checkpoint_config.is_some(),
             };
             match &mut node.logic {
                 Logic::Source(source) => {
@@ -187,6 +188,7 @@ impl Job {
         let job_metrics = JobMetrics {
             nodes: Arc::new(entries),
             started: Instant::now(),
+            checkpoints: Arc::default(),
         };
         Ok(Job {
             name,
@@ -386,6 +388,7 @@ impl Job {
                     sinks: sinks.clone(),
                     stop: stop.clone(),
                     abandon: abandon.clone(),
+                    metrics: self.job_metrics.clone(),
                 };
                 let mut task = JoinSet::new();
                 task.spawn(coordinator.run());
@@ -591,7 +594,7 @@ pub struct RunningJob {
 /// A running checkpoint coordinator.
 struct CoordinatorHandle {
     /// Its task, aborted if the set is dropped.
-    task: JoinSet<()>,
+    task: JoinSet<Result<()>>,
     /// Asks it to complete what it can and end.
     stop: CancellationToken,
     /// Tells it to complete nothing more.
@@ -629,7 +632,29 @@ impl RunningJob {
     /// Dropping the future aborts every task of the job.
     pub async fn wait(mut self) -> Result<()> {
         let mut errors = Vec::new();
-        while let Some(joined) = self.tasks.join_next_with_id().await {
+        loop {
+            // A checkpoint that cannot complete fails the job like a task.
+            let coordinator = async {
+                match self.coordinator.as_mut() {
+                    Some(c) if !c.task.is_empty() => c.task.join_next().await,
+                    _ => std::future::pending().await,
+                }
+            };
+            let joined = tokio::select! {
+                joined = self.tasks.join_next_with_id() => match joined {
+                    Some(joined) => joined,
+                    None => break,
+                },
+                ended = coordinator => {
+                    if let Some(Ok(Err(e))) = ended {
+                        if errors.is_empty() {
+                            self.tasks.abort_all();
+                        }
+                        errors.push(e);
+                    }
+                    continue;
+                }
+            };
             let result = match joined {
                 Ok((_, r)) => r,
                 Err(e) if e.is_cancelled() => continue,
@@ -656,10 +681,15 @@ impl RunningJob {
             if errors.is_empty() {
                 c.stop.cancel();
             } else {
+                // Joined, not aborted: a checkpoint being written sees the
+                // flag and completes nothing more before `wait` returns.
                 c.abandon.cancel();
-                c.task.abort_all();
             }
-            while c.task.join_next().await.is_some() {}
+            while let Some(ended) = c.task.join_next().await {
+                if let Ok(Err(e)) = ended {
+                    errors.push(e);
+                }
+            }
         }
         // Report the cause, not an echo of it.
         let primary = errors.iter().position(|e| !e.is_secondary()).unwrap_or(0);
