@@ -40,20 +40,30 @@
 //! messages unacknowledged per instance; a write waits for room.
 //!
 //! # Offsets and delivery guarantees
-//! The source commits a message's offset to the group only after the
-//! record was taken by the next task (the runtime asks a source for its
-//! next batch only after it pushed the previous one): at the next poll, at
-//! most once per [`commit_interval`](KafkaSourceConfig::commit_interval),
-//! and synchronously at the end of a bounded read. A graceful stop loses
+//! **With checkpoints** ([`Dataflow::set_checkpoints`]), each checkpoint
+//! holds every partition's next offset, recorded with the batch that
+//! reached it; a restored job resumes at those offsets, whatever the
+//! group committed. Nothing in flight is lost, and with a sink that
+//! commits on checkpoints (Parquet) nothing is read into the output twice.
+//! The source then commits no offsets to the group (the checkpoint is the
+//! truth; committing them for lag display once a checkpoint completes is
+//! not done yet).
+//!
+//! **Without checkpoints**, the source commits a message's offset to the
+//! group only after the record was taken by the next task (the runtime
+//! asks a source for its next batch only after it pushed the previous
+//! one): at the next poll, at most once per
+//! [`commit_interval`](KafkaSourceConfig::commit_interval), and
+//! synchronously at the end of a bounded read. A graceful stop loses
 //! nothing and reads again, on restart, what it took since the last commit
 //! (at least each instance's last batch: the runtime drops the source
 //! without polling it again). "Taken" means handed to the next task, not
 //! written by the sinks: if the job fails or the process dies, records in
 //! flight inside the job whose offsets were already committed are not read
-//! again. Closing that gap needs offsets in checkpoints, which commit only
-//! what every sink has made durable; until then this source is at least
-//! once for a graceful stop and may lose in-flight records on a failure.
-//! Nothing is read twice within one run.
+//! again. Use checkpoints to close that gap. Nothing is read twice within
+//! one run.
+//!
+//! [`Dataflow::set_checkpoints`]: brook_core::Dataflow::set_checkpoints
 //!
 //! # Bounded reads
 //! With [`bounded`](KafkaSourceConfig::bounded), each instance reads its

@@ -174,7 +174,13 @@ pub(crate) fn start(
         let topic = first.topic.clone();
         connect(&consumer, cfg, Some(&*topic), &what, abandoned, || ())?;
     }
-    let offsets = start_offsets(&consumer, cfg, &parts, &what)?;
+    let mut offsets = start_offsets(&consumer, cfg, &parts, &what)?;
+    // A checkpoint's offsets win over the configured start.
+    for (offset, split) in offsets.iter_mut().zip(splits) {
+        if let Some(at) = split.resumed() {
+            *offset = Offset::Offset(at);
+        }
+    }
     if cfg.bounded {
         for (p, start) in parts.iter_mut().zip(&offsets) {
             let (low, high) = consumer

@@ -70,6 +70,9 @@ pub struct KafkaSource<T> {
 pub struct KafkaSplit {
     topic: Arc<str>,
     partition: i32,
+    /// The offset a restored job resumes at, instead of the configured
+    /// start.
+    resume: Option<i64>,
 }
 
 impl KafkaSplit {
@@ -84,6 +87,7 @@ impl KafkaSplit {
         KafkaSplit {
             topic: Arc::from(topic.as_ref()),
             partition,
+            resume: None,
         }
     }
 
@@ -100,6 +104,11 @@ impl KafkaSplit {
     pub(crate) fn topic_arc(&self) -> Arc<str> {
         self.topic.clone()
     }
+
+    /// The offset to resume at, when a checkpoint gave one.
+    pub(crate) fn resumed(&self) -> Option<i64> {
+        self.resume
+    }
 }
 
 impl SourceSplit for KafkaSplit {
@@ -114,6 +123,17 @@ impl SourceSplit for KafkaSplit {
     /// Always [`KafkaSplit::CONFIGURED_START`]: see [`KafkaSplit`].
     fn start(&self) -> i64 {
         Self::CONFIGURED_START
+    }
+
+    const RESUMABLE: bool = true;
+
+    /// Reads from `offset` on, whatever the configured start position: the
+    /// checkpoint, not the consumer group's committed offsets, says where
+    /// a restored job resumes.
+    fn resume(&mut self, offset: i64) {
+        if offset != Self::CONFIGURED_START {
+            self.resume = Some(offset);
+        }
     }
 }
 

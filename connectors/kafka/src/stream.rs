@@ -95,6 +95,12 @@ struct Running {
     last_commit: Instant,
     /// Bounded mode: the fetched high watermarks that confirm the ends.
     fetched: Option<Arc<FetchedHighs>>,
+    /// The partitions whose next offset moved since positions were last
+    /// reported.
+    moved: Vec<usize>,
+    /// Whether the job checkpoints: offsets are then not committed to the
+    /// group (the checkpoint holds them).
+    checkpoints: bool,
 }
 
 /// What a round of consuming gave.
@@ -173,14 +179,19 @@ impl<T: Send + 'static> KafkaStream<T> {
                 run
             }
         };
-        // Everything consumed so far has been taken downstream.
-        run.commit(&self.shared.config, false);
+        // Everything consumed so far has been taken downstream. With
+        // checkpoints, the checkpoint holds the offsets instead.
+        if !run.checkpoints {
+            run.commit(&self.shared.config, false);
+        }
         loop {
             if let Some(event) = self.pending.pop_front() {
                 return Ok(Some(event));
             }
             if self.shared.config.bounded && run.live == 0 {
-                run.final_commit(&self.ctx).await;
+                if !run.checkpoints {
+                    run.final_commit(&self.ctx).await;
+                }
                 self.done = true;
                 return Ok(None);
             }
@@ -194,9 +205,16 @@ impl<T: Send + 'static> KafkaStream<T> {
             {
                 Filled::Batch(batch) => {
                     run.clocks.events(now_ms(), &mut self.pending);
-                    return Ok(Some(SourceEvent::Batch(batch)));
+                    let positions = run.positions();
+                    return Ok(Some(SourceEvent::batch_at(batch, positions)));
                 }
-                Filled::Nothing => tokio::task::consume_budget().await,
+                Filled::Nothing => {
+                    // Past messages that made no record (dead letters).
+                    for (i, next) in run.positions() {
+                        self.pending.push_back(SourceEvent::position(i, next));
+                    }
+                    tokio::task::consume_budget().await;
+                }
             }
         }
     }
@@ -227,12 +245,23 @@ impl<T: Send + 'static> KafkaStream<T> {
         })
         .await
         .map_err(|e| Error::Internal(format!("starting the kafka consumer: {e}")))??;
-        Ok(Running::new(started, bad, self.shared.watermarks.as_ref()))
+        let checkpoints = self.ctx.checkpoints_enabled();
+        Ok(Running::new(
+            started,
+            bad,
+            self.shared.watermarks.as_ref(),
+            checkpoints,
+        ))
     }
 }
 
 impl Running {
-    fn new(started: Started, bad: BadMessages, watermarks: Option<&Watermarks>) -> Self {
+    fn new(
+        started: Started,
+        bad: BadMessages,
+        watermarks: Option<&Watermarks>,
+        checkpoints: bool,
+    ) -> Self {
         let Started {
             consumer,
             parts,
@@ -266,6 +295,8 @@ impl Running {
             live: n,
             last_commit: Instant::now(),
             fetched,
+            moved: Vec::new(),
+            checkpoints,
         };
         // Bounded: a partition that starts at the end is done at once; one
         // that only looks empty waits for a fetch to confirm its end.
@@ -415,10 +446,23 @@ impl Running {
         }
         let part = &mut self.parts[i];
         part.next = Some(offset + 1);
-        if part.read_to_end() {
+        if !self.moved.contains(&i) {
+            self.moved.push(i);
+        }
+        if self.parts[i].read_to_end() {
             self.finish(i);
         }
         Ok(())
+    }
+
+    /// The positions of the partitions read since the last call: split
+    /// index (partitions are in split order) and next offset.
+    fn positions(&mut self) -> Vec<(usize, i64)> {
+        let parts = &self.parts;
+        self.moved
+            .drain(..)
+            .filter_map(|i| parts[i].next.map(|next| (i, next)))
+            .collect()
     }
 
     /// Handles an error from the consumer: the end of a partition in

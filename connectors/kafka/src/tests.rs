@@ -5,6 +5,7 @@
 
 mod bad_messages;
 mod bounded;
+mod checkpoints;
 mod consume;
 mod sink;
 mod startup;

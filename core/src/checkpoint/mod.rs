@@ -34,9 +34,11 @@
 //! - Checkpoints start only while every source instance is still running:
 //!   once one has read all its input, the job runs to its end without new
 //!   checkpoints (a crash then resumes from the last one).
-//! - An operator's state is restored at the parallelism it was taken at.
-//! - Only sources whose splits can resume ([`SourceSplit::RESUMABLE`]) may
-//!   run in a checkpointed job.
+//! - Only sources whose splits can resume ([`SourceSplit::RESUMABLE`]: files,
+//!   the Kafka source, the workload generator) may run in a checkpointed
+//!   job.
+//! - An operator's state is one blob per instance; restoring at another
+//!   parallelism is refused.
 //!
 //! [`SourceSplit::RESUMABLE`]: crate::SourceSplit::RESUMABLE
 

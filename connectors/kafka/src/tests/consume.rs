@@ -196,7 +196,7 @@ fn a_restarted_group_resumes_from_its_committed_offsets() {
         let mut first = Vec::new();
         while first.len() < 20 {
             match tokio::time::timeout(Duration::from_secs(30), stream.next()).await {
-                Ok(Some(Ok(SourceEvent::Batch(batch)))) => {
+                Ok(Some(Ok(SourceEvent::Batch(batch) | SourceEvent::BatchAt(batch, _)))) => {
                     first.extend(batch.into_iter().map(|r| r.value))
                 }
                 Ok(Some(Ok(_))) => {}
@@ -248,7 +248,7 @@ fn watermarks_follow_the_slowest_partition_and_empty_instances_are_idle() {
                 .expect("not ended")
                 .expect("no error")
             {
-                SourceEvent::Batch(batch) => {
+                SourceEvent::Batch(batch) | SourceEvent::BatchAt(batch, _) => {
                     for r in batch.records() {
                         let p = (r.value % 2) as usize;
                         max_seen[p] = max_seen[p].max(r.timestamp);
@@ -262,7 +262,7 @@ fn watermarks_follow_the_slowest_partition_and_empty_instances_are_idle() {
                     last_wm = Some(wm);
                 }
                 SourceEvent::Idle => panic!("no partition is idle"),
-                SourceEvent::BatchAt(..) | SourceEvent::Position(_) => {}
+                SourceEvent::Position(_) => {}
             }
         }
         // The slowest partition (1's last is 1019, 0's is 1018) sets it.
@@ -275,7 +275,7 @@ fn watermarks_follow_the_slowest_partition_and_empty_instances_are_idle() {
             .event_time(|v| *v as i64 * 10);
         let events = read_instance(&mut source, 0, 1).await.expect("read");
         for e in events {
-            if let SourceEvent::Batch(batch) = e {
+            if let SourceEvent::Batch(batch) | SourceEvent::BatchAt(batch, _) = e {
                 assert!(
                     batch
                         .records()
