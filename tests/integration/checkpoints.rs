@@ -71,7 +71,7 @@ fn kill_until_done(args: &[&str], dir: &Path, budget: &mut usize, delays: &mut D
             .spawn()
             .expect("start log_analysis");
         let status = if *budget > 0 {
-            let wait = delays.next(30, 300);
+            let wait = delays.next(30, 500);
             let start = Instant::now();
             loop {
                 if let Some(status) = child.try_wait().expect("wait") {
@@ -165,4 +165,127 @@ fn the_job_killed_twenty_times_at_parallelism_1_gives_the_exact_answer() {
 #[test]
 fn the_job_killed_twenty_times_at_parallelism_2_gives_the_exact_answer() {
     survives_kills(2, 0x5eed_0002);
+}
+
+/// At each named failpoint of the checkpoint protocol, the job dies (as
+/// `kill -9` would end it: the process aborts there); run again without
+/// it, it resumes and completes with the exact answer.
+#[test]
+fn a_crash_at_each_failpoint_is_recovered_exactly() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let input = tmp.path().join("logs.jsonl");
+    write_input(&input, 200_000);
+    for point in [
+        "after-snapshot",
+        "after-pre-commit",
+        "before-manifest",
+        "after-manifest",
+        "after-commit",
+    ] {
+        let round = tmp.path().join(point);
+        let (out, ck) = (round.join("stats"), round.join("checkpoints"));
+        // Parallelism 1: checkpoints go on to the end of the input (at 2,
+        // they stop when the first instance is done); the kill test covers 2.
+        let parallelism = 1;
+        let p = parallelism.to_string();
+        // Die in the third checkpoint: two completed before. A checkpoint
+        // reaches `after-snapshot` once per operator instance (four
+        // operators), `after-pre-commit` once per sink instance.
+        let per_checkpoint = match point {
+            "after-snapshot" => 4 * parallelism,
+            "after-pre-commit" => parallelism,
+            _ => 1,
+        };
+        let nth = 2 * per_checkpoint + 1;
+        let args = [
+            "--input",
+            input.to_str().expect("utf-8"),
+            "--out",
+            out.to_str().expect("utf-8"),
+            "--parallelism",
+            &p,
+            "--checkpoint-dir",
+            ck.to_str().expect("utf-8"),
+            "--checkpoint-interval-ms",
+            "20",
+        ];
+        let crashed = log_analysis()
+            .args(args)
+            .env("BROOK_FAILPOINT", format!("{point}@{nth}"))
+            .output()
+            .expect("run");
+        let err = String::from_utf8_lossy(&crashed.stderr);
+        assert!(
+            !crashed.status.success(),
+            "{point}: the run did not die\n{err}"
+        );
+        assert!(
+            err.contains(&format!("failpoint '{point}'")),
+            "{point}: {err}"
+        );
+        let again = log_analysis().args(args).output().expect("run again");
+        let out_text = String::from_utf8_lossy(&again.stdout);
+        assert!(
+            again.status.success(),
+            "{point}: {}",
+            String::from_utf8_lossy(&again.stderr)
+        );
+        assert!(
+            out_text.contains("Resuming from checkpoint"),
+            "{point}: {out_text}"
+        );
+        let comparison = block_on(brook_workload::oracle::compare(&input, &out)).expect("oracle");
+        assert!(
+            comparison.ok(),
+            "{point} at parallelism {p}: {comparison:?}"
+        );
+    }
+}
+
+/// `brook crash-test` runs the job, kills it, runs it again until it
+/// completes, then runs the check; a failing check fails it.
+#[cfg(feature = "cli")]
+#[test]
+fn brook_crash_test_kills_restarts_and_checks() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let input = tmp.path().join("logs.jsonl");
+    write_input(&input, 100_000);
+    let (out, ck) = (tmp.path().join("stats"), tmp.path().join("checkpoints"));
+    let job = log_analysis();
+    let exe = job.get_program().to_str().expect("utf-8").to_string();
+    let record = out.join("_brook_output.json");
+    let run = |check: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_brook"))
+            .env("RUST_BACKTRACE", "0")
+            .args([
+                "crash-test",
+                "--kills",
+                "4",
+                "--min-ms",
+                "30",
+                "--max-ms",
+                "300",
+            ])
+            .args(["--check", check, "--"])
+            .arg(&exe)
+            .args(["--input", input.to_str().expect("utf-8")])
+            .args(["--out", out.to_str().expect("utf-8")])
+            .args(["--checkpoint-dir", ck.to_str().expect("utf-8")])
+            .args(["--checkpoint-interval-ms", "20", "--parallelism", "1"])
+            .output()
+            .expect("brook crash-test")
+    };
+    let ok = run(&format!("test -f '{}'", record.display()));
+    let text = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        ok.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(text.contains("The job completed on run"), "{text}");
+    let comparison = block_on(brook_workload::oracle::compare(&input, &out)).expect("oracle");
+    assert!(comparison.ok(), "{comparison:?}");
+    let failed = run("false");
+    assert_eq!(failed.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&failed.stderr).contains("the check failed"));
 }

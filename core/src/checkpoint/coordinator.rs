@@ -314,6 +314,7 @@ impl Coordinator {
                 sink.commit(name, id, pre)?;
             }
             drop(sinks);
+            super::failpoint::hit("after-commit");
             storage.retain(retain)?;
             tracing::info!(job = %job, checkpoint = id, bytes, duration_ms = duration, "Checkpoint complete.");
             Ok((started.elapsed(), bytes))
@@ -391,6 +392,8 @@ fn write(
             "checkpoint {id} abandoned: the job was dropped"
         )));
     }
+    super::failpoint::hit("before-manifest");
     storage.write_manifest(&manifest)?;
+    super::failpoint::hit("after-manifest");
     Ok((manifest, pre_committed))
 }

@@ -43,6 +43,7 @@
 //! [`SourceSplit::RESUMABLE`]: crate::SourceSplit::RESUMABLE
 
 pub(crate) mod coordinator;
+pub mod failpoint;
 pub(crate) mod manifest;
 pub(crate) mod restore;
 pub(crate) mod storage;

@@ -178,6 +178,7 @@ where
                 Err(panic) => return PushFut::err(Error::from_panic(panic).in_node(&self.name)),
             };
             acker.ack(id, &self.name, self.instance, AckState::Operator(state));
+            crate::checkpoint::failpoint::hit("after-snapshot");
         }
         PushFut::wait(async move {
             self.next.barrier(id).await?;
@@ -278,6 +279,7 @@ impl<T: Send + 'static, W: SinkWriter<T>> Push<T> for SinkNode<T, W> {
                 Self::guarded(name, metrics, &mut self.writer, |w| w.checkpoint(id)).await?;
             if let Some(acker) = &self.acker {
                 acker.ack(id, &self.name, self.instance, AckState::Sink(state));
+                crate::checkpoint::failpoint::hit("after-pre-commit");
             }
             Ok(())
         })

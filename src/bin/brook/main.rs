@@ -3,8 +3,11 @@
 //! ```text
 //! brook sql --table stats=brook-out/stats "SELECT service, sum(count_5xx) FROM stats GROUP BY service ORDER BY 2 DESC LIMIT 5"
 //! brook sql --table stats=brook-out/stats            # an interactive prompt
+//! brook crash-test --kills 20 --check "brook-workload check --input logs.jsonl --out out" -- \
+//!     log_analysis --input logs.jsonl --out out --checkpoint-dir ck
 //! ```
 
+mod crash_test;
 mod repl;
 
 use std::io::Write;
@@ -30,6 +33,10 @@ enum Command {
     /// Without QUERY, opens an interactive prompt (history in
     /// ~/.brook_sql_history).
     Sql(SqlArgs),
+    /// Runs a job command again and again, killing it with SIGKILL at
+    /// random moments (or at a named failpoint), until a run completes;
+    /// then runs a check command. For jobs with checkpoints.
+    CrashTest(crash_test::CrashTestArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -108,6 +115,9 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Sql(args) => sql(args).await,
+            Command::CrashTest(args) => tokio::task::spawn_blocking(move || crash_test::run(args))
+                .await
+                .context("the crash test")?,
         }
     });
     match result {
