@@ -22,6 +22,23 @@ pub struct TaskContext {
     /// Where this instance acknowledges checkpoints, when the job takes
     /// them.
     pub(crate) acker: Option<crate::checkpoint::coordinator::Acker>,
+    /// A source instance's positions in the newest completed checkpoint,
+    /// left for its stream to take.
+    pub(crate) completed: Option<Arc<CompletedPositions>>,
+}
+
+/// A source instance's split positions in the newest checkpoint that
+/// completed: a `Vec<Position>` in split order.
+#[derive(Debug, Default)]
+pub(crate) struct CompletedPositions(
+    std::sync::Mutex<Option<(crate::CheckpointId, Box<dyn std::any::Any + Send>)>>,
+);
+
+impl CompletedPositions {
+    /// Leaves checkpoint `id`'s positions for the stream.
+    pub(crate) fn set(&self, id: crate::CheckpointId, positions: Box<dyn std::any::Any + Send>) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((id, positions));
+    }
 }
 
 impl TaskContext {
@@ -40,7 +57,20 @@ impl TaskContext {
             metrics: Arc::new(NodeMetrics::default()),
             timer: ProcessingTimer::default(),
             acker: None,
+            completed: None,
         }
+    }
+
+    /// For a source instance in a job with checkpoints: the positions of
+    /// its splits (in the order [`Source::open`](crate::Source::open) got
+    /// them) in the newest checkpoint that completed since the last call,
+    /// with its number. A Kafka source commits them to its consumer group,
+    /// so that lag shows what the job has made durable. `P` is the split's
+    /// [`Position`](crate::SourceSplit::Position); `None` for another type.
+    pub fn take_completed_positions<P: 'static>(&self) -> Option<(crate::CheckpointId, Vec<P>)> {
+        let slot = self.completed.as_ref()?;
+        let (id, positions) = slot.0.lock().unwrap_or_else(|p| p.into_inner()).take()?;
+        positions.downcast::<Vec<P>>().ok().map(|p| (id, *p))
     }
 
     /// This context for a sink outside the dataflow, such as a source's

@@ -45,9 +45,9 @@
 //! reached it; a restored job resumes at those offsets, whatever the
 //! group committed. Nothing in flight is lost, and with a sink that
 //! commits on checkpoints (Parquet) nothing is read into the output twice.
-//! The source then commits no offsets to the group (the checkpoint is the
-//! truth; committing them for lag display once a checkpoint completes is
-//! not done yet).
+//! The source then commits to the group only the offsets of checkpoints
+//! that completed, on its next poll after each (so lag shows what the job
+//! made durable); on restore the checkpoint, not the group, is the truth.
 //!
 //! **Without checkpoints**, the source commits a message's offset to the
 //! group only after the record was taken by the next task (the runtime

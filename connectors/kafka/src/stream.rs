@@ -180,9 +180,12 @@ impl<T: Send + 'static> KafkaStream<T> {
             }
         };
         // Everything consumed so far has been taken downstream. With
-        // checkpoints, the checkpoint holds the offsets instead.
+        // checkpoints, the checkpoint holds the offsets: the group gets
+        // those of a checkpoint once it completed (for lag), never more.
         if !run.checkpoints {
             run.commit(&self.shared.config, false);
+        } else if let Some((_, offsets)) = self.ctx.take_completed_positions::<i64>() {
+            run.commit_checkpointed(&offsets);
         }
         loop {
             if let Some(event) = self.pending.pop_front() {
@@ -611,6 +614,27 @@ impl Running {
             Err(e) => {
                 tracing::warn!(error = %e, "Could not commit offsets; they are sent again with the next commit.")
             }
+        }
+    }
+
+    /// Commits asynchronously the offsets a completed checkpoint holds
+    /// (one per partition, in split order; a partition nothing was read
+    /// from has none).
+    fn commit_checkpointed(&mut self, offsets: &[i64]) {
+        let mut tpl = TopicPartitionList::new();
+        for (p, &offset) in self.parts.iter_mut().zip(offsets) {
+            if offset < 0 || p.committed == Some(offset) {
+                continue;
+            }
+            // Cannot fail for a valid offset.
+            let _ = tpl.add_partition_offset(&p.topic, p.partition, Offset::Offset(offset));
+            p.committed = Some(offset);
+        }
+        if tpl.count() == 0 {
+            return;
+        }
+        if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
+            tracing::warn!(error = %e, "Could not commit a checkpoint's offsets to the group; the next checkpoint's go instead.");
         }
     }
 

@@ -71,6 +71,8 @@ struct TriggerState {
 #[derive(Debug)]
 struct TriggerShared {
     state: Mutex<TriggerState>,
+    /// The newest checkpoint completed (0: none yet).
+    completed: std::sync::atomic::AtomicU64,
     /// Set with a pending trigger: a cheap check for the source loop.
     flags: Vec<AtomicBool>,
     wake: Vec<Notify>,
@@ -89,6 +91,7 @@ impl Triggers {
                 pending: vec![None; n],
                 ended: vec![false; n],
             }),
+            completed: std::sync::atomic::AtomicU64::new(0),
             flags: (0..n).map(|_| AtomicBool::new(false)).collect(),
             wake: (0..n).map(|_| Notify::new()).collect(),
         }))
@@ -137,6 +140,11 @@ impl SourceTrigger {
         self.shared.flags[self.slot].store(false, Ordering::Release);
         let mut state = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
         state.pending[self.slot].take()
+    }
+
+    /// The newest checkpoint that completed (0: none yet).
+    pub(crate) fn completed(&self) -> CheckpointId {
+        self.shared.completed.load(Ordering::Acquire)
     }
 
     /// Waits for a trigger.
@@ -272,7 +280,10 @@ impl Coordinator {
         {
             let id = flight.id;
             match self.complete(flight).await {
-                Ok((duration, bytes)) => self.metrics.checkpoint_completed(id, duration, bytes),
+                Ok((duration, bytes)) => {
+                    self.metrics.checkpoint_completed(id, duration, bytes);
+                    self.triggers.0.completed.store(id, Ordering::Release);
+                }
                 Err(e) if self.abandon.is_cancelled() => {
                     tracing::debug!(job = %self.job, checkpoint = id, error = %e, "Checkpoint abandoned.");
                 }

@@ -237,6 +237,8 @@ pub(crate) trait ErasedSource: Send {
 struct Positions<S: SourceSplit> {
     ids: Vec<SplitId>,
     positions: Vec<S::Position>,
+    /// The positions at each checkpoint taken and not yet completed.
+    taken: std::collections::VecDeque<(CheckpointId, Vec<S::Position>)>,
 }
 
 impl<S: SourceSplit> PositionBook for Positions<S> {
@@ -259,7 +261,16 @@ impl<S: SourceSplit> PositionBook for Positions<S> {
         Ok(())
     }
 
-    fn snapshot(&self) -> Result<Vec<(String, serde_json::Value)>> {
+    fn completed(&mut self, id: CheckpointId) -> Option<Box<dyn Any + Send>> {
+        let mut newest = None;
+        while self.taken.front().is_some_and(|(t, _)| *t <= id) {
+            newest = self.taken.pop_front().map(|(_, p)| p);
+        }
+        newest.map(|p| Box::new(p) as Box<dyn Any + Send>)
+    }
+
+    fn snapshot(&mut self, id: CheckpointId) -> Result<Vec<(String, serde_json::Value)>> {
+        self.taken.push_back((id, self.positions.clone()));
         self.ids
             .iter()
             .zip(&self.positions)
@@ -395,7 +406,9 @@ impl<T: crate::Data, S: Source<T>> ErasedSource for SourceFactory<T, S> {
                                 .unwrap_or_else(|| s.start())
                         })
                         .collect(),
+                    taken: std::collections::VecDeque::new(),
                 }),
+                handed: 0,
             }),
             _ => None,
         };

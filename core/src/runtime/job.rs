@@ -465,6 +465,10 @@ impl Job {
             metrics: self.metrics[node][instance].clone(),
             timer: self.timer.clone(),
             acker: self.checkpoints.as_ref().map(|ck| ck.acker.clone()),
+            completed: match (&self.checkpoints, &self.graph.nodes[node].logic) {
+                (Some(_), Logic::Source(_)) => Some(Arc::default()),
+                _ => None,
+            },
         }
     }
 

@@ -41,11 +41,15 @@ pub(crate) trait PositionBook: Send {
     /// # Errors
     /// A split index out of range, or a position of another type.
     fn update(&mut self, position: SplitPosition) -> Result<()>;
-    /// Every split's latest position, by split id, as JSON.
+    /// Every split's latest position, by split id, as JSON; remembered as
+    /// checkpoint `id`'s until it completes.
     ///
     /// # Errors
     /// A position that cannot be written as JSON.
-    fn snapshot(&self) -> Result<Vec<(String, serde_json::Value)>>;
+    fn snapshot(&mut self, id: CheckpointId) -> Result<Vec<(String, serde_json::Value)>>;
+    /// The positions (a `Vec<Position>`) remembered for the newest
+    /// checkpoint at or before `id`, forgetting those.
+    fn completed(&mut self, id: CheckpointId) -> Option<Box<dyn std::any::Any + Send>>;
 }
 
 /// What a source instance needs to take part in checkpoints.
@@ -53,6 +57,8 @@ pub(crate) struct SourceCheckpoints {
     pub(crate) trigger: SourceTrigger,
     pub(crate) acker: Acker,
     pub(crate) positions: Box<dyn PositionBook>,
+    /// The newest completed checkpoint handed to the stream.
+    pub(crate) handed: CheckpointId,
 }
 
 impl SourceCheckpoints {
@@ -66,7 +72,7 @@ impl SourceCheckpoints {
     ) -> Result<()> {
         let positions = self
             .positions
-            .snapshot()
+            .snapshot(id)
             .map_err(|e| e.in_node(&ctx.node))?;
         self.acker
             .ack(id, &ctx.node, ctx.instance, AckState::Source(positions));
@@ -106,10 +112,20 @@ pub(crate) async fn run_source<T: Send + 'static>(
         if let Some(now) = timer.take_due() {
             out.tick(now).await?;
         }
-        if let Some(ck) = &mut checkpoints
-            && let Some(id) = ck.trigger.take()
-        {
-            ck.take(id, &ctx, &mut out).await?;
+        if let Some(ck) = &mut checkpoints {
+            if let Some(id) = ck.trigger.take() {
+                ck.take(id, &ctx, &mut out).await?;
+            }
+            // The positions of a checkpoint that completed, for the stream.
+            let done = ck.trigger.completed();
+            if done > ck.handed {
+                ck.handed = done;
+                if let (Some(positions), Some(slot)) =
+                    (ck.positions.completed(done), &ctx.completed)
+                {
+                    slot.set(done, positions);
+                }
+            }
         }
         let mut next = std::future::poll_fn(&mut poll_next);
         let item = match (&mut next).now_or_never() {

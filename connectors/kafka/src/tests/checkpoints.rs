@@ -11,6 +11,10 @@ use brook_core::{
 };
 use rdkafka::mocking::MockCluster;
 
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+
 use super::super::KafkaSource;
 use super::{block_on, bounded, produce_numbers};
 
@@ -97,6 +101,38 @@ impl SinkWriter<u64> for Writer {
     }
 }
 
+/// The sum of the offsets group `group` committed on `topic`, waiting up
+/// to 10 s for a first one.
+fn committed_total(bootstrap: &str, topic: &str, group: &str, partitions: i32) -> i64 {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .create()
+        .expect("consumer");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..partitions {
+            tpl.add_partition(topic, p);
+        }
+        let committed = consumer
+            .committed_offsets(tpl, Duration::from_secs(5))
+            .expect("committed offsets");
+        let total: i64 = committed
+            .elements()
+            .iter()
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(n) => Some(n),
+                _ => None,
+            })
+            .sum();
+        if total > 0 || std::time::Instant::now() > deadline {
+            return total;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn a_dropped_job_resumes_at_the_checkpoints_offsets_with_every_message_once() {
     block_on(async {
@@ -135,7 +171,24 @@ fn a_dropped_job_resumes_at_the_checkpoints_offsets_with_every_message_once() {
         })
         .await
         .expect("two checkpoints");
+        // The group has the offsets of a completed checkpoint (for lag),
+        // committed on a later poll: some, never more than what was read.
+        let b2 = b.clone();
+        let committed =
+            tokio::task::spawn_blocking(move || committed_total(&b2, "ck", "ck-group", 3))
+                .await
+                .expect("reader");
+        // Read after: what was read by then is at least what was committed.
+        let read = metrics
+            .snapshot()
+            .node("kafka")
+            .map_or(0, |n| n.total.records_out);
         drop(running);
+        assert!(committed > 0, "no checkpointed offset reached the group");
+        assert!(
+            committed <= read as i64,
+            "{committed} committed, {read} read"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
         {
             let mut p = sink.0.lock().expect("lock");
