@@ -133,7 +133,8 @@ impl Counters {
 }
 
 /// The kind of a node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum NodeKind {
     /// Produces records.
     Source,
@@ -141,6 +142,17 @@ pub enum NodeKind {
     Operator,
     /// Consumes records.
     Sink,
+}
+
+impl NodeKind {
+    /// Its name in lower case: `source`, `operator`, `sink`.
+    pub fn name(self) -> &'static str {
+        match self {
+            NodeKind::Source => "source",
+            NodeKind::Operator => "operator",
+            NodeKind::Sink => "sink",
+        }
+    }
 }
 
 #[derive(Debug)]

@@ -25,6 +25,24 @@ fn write_input(path: &Path, events: u64) {
     std::fs::write(path, text).expect("write the input");
 }
 
+/// The main job's arguments: `input` read at `parallelism`, windows to
+/// `out`, a checkpoint every 20 ms into `ck`.
+fn job_args(input: &Path, out: &Path, ck: &Path, parallelism: usize) -> Vec<String> {
+    let path = |p: &Path| p.to_str().expect("utf-8").to_string();
+    vec![
+        "--input".into(),
+        path(input),
+        "--out".into(),
+        path(out),
+        "--parallelism".into(),
+        parallelism.to_string(),
+        "--checkpoint-dir".into(),
+        path(ck),
+        "--checkpoint-interval-ms".into(),
+        "20".into(),
+    ]
+}
+
 /// A small deterministic generator of kill delays.
 struct Delays(u64);
 
@@ -51,7 +69,7 @@ struct Cycles {
 /// SIGKILL after a random delay while `budget` kills are left (a run that
 /// ends first is not killed). Returns what happened; panics if a run
 /// fails.
-fn kill_until_done(args: &[&str], dir: &Path, budget: &mut usize, delays: &mut Delays) -> Cycles {
+fn kill_until_done(args: &[String], dir: &Path, budget: &mut usize, delays: &mut Delays) -> Cycles {
     let mut cycles = Cycles::default();
     let deadline = Instant::now() + Duration::from_secs(600);
     for run in 0.. {
@@ -117,19 +135,7 @@ fn survives_kills(parallelism: usize, seed: u64) {
         let round = tmp.path().join(format!("round-{rounds}"));
         std::fs::create_dir(&round).expect("round dir");
         let (out, ck) = (round.join("stats"), round.join("checkpoints"));
-        let p = parallelism.to_string();
-        let args = [
-            "--input",
-            input.to_str().expect("utf-8"),
-            "--out",
-            out.to_str().expect("utf-8"),
-            "--parallelism",
-            &p,
-            "--checkpoint-dir",
-            ck.to_str().expect("utf-8"),
-            "--checkpoint-interval-ms",
-            "20",
-        ];
+        let args = job_args(&input, &out, &ck, parallelism);
         let cycles = kill_until_done(&args, &round, &mut budget, &mut delays);
         resumed += cycles.resumed;
         let comparison = block_on(brook_workload::oracle::compare(&input, &out)).expect("oracle");
@@ -187,7 +193,6 @@ fn a_crash_at_each_failpoint_is_recovered_exactly() {
         // Parallelism 1: checkpoints go on to the end of the input (at 2,
         // they stop when the first instance is done); the kill test covers 2.
         let parallelism = 1;
-        let p = parallelism.to_string();
         // Die in the third checkpoint: two completed before. A checkpoint
         // reaches `after-snapshot` once per operator instance (four
         // operators), `after-pre-commit` once per sink instance.
@@ -197,20 +202,9 @@ fn a_crash_at_each_failpoint_is_recovered_exactly() {
             _ => 1,
         };
         let nth = 2 * per_checkpoint + 1;
-        let args = [
-            "--input",
-            input.to_str().expect("utf-8"),
-            "--out",
-            out.to_str().expect("utf-8"),
-            "--parallelism",
-            &p,
-            "--checkpoint-dir",
-            ck.to_str().expect("utf-8"),
-            "--checkpoint-interval-ms",
-            "20",
-        ];
+        let args = job_args(&input, &out, &ck, parallelism);
         let crashed = log_analysis()
-            .args(args)
+            .args(&args)
             .env("BROOK_FAILPOINT", format!("{point}@{nth}"))
             .output()
             .expect("run");
@@ -223,7 +217,7 @@ fn a_crash_at_each_failpoint_is_recovered_exactly() {
             err.contains(&format!("failpoint '{point}'")),
             "{point}: {err}"
         );
-        let again = log_analysis().args(args).output().expect("run again");
+        let again = log_analysis().args(&args).output().expect("run again");
         let out_text = String::from_utf8_lossy(&again.stdout);
         assert!(
             again.status.success(),
@@ -237,7 +231,7 @@ fn a_crash_at_each_failpoint_is_recovered_exactly() {
         let comparison = block_on(brook_workload::oracle::compare(&input, &out)).expect("oracle");
         assert!(
             comparison.ok(),
-            "{point} at parallelism {p}: {comparison:?}"
+            "{point} at parallelism {parallelism}: {comparison:?}"
         );
     }
 }
@@ -268,10 +262,7 @@ fn brook_crash_test_kills_restarts_and_checks() {
             ])
             .args(["--check", check, "--"])
             .arg(&exe)
-            .args(["--input", input.to_str().expect("utf-8")])
-            .args(["--out", out.to_str().expect("utf-8")])
-            .args(["--checkpoint-dir", ck.to_str().expect("utf-8")])
-            .args(["--checkpoint-interval-ms", "20", "--parallelism", "1"])
+            .args(job_args(&input, &out, &ck, 1))
             .output()
             .expect("brook crash-test")
     };

@@ -143,28 +143,51 @@ fn header_refused(what: &str) -> Error {
     ))
 }
 
-/// How a source reads messages: each instance gets its own reader, so a
-/// codec's state (CSV buffers) is never shared.
-pub(crate) struct Reading<T> {
-    make: Arc<dyn Fn() -> ReadFn<T> + Send + Sync>,
-    /// Whether the codec wants a header, which Kafka cannot give it.
+/// A per-instance function `F` (a [`ReadFn`] or a [`WriteFn`]) and how to
+/// make one: each source or sink instance gets its own, so a codec's state
+/// (CSV buffers, a CSV writer) is never shared.
+pub(crate) struct PerInstance<F> {
+    make: Arc<dyn Fn() -> F + Send + Sync>,
+    /// Whether the codec has a header row, which a Kafka message cannot
+    /// hold.
     header: bool,
 }
 
-impl<T> Clone for Reading<T> {
+impl<F> Clone for PerInstance<F> {
     fn clone(&self) -> Self {
-        Reading {
+        PerInstance {
             make: self.make.clone(),
             header: self.header,
         }
     }
 }
 
-impl<T: 'static> Reading<T> {
+impl<F> PerInstance<F> {
+    /// The function for one instance.
+    pub(crate) fn instance(&self) -> F {
+        (self.make)()
+    }
+
+    /// Refuses a codec with a header; `what` is "source" or "sink".
+    pub(crate) fn check(&self, what: &str) -> brook_core::Result<()> {
+        if self.header {
+            return Err(header_refused(what));
+        }
+        Ok(())
+    }
+}
+
+/// How a source reads messages.
+pub(crate) type Reading<T> = PerInstance<ReadFn<T>>;
+
+/// How a sink writes values.
+pub(crate) type Writing<T> = PerInstance<WriteFn<T>>;
+
+impl<T: 'static> PerInstance<ReadFn<T>> {
     /// Reads with a user's deserializer, shared by every instance.
     pub(crate) fn deserializer(d: impl Deserializer<T>) -> Self {
         let d = Arc::new(d);
-        Reading {
+        PerInstance {
             make: Arc::new(move || {
                 let d = d.clone();
                 Box::new(move |m: &KafkaMessage<'_>| d.deserialize(m))
@@ -175,10 +198,10 @@ impl<T: 'static> Reading<T> {
 
     /// Reads each message's value with a codec; its state is made on the
     /// first message.
-    pub(crate) fn codec<C: Decoder<T>>(codec: C) -> Self {
+    pub(crate) fn decoder<C: Decoder<T>>(codec: C) -> Self {
         let header = codec.has_header();
         let codec = Arc::new(codec);
-        Reading {
+        PerInstance {
             make: Arc::new(move || {
                 let codec = codec.clone();
                 let mut state: Option<C::State> = None;
@@ -194,43 +217,13 @@ impl<T: 'static> Reading<T> {
             header,
         }
     }
-
-    /// A reader for one instance.
-    pub(crate) fn reader(&self) -> ReadFn<T> {
-        (self.make)()
-    }
-
-    /// Refuses a codec that wants a header.
-    pub(crate) fn check(&self) -> brook_core::Result<()> {
-        if self.header {
-            return Err(header_refused("source"));
-        }
-        Ok(())
-    }
 }
 
-/// How a sink writes values: each instance gets its own writer, so a
-/// codec's state (a CSV writer) is never shared.
-pub(crate) struct Writing<T> {
-    make: Arc<dyn Fn() -> WriteFn<T> + Send + Sync>,
-    /// Whether the codec writes a header, which Kafka has no place for.
-    header: bool,
-}
-
-impl<T> Clone for Writing<T> {
-    fn clone(&self) -> Self {
-        Writing {
-            make: self.make.clone(),
-            header: self.header,
-        }
-    }
-}
-
-impl<T: 'static> Writing<T> {
+impl<T: 'static> PerInstance<WriteFn<T>> {
     /// Writes with a user's serializer, shared by every instance.
     pub(crate) fn serializer(s: impl Serializer<T>) -> Self {
         let s = Arc::new(s);
-        Writing {
+        PerInstance {
             make: Arc::new(move || {
                 let s = s.clone();
                 Box::new(move |v: &T| s.serialize(v))
@@ -241,10 +234,10 @@ impl<T: 'static> Writing<T> {
 
     /// Writes each value as one record of a codec, without the record's
     /// final line break.
-    pub(crate) fn codec<C: Encoder<T>>(codec: C) -> Self {
+    pub(crate) fn encoder<C: Encoder<T>>(codec: C) -> Self {
         let header = codec.has_header();
         let codec = Arc::new(codec);
-        Writing {
+        PerInstance {
             make: Arc::new(move || {
                 let codec = codec.clone();
                 let mut state = codec.start();
@@ -259,19 +252,6 @@ impl<T: 'static> Writing<T> {
             }),
             header,
         }
-    }
-
-    /// A writer for one instance.
-    pub(crate) fn writer(&self) -> WriteFn<T> {
-        (self.make)()
-    }
-
-    /// Refuses a codec that writes a header.
-    pub(crate) fn check(&self) -> brook_core::Result<()> {
-        if self.header {
-            return Err(header_refused("sink"));
-        }
-        Ok(())
     }
 }
 
@@ -296,35 +276,42 @@ mod tests {
         use brook_connectors::codec::{Bytes, Csv, Json, Text};
 
         let m = message(Some(br#"{"a": 1}"#));
-        let v: serde_json::Value = Reading::codec(Json).reader()(&m).expect("json");
+        let v: serde_json::Value = Reading::decoder(Json).instance()(&m).expect("json");
         assert_eq!(v["a"], 1);
-        let mut text = Reading::codec(Text).reader();
+        let mut text = Reading::decoder(Text).instance();
         assert_eq!(text(&m).expect("utf8"), r#"{"a": 1}"#);
-        assert_eq!(Reading::codec(Bytes).reader()(&m).expect("raw").len(), 8);
+        assert_eq!(
+            Reading::decoder(Bytes).instance()(&m).expect("raw").len(),
+            8
+        );
         let tomb = message(None);
         assert!(text(&tomb).is_err());
         assert!(text(&message(Some(b"\xff"))).is_err());
         let f = |m: &KafkaMessage<'_>| -> Result<i64, BoxError> { Ok(m.offset()) };
-        assert_eq!(Reading::deserializer(f).reader()(&m).expect("fn"), 7);
+        assert_eq!(Reading::deserializer(f).instance()(&m).expect("fn"), 7);
 
         // CSV by position: each message is one row.
         let csv = Csv::new().has_headers(false);
         let row: (u32, String) =
-            Reading::codec(csv).reader()(&message(Some(b"3,\"x,y\""))).expect("csv");
+            Reading::decoder(csv).instance()(&message(Some(b"3,\"x,y\""))).expect("csv");
         assert_eq!(row, (3, "x,y".to_string()));
-        let mut write = Writing::codec(csv).writer();
+        let mut write = Writing::encoder(csv).instance();
         assert_eq!(
             write(&(3u32, "x,y".to_string())).expect("ser"),
             b"3,\"x,y\""
         );
-        assert!(Writing::<(u32, String)>::codec(csv).check().is_ok());
+        assert!(Writing::<(u32, String)>::encoder(csv).check("sink").is_ok());
         // A header has no place in a message.
-        let err = Reading::<(u32, String)>::codec(Csv::new())
-            .check()
+        let err = Reading::<(u32, String)>::decoder(Csv::new())
+            .check("source")
             .expect_err("header");
         assert!(err.to_string().contains("has_headers(false)"), "{err}");
-        assert!(Writing::<(u32, String)>::codec(Csv::new()).check().is_err());
-        let bytes = Writing::codec(Json).writer()(&vec![1, 2]).expect("ser");
+        assert!(
+            Writing::<(u32, String)>::encoder(Csv::new())
+                .check("sink")
+                .is_err()
+        );
+        let bytes = Writing::encoder(Json).instance()(&vec![1, 2]).expect("ser");
         assert_eq!(bytes, b"[1,2]");
     }
 }

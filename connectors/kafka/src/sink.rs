@@ -89,7 +89,7 @@ impl<T: Send + 'static> KafkaSink<T> {
     /// [`Error::Config`] if the config is invalid; a codec with a header is
     /// refused when the job is built.
     pub fn with_codec(config: KafkaSinkConfig, codec: impl Encoder<T>) -> Result<Self> {
-        Self::writing(config, Writing::codec(codec))
+        Self::writing(config, Writing::encoder(codec))
     }
 
     fn writing(config: KafkaSinkConfig, writing: Writing<T>) -> Result<Self> {
@@ -163,7 +163,7 @@ impl<T: Send + 'static> Sink<T> for KafkaSink<T> {
     /// # Errors
     /// [`Error::Config`] for an option librdkafka refuses.
     fn plan(&mut self, ctx: &PlanContext) -> Result<()> {
-        self.writing.check()?;
+        self.writing.check("sink")?;
         let client_id = format!("brook-{}-{}-plan", ctx.job_name(), ctx.node_name());
         let what = self.what(ctx.node_name());
         producer::check(&self.settings(&client_id), &what)
@@ -188,7 +188,7 @@ impl<T: Send + 'static> Sink<T> for KafkaSink<T> {
             producer: producer::create(&settings, ctx.node_name(), &what)?,
             topic: c.topic.clone(),
             deliveries: Deliveries::new(c.max_in_flight_bytes, what),
-            write: self.writing.writer(),
+            write: self.writing.instance(),
             key: self.key.clone(),
             headers: self.headers.clone(),
             partitioner: self.partitioner.clone(),

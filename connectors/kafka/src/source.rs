@@ -193,7 +193,7 @@ impl<T: Send + 'static> KafkaSource<T> {
     /// [`Error::Config`](brook_core::Error::Config) if the config is
     /// invalid; a codec with a header is refused when the job is built.
     pub fn with_codec(config: KafkaSourceConfig, codec: impl Decoder<T>) -> Result<Self> {
-        Self::reading(config, Reading::codec(codec))
+        Self::reading(config, Reading::decoder(codec))
     }
 
     fn reading(config: KafkaSourceConfig, reading: Reading<T>) -> Result<Self> {
@@ -279,7 +279,7 @@ impl<T: Send + 'static> Source<T> for KafkaSource<T> {
     fn plan(&mut self, ctx: &PlanContext) -> Result<Vec<KafkaSplit>> {
         let cfg = &self.shared.config;
         cfg.validate()?;
-        self.shared.reading.check()?;
+        self.shared.reading.check("source")?;
         let client_id = format!("brook-{}-{}-plan", ctx.job_name(), ctx.node_name());
         if let BadRecordPolicy::DeadLetter(target) = &self.shared.bad {
             target.plan(ctx)?;

@@ -136,7 +136,7 @@ impl<T> Drop for KafkaStream<T> {
 impl<T: Send + 'static> KafkaStream<T> {
     pub(crate) fn new(shared: Arc<Shared<T>>, ctx: TaskContext, splits: Vec<KafkaSplit>) -> Self {
         KafkaStream {
-            read: shared.reading.reader(),
+            read: shared.reading.instance(),
             shared,
             ctx,
             splits,

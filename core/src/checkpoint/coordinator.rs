@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::checkpoint::manifest::{Kind, Manifest, NodeState, StateFile, VERSION};
+use crate::checkpoint::manifest::{Manifest, NodeState, StateFile, VERSION};
 use crate::checkpoint::storage::LocalStorage;
 use crate::error::{Error, Result};
 use crate::message::CheckpointId;
+use crate::metrics::NodeKind;
 use crate::runtime::erased::ErasedSink;
 use crate::time::now_ms;
 
@@ -167,7 +168,7 @@ impl SourceTrigger {
 #[derive(Debug, Clone)]
 pub(crate) struct Expected {
     pub(crate) name: Arc<str>,
-    pub(crate) kind: Kind,
+    pub(crate) kind: NodeKind,
     pub(crate) parallelism: usize,
 }
 
@@ -369,7 +370,7 @@ fn write(
                 }
                 AckState::Operator(bytes) | AckState::Sink(bytes) => bytes,
             };
-            if e.kind == Kind::Sink
+            if e.kind == NodeKind::Sink
                 && let Some(bytes) = &bytes
             {
                 pre_committed
@@ -377,7 +378,7 @@ fn write(
                     .or_default()
                     .push(bytes.clone());
             }
-            if e.kind != Kind::Source {
+            if e.kind != NodeKind::Source {
                 node.instances.push(match bytes {
                     Some(bytes) => Some(StateFile {
                         file: storage.write_state(id, &e.name, i, &bytes)?,

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::message::CheckpointId;
+use crate::metrics::NodeKind;
 
 /// The manifest format's version.
 pub(crate) const VERSION: u32 = 1;
@@ -27,29 +28,10 @@ pub(crate) struct Manifest {
     pub(crate) nodes: BTreeMap<String, NodeState>,
 }
 
-/// What kind of node a checkpoint entry belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum Kind {
-    Source,
-    Operator,
-    Sink,
-}
-
-impl Kind {
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Kind::Source => "source",
-            Kind::Operator => "operator",
-            Kind::Sink => "sink",
-        }
-    }
-}
-
 /// One node's part of a checkpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct NodeState {
-    pub(crate) kind: Kind,
+    pub(crate) kind: NodeKind,
     /// The node's parallelism when the checkpoint was taken.
     pub(crate) parallelism: usize,
     /// A source's position in each split, by split id: where reading

@@ -3,11 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use crate::checkpoint::manifest::{Kind, Manifest};
+use crate::checkpoint::manifest::Manifest;
 use crate::checkpoint::storage::LocalStorage;
 use crate::checkpoint::{CheckpointConfig, Restore};
 use crate::error::{Error, Result};
 use crate::message::CheckpointId;
+use crate::metrics::NodeKind;
 
 /// The checkpoint a job restores from.
 #[derive(Debug)]
@@ -64,7 +65,7 @@ impl Restored {
 
     /// Checks that every node the checkpoint has state for is in the job,
     /// as the same kind of node.
-    pub(crate) fn check_nodes(&self, nodes: &BTreeMap<String, Kind>) -> Result<()> {
+    pub(crate) fn check_nodes(&self, nodes: &BTreeMap<String, NodeKind>) -> Result<()> {
         for (name, state) in &self.manifest.nodes {
             let has_state =
                 !state.positions.is_empty() || state.instances.iter().any(Option::is_some);

@@ -1,4 +1,5 @@
-//! [`Job`]: a planned dataflow, and [`RunningJob`]: one that runs.
+//! [`Job`]: a planned dataflow, and how it starts (see
+//! [`RunningJob`](super::running::RunningJob) for how it ends).
 //!
 //! # Shutdown
 //! Cancelling the token passed to [`Job::start`] stops the sources; what
@@ -24,7 +25,6 @@ use crate::checkpoint::CheckpointConfig;
 use crate::checkpoint::coordinator::{
     Ack, Acker, Coordinator, Expected, SharedSinks, Triggers, ack_channel,
 };
-use crate::checkpoint::manifest::Kind;
 use crate::checkpoint::restore::{self, Restored};
 use crate::checkpoint::storage::LocalStorage;
 use crate::context::TaskContext;
@@ -36,7 +36,8 @@ use crate::metrics::{JobMetrics, NodeEntry, NodeMetrics};
 use crate::runtime::erased::{Erased, Partitioning, TaskFuture};
 use crate::runtime::plan::Plan;
 use crate::runtime::push::Feeder;
-use crate::split::{JobOutcome, PlanContext, SplitId};
+use crate::runtime::running::{CoordinatorHandle, RunningJob};
+use crate::split::{PlanContext, SplitId};
 use crate::time::ProcessingTimer;
 
 /// A validated, planned dataflow, ready to run.
@@ -90,11 +91,6 @@ impl Job {
     ) -> Result<Job> {
         let plan = Plan::new(&config, &graph)?;
         let name: Arc<str> = name.into();
-        let kind = |logic: &Logic| match logic {
-            Logic::Source(_) => Kind::Source,
-            Logic::Operator(_) => Kind::Operator,
-            Logic::Sink(_) => Kind::Sink,
-        };
         // With checkpoints: the checkpoint to restore from, if any.
         let mut restored: Option<Restored> = None;
         let mut storage = None;
@@ -105,7 +101,7 @@ impl Job {
                 let nodes = graph
                     .nodes
                     .iter()
-                    .map(|n| (n.name.clone(), kind(&n.logic)))
+                    .map(|n| (n.name.clone(), n.kind()))
                     .collect();
                 r.check_nodes(&nodes)?;
                 tracing::info!(job = %name, checkpoint = r.id(), dir = %s.dir().display(), "Restoring from a checkpoint.");
@@ -348,11 +344,7 @@ impl Job {
             .enumerate()
             .map(|(id, n)| Expected {
                 name: Arc::from(n.name.as_str()),
-                kind: match n.logic {
-                    Logic::Source(_) => Kind::Source,
-                    Logic::Operator(_) => Kind::Operator,
-                    Logic::Sink(_) => Kind::Sink,
-                },
+                kind: n.kind(),
                 parallelism: self.plan.parallelism[id],
             })
             .collect();
@@ -576,159 +568,5 @@ impl Job {
                 "node {node} is misplaced in a chain"
             ))),
         }
-    }
-}
-
-/// A job whose tasks are running.
-pub struct RunningJob {
-    name: Arc<str>,
-    tasks: JoinSet<Result<()>>,
-    names: std::collections::HashMap<tokio::task::Id, String>,
-    /// Every sink node, by name, to be finished when the job succeeds
-    /// (and committed at each checkpoint).
-    sinks: SharedSinks,
-    /// The checkpoint coordinator.
-    coordinator: Option<CoordinatorHandle>,
-    /// Where checkpoints are, cleared when the job completes.
-    checkpoint_storage: Option<LocalStorage>,
-    metrics: JobMetrics,
-    shutdown: CancellationToken,
-}
-
-/// A running checkpoint coordinator.
-struct CoordinatorHandle {
-    /// Its task, aborted if the set is dropped.
-    task: JoinSet<Result<()>>,
-    /// Asks it to complete what it can and end.
-    stop: CancellationToken,
-    /// Tells it to complete nothing more.
-    abandon: CancellationToken,
-}
-
-impl Drop for RunningJob {
-    /// A job dropped before it ended (its future was dropped) takes no more
-    /// checkpoints.
-    fn drop(&mut self) {
-        if let Some(mut c) = self.coordinator.take() {
-            c.abandon.cancel();
-            c.task.abort_all();
-        }
-    }
-}
-
-impl RunningJob {
-    /// The job's metrics, readable while it runs.
-    pub fn metrics(&self) -> &JobMetrics {
-        &self.metrics
-    }
-
-    /// Asks the job to shut down gracefully: sources stop and the rest drains.
-    pub fn shutdown(&self) {
-        self.shutdown.cancel();
-    }
-
-    /// Waits for the job to end.
-    ///
-    /// # Errors
-    /// The failure that ended the job, naming the node it came from.
-    ///
-    /// # Cancellation
-    /// Dropping the future aborts every task of the job.
-    pub async fn wait(mut self) -> Result<()> {
-        let mut errors = Vec::new();
-        loop {
-            // A checkpoint that cannot complete fails the job like a task.
-            let coordinator = async {
-                match self.coordinator.as_mut() {
-                    Some(c) if !c.task.is_empty() => c.task.join_next().await,
-                    _ => std::future::pending().await,
-                }
-            };
-            let joined = tokio::select! {
-                joined = self.tasks.join_next_with_id() => match joined {
-                    Some(joined) => joined,
-                    None => break,
-                },
-                ended = coordinator => {
-                    if let Some(Ok(Err(e))) = ended {
-                        if errors.is_empty() {
-                            self.tasks.abort_all();
-                        }
-                        errors.push(e);
-                    }
-                    continue;
-                }
-            };
-            let result = match joined {
-                Ok((_, r)) => r,
-                Err(e) if e.is_cancelled() => continue,
-                Err(e) => {
-                    let name = self.names.get(&e.id()).cloned().unwrap_or_default();
-                    Err(match e.try_into_panic() {
-                        Ok(panic) => Error::from_panic(panic).in_node(&name),
-                        Err(e) => Error::Internal(e.to_string()).in_node(&name),
-                    })
-                }
-            };
-            if let Err(e) = result {
-                if errors.is_empty() {
-                    self.tasks.abort_all();
-                }
-                errors.push(e);
-            }
-        }
-        // Stop the coordinator before the sinks are finished: after a
-        // success it first completes the checkpoint the sources took last
-        // (its pre-commits are then published); after a failure it
-        // completes nothing more.
-        if let Some(mut c) = self.coordinator.take() {
-            if errors.is_empty() {
-                c.stop.cancel();
-            } else {
-                // Joined, not aborted: a checkpoint being written sees the
-                // flag and completes nothing more before `wait` returns.
-                c.abandon.cancel();
-            }
-            while let Some(ended) = c.task.join_next().await {
-                if let Ok(Err(e)) = ended {
-                    errors.push(e);
-                }
-            }
-        }
-        // Report the cause, not an echo of it.
-        let primary = errors.iter().position(|e| !e.is_secondary()).unwrap_or(0);
-        if errors.is_empty() {
-            let outcome = if self.shutdown.is_cancelled() {
-                JobOutcome::Stopped
-            } else {
-                JobOutcome::Completed
-            };
-            let sinks = std::mem::take(&mut *self.sinks.lock().unwrap_or_else(|p| p.into_inner()));
-            for (name, mut sink) in sinks {
-                let finished = tokio::task::spawn_blocking(move || sink.finish(&name, outcome))
-                    .await
-                    .map_err(|e| Error::Internal(format!("finishing a sink: {e}")))
-                    .and_then(|r| r);
-                if let Err(e) = finished {
-                    tracing::info!(job = %self.name, error = %e, "Job failed.");
-                    return Err(e);
-                }
-            }
-            // A job that read all its input has nothing to resume: a new
-            // run must start from the beginning, not from its checkpoints.
-            if outcome == JobOutcome::Completed
-                && let Some(storage) = &self.checkpoint_storage
-            {
-                let storage = storage.clone();
-                tokio::task::spawn_blocking(move || storage.clear())
-                    .await
-                    .map_err(|e| Error::Internal(format!("clearing checkpoints: {e}")))??;
-            }
-            tracing::info!(job = %self.name, ?outcome, "Job finished.");
-            return Ok(());
-        }
-        let e = errors.swap_remove(primary);
-        tracing::info!(job = %self.name, error = %e, "Job failed.");
-        Err(e)
     }
 }

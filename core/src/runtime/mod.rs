@@ -12,6 +12,8 @@ pub(crate) mod job;
 pub(crate) mod node;
 pub(crate) mod plan;
 pub(crate) mod push;
+pub(crate) mod running;
 pub(crate) mod task;
 
-pub use job::{Job, RunningJob};
+pub use job::Job;
+pub use running::RunningJob;
