@@ -47,7 +47,9 @@ fn wanted() -> &'static Option<Points> {
 }
 
 /// Reaches failpoint `name`: the process dies here if it was asked to.
-pub(crate) fn hit(name: &str) {
+/// Connectors call it at the points of their own commit protocols (the
+/// Kafka sink's transactions).
+pub fn hit(name: &str) {
     let Some(points) = wanted() else {
         return;
     };
