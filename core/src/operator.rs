@@ -32,6 +32,7 @@ use std::sync::Arc;
 use crate::context::OperatorContext;
 use crate::error::Result;
 use crate::record::{Batch, EventTime, Record};
+use crate::state::{RestoredState, Snapshot};
 
 /// The name and record type of a side output: a second typed stream an
 /// operator can emit to (see [the module docs](self)).
@@ -122,22 +123,27 @@ pub trait Operator<In, Out>: Clone + Send + 'static {
         Ok(())
     }
 
-    /// The operator's state, encoded for a checkpoint (see
-    /// [`state::encode`](crate::state::encode)); `None` for a stateless
-    /// operator.
+    /// The operator's state for a checkpoint, `None` for a stateless
+    /// operator. Keyed state goes by key group
+    /// ([`Snapshot::keyed`](crate::state::Snapshot::keyed)), so that the
+    /// checkpoint restores at another parallelism; state of the instance as
+    /// a whole (a watermark) goes in
+    /// [`Snapshot::instance`](crate::state::Snapshot::instance).
     ///
     /// # Errors
     /// State that cannot be encoded.
-    fn snapshot(&self) -> Result<Option<Vec<u8>>> {
+    fn snapshot(&self) -> Result<Option<Snapshot>> {
         Ok(None)
     }
 
     /// Restores state made by [`Operator::snapshot`], after `open` and
-    /// before the first batch.
+    /// before the first batch: this instance's key groups and, at the same
+    /// parallelism, its own instance state, or at another parallelism every
+    /// old instance's, to merge (see [`RestoredState`]).
     ///
     /// # Errors
     /// A snapshot this operator cannot read.
-    fn restore(&mut self, _snapshot: &[u8]) -> Result<()> {
+    fn restore(&mut self, _state: &RestoredState) -> Result<()> {
         Ok(())
     }
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use brook_core::metrics::NodeMetrics;
-use brook_core::state;
+use brook_core::state::{RestoredState, Snapshot};
 use brook_core::time::{IdleTracker, ProcessingTimer, Refusal, WatermarkGenerator};
 use brook_core::{
     Batch, Collector, EventTime, Operator, OperatorContext, OutputTag, Record, Result, Watermarks,
@@ -258,12 +258,22 @@ where
         Ok(())
     }
 
-    fn snapshot(&self) -> Result<Option<Vec<u8>>> {
-        state::encode(&(&self.generator, self.emitted)).map(Some)
+    /// Instance state: the generator and the watermark emitted.
+    fn snapshot(&self) -> Result<Option<Snapshot>> {
+        Snapshot::new()
+            .instance(&(&self.generator, self.emitted))
+            .map(Some)
     }
 
-    fn restore(&mut self, snapshot: &[u8]) -> Result<()> {
-        (self.generator, self.emitted) = state::decode(snapshot)?;
+    /// At another parallelism the splits were dealt anew, so no old
+    /// instance's generator is this one's: each takes the one that had
+    /// emitted the lowest watermark, which holds time back the most and so
+    /// never makes a record late that was not.
+    fn restore(&mut self, restored: &RestoredState) -> Result<()> {
+        let states = restored.instances::<(WatermarkGenerator, EventTime)>()?;
+        if let Some((generator, emitted)) = states.into_iter().min_by_key(|(_, e)| *e) {
+            (self.generator, self.emitted) = (generator, emitted);
+        }
         Ok(())
     }
 

@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rustc_hash::FxHashMap;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 
 use brook_core::metrics::NodeMetrics;
-use brook_core::state::{self, TimerQueue};
+use brook_core::state::{KeyGroups, RestoredState, Snapshot, TimerQueue};
 use brook_core::time::ProcessingTimer;
 use brook_core::{
     Batch, Collector, Data, Error, EventTime, NO_TIMESTAMP, Operator, OperatorContext, Result,
@@ -43,13 +43,10 @@ pub struct Dedup<T, Id> {
     metrics: Option<Arc<NodeMetrics>>,
 }
 
-/// What a dedup operator checkpoints: the ids it remembers and when each
-/// expires.
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(bound(
-    serialize = "Id: Serialize + Eq + Hash",
-    deserialize = "Id: DeserializeOwned + Eq + Hash + Clone"
-))]
+/// A dedup operator's state: the ids it remembers and when each expires.
+/// It checkpoints the ids with their expiry, by key group (the ids are
+/// the stream's keys).
+#[derive(Clone)]
 struct DedupState<Id> {
     seen: FxHashMap<Id, i64>,
     expiry: TimerQueue<Id>,
@@ -186,12 +183,24 @@ where
         Ok(())
     }
 
-    fn snapshot(&self) -> Result<Option<Vec<u8>>> {
-        state::encode(&self.state).map(Some)
+    fn snapshot(&self) -> Result<Option<Snapshot>> {
+        let mut groups: KeyGroups<Vec<(&Id, i64)>> = KeyGroups::default();
+        for (id, &expires) in &self.state.seen {
+            groups.of(id).push((id, expires));
+        }
+        Snapshot::new().keyed(groups).map(Some)
     }
 
-    fn restore(&mut self, snapshot: &[u8]) -> Result<()> {
-        self.state = state::decode(snapshot)?;
+    fn restore(&mut self, restored: &RestoredState) -> Result<()> {
+        let mut seen = FxHashMap::default();
+        let mut expiry = TimerQueue::default();
+        for group in restored.keyed::<Vec<(Id, i64)>>()? {
+            for (id, expires) in group {
+                expiry.set(expires, id.clone());
+                seen.insert(id, expires);
+            }
+        }
+        self.state = DedupState { seen, expiry };
         // The restored ids expire on time even if no record comes.
         if self.domain == TimeDomain::ProcessingTime
             && let Some(t) = self.state.expiry.next_time()
@@ -294,7 +303,7 @@ mod tests {
             Dedup::new(|v: &(u32, i64)| v.0, Duration::from_millis(100)).in_processing_time();
         back.open(&fresh).expect("open");
         assert_eq!(fresh.processing_timer().requested(), None);
-        back.restore(&bytes).expect("restore");
+        back.restore(&bytes.into()).expect("restore");
         assert_eq!(fresh.processing_timer().requested(), Some(10_100));
     }
 
@@ -309,7 +318,7 @@ mod tests {
         let bytes = op.snapshot().expect("snapshot").expect("stateful");
         let mut back = Dedup::new(|v: &(u32, i64)| v.0, Duration::from_secs(1));
         back.open(&ctx).expect("open");
-        back.restore(&bytes).expect("restore");
+        back.restore(&bytes.into()).expect("restore");
         out.take();
         back.process(vec![Record::new(6, (7, 6))].into(), &mut out)
             .expect("process");

@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 use crate::message::CheckpointId;
 use crate::metrics::NodeKind;
 
-/// The manifest format's version.
-pub(crate) const VERSION: u32 = 1;
+/// The checkpoint format's version: 2 since operator state is kept by
+/// key group.
+pub(crate) const VERSION: u32 = 2;
 
 /// What a complete checkpoint holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -9,6 +9,7 @@ use crate::checkpoint::{CheckpointConfig, Restore};
 use crate::error::{Error, Result};
 use crate::message::CheckpointId;
 use crate::metrics::NodeKind;
+use crate::state::{RestoredState, Snapshot, redistribute};
 
 /// The checkpoint a job restores from.
 #[derive(Debug)]
@@ -114,35 +115,58 @@ impl Restored {
             .collect()
     }
 
-    /// Each instance's state for an operator or sink at `parallelism`
-    /// instances: `None` for an instance without state.
+    /// Each instance's state for an operator at `parallelism` instances,
+    /// `None` for an instance with nothing to restore. State taken at
+    /// another parallelism is redistributed: keyed state by key group,
+    /// instance state to every instance (see [`RestoredState`]).
     ///
     /// # Errors
-    /// State taken at another parallelism, or a state file that cannot be
-    /// read.
-    pub(crate) fn states(&self, node: &str, parallelism: usize) -> Result<Vec<Option<Vec<u8>>>> {
+    /// A state file that cannot be read or decoded.
+    pub(crate) fn states(
+        &self,
+        node: &str,
+        parallelism: usize,
+    ) -> Result<Vec<Option<RestoredState>>> {
         let Some(state) = self.manifest.nodes.get(node) else {
             return Ok(vec![None; parallelism]);
         };
-        if state.instances.iter().all(Option::is_none) {
-            return Ok(vec![None; parallelism]);
-        }
-        if state.parallelism != parallelism {
-            return Err(Error::Config(format!(
-                "node '{node}': checkpoint {} holds its state for {} instances, the job has {parallelism}; \
-                 restoring at another parallelism is not supported yet",
-                self.id(),
-                state.parallelism
-            )));
-        }
-        state
+        let snapshots = state
             .instances
             .iter()
             .map(|f| {
                 f.as_ref()
-                    .map(|f| self.storage.read_state(self.id(), &f.file))
+                    .map(|f| {
+                        let bytes = self.storage.read_state(self.id(), &f.file)?;
+                        Snapshot::from_bytes(&bytes).map_err(|e| {
+                            Error::Config(format!(
+                                "node '{node}': checkpoint {} has a state file {} it cannot read: {e}",
+                                self.id(),
+                                f.file
+                            ))
+                        })
+                    })
                     .transpose()
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        let restored = redistribute(snapshots, parallelism)
+            .map_err(|e| Error::Config(format!("node '{node}': checkpoint {}: {e}", self.id())))?;
+        if state.parallelism != parallelism {
+            tracing::info!(
+                node,
+                from = state.parallelism,
+                to = parallelism,
+                checkpoint = self.id(),
+                "Restoring state at another parallelism, by key group."
+            );
+        }
+        Ok(restored
+            .into_iter()
+            .map(|r| (!r.is_empty()).then_some(r))
+            .collect())
+    }
+
+    /// The parallelism a node had when the checkpoint was taken.
+    pub(crate) fn parallelism(&self, node: &str) -> Option<usize> {
+        self.manifest.nodes.get(node).map(|n| n.parallelism)
     }
 }

@@ -14,7 +14,7 @@ use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::checkpoint::manifest::Manifest;
+use crate::checkpoint::manifest::{Manifest, VERSION};
 use crate::error::{Error, Result};
 use crate::message::CheckpointId;
 
@@ -213,6 +213,15 @@ impl LocalStorage {
                 continue;
             }
             match self.read_manifest(id) {
+                Ok(m) if m.version != VERSION => {
+                    return Err(Error::Config(format!(
+                        "checkpoint {} was written in checkpoint format {}, and this Brook \
+                         reads format {VERSION}: restore it with the Brook that wrote it, or \
+                         start fresh",
+                        self.folder(id).display(),
+                        m.version
+                    )));
+                }
                 Ok(m) => return Ok((Some(m), skipped)),
                 Err(reason) => skipped.push(Skipped {
                     path: self.folder(id),

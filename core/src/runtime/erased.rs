@@ -26,6 +26,7 @@ use crate::runtime::task::{self, PositionBook, SourceCheckpoints};
 use crate::sink::Sink;
 use crate::source::{Source, SplitPosition};
 use crate::split::{JobOutcome, PlanContext, SourceSplit, SplitId};
+use crate::state::RestoredState;
 use crate::time::ProcessingTimer;
 
 /// A task's future, as spawned.
@@ -216,12 +217,13 @@ pub(crate) trait ErasedSource: Send {
     fn max_parallelism(&self) -> Option<usize>;
     /// Plans the source and deals its splits to the instances; returns the
     /// ids of each instance's splits. With checkpoints, `restored` holds
-    /// the positions to resume at, by split id, when the job restores.
+    /// the positions to resume at, by split id, and the parallelism the
+    /// source had, when the job restores.
     fn plan(
         &mut self,
         ctx: &PlanContext,
         checkpoints: bool,
-        restored: Option<&BTreeMap<String, serde_json::Value>>,
+        restored: Option<(&BTreeMap<String, serde_json::Value>, usize)>,
     ) -> Result<Vec<Vec<SplitId>>>;
     /// Opens one instance feeding `push` and returns its task; `trigger`
     /// is where it is asked for checkpoints, when the job takes them.
@@ -314,7 +316,7 @@ impl<T: crate::Data, S: Source<T>> ErasedSource for SourceFactory<T, S> {
         &mut self,
         ctx: &PlanContext,
         checkpoints: bool,
-        restored: Option<&BTreeMap<String, serde_json::Value>>,
+        restored: Option<(&BTreeMap<String, serde_json::Value>, usize)>,
     ) -> Result<Vec<Vec<SplitId>>> {
         let p = ctx.parallelism;
         if checkpoints && !S::Split::RESUMABLE {
@@ -326,8 +328,18 @@ impl<T: crate::Data, S: Source<T>> ErasedSource for SourceFactory<T, S> {
         }
         let mut resumed = std::collections::HashMap::new();
         let shares = guard_plan(&ctx.node, || {
-            let mut splits = self.source.plan(ctx)?;
-            if let Some(positions) = restored {
+            // Restored at another parallelism, the source plans the splits
+            // the checkpoint has positions in (those of the parallelism it
+            // was taken at) and deals them to this parallelism's instances.
+            let planned_at = match restored {
+                Some((_, was)) if was != p && was > 0 => PlanContext {
+                    parallelism: was,
+                    ..ctx.clone()
+                },
+                _ => ctx.clone(),
+            };
+            let mut splits = self.source.plan(&planned_at)?;
+            if let Some((positions, _)) = restored {
                 // Every recorded position must find its split, or input
                 // would be read twice.
                 let planned: std::collections::HashSet<SplitId> =
@@ -338,7 +350,7 @@ impl<T: crate::Data, S: Source<T>> ErasedSource for SourceFactory<T, S> {
                 {
                     return Err(Error::Config(format!(
                         "node '{}': the checkpoint has a position in split {lost}, which the \
-                         source no longer has (was its input or its parallelism changed?)",
+                         source no longer has (was its input changed?)",
                         ctx.node
                     )));
                 }
@@ -427,7 +439,7 @@ pub(crate) trait ErasedOperator: Send {
         ctx: TaskContext,
         push: Erased,
         sides: Vec<(Arc<str>, Box<dyn SidePush>)>,
-        restored: Option<Vec<u8>>,
+        restored: Option<RestoredState>,
     ) -> Result<Erased>;
 }
 
@@ -441,7 +453,7 @@ impl<In: crate::Data, Out: crate::Data, O: Operator<In, Out>> ErasedOperator
         ctx: TaskContext,
         push: Erased,
         sides: Vec<(Arc<str>, Box<dyn SidePush>)>,
-        restored: Option<Vec<u8>>,
+        restored: Option<RestoredState>,
     ) -> Result<Erased> {
         let next = downcast::<BoxPush<Out>>(push, "an operator")?;
         let (names, sides): (Vec<_>, Vec<_>) = sides.into_iter().unzip();

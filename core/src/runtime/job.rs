@@ -64,7 +64,7 @@ struct Checkpointing {
     /// The checkpoint the job restores from.
     restored: Option<CheckpointId>,
     /// Each operator instance's restored state, by node.
-    states: std::collections::HashMap<NodeId, Vec<Option<Vec<u8>>>>,
+    states: std::collections::HashMap<NodeId, Vec<Option<crate::state::RestoredState>>>,
     next_id: CheckpointId,
     acker: Acker,
     acks: Option<tokio::sync::mpsc::UnboundedReceiver<Ack>>,
@@ -121,7 +121,9 @@ impl Job {
             };
             match &mut node.logic {
                 Logic::Source(source) => {
-                    let positions = restored.as_ref().and_then(|r| r.positions(&node.name));
+                    let positions = restored
+                        .as_ref()
+                        .and_then(|r| Some((r.positions(&node.name)?, r.parallelism(&node.name)?)));
                     splits.push((
                         id,
                         source.plan(&ctx, checkpoint_config.is_some(), positions)?,

@@ -170,7 +170,9 @@ where
     fn barrier(&mut self, id: CheckpointId) -> PushFut<'_> {
         if let Some(acker) = &self.acker {
             let start = Instant::now();
-            let state = catch_unwind(AssertUnwindSafe(|| self.op.snapshot()));
+            let state = catch_unwind(AssertUnwindSafe(|| {
+                self.op.snapshot()?.map(|s| s.to_bytes()).transpose()
+            }));
             self.metrics.add_busy(start.elapsed());
             let state = match state {
                 Ok(Ok(state)) => state,

@@ -4,12 +4,16 @@
 //! A keyed operator keeps one state value per key. The building blocks here
 //! mirror Flink's: [`ValueState`], [`ListState`] and [`MapState`] hold a
 //! key's data, and [`TimerQueue`] holds per-key timers in time order. All of
-//! them are `serde`-serializable, so an operator's whole state encodes with
-//! [`encode`] for a checkpoint and comes back with [`decode`].
+//! them are `serde`-serializable. An operator checkpoints a [`Snapshot`]: its
+//! keyed state by key group (so that a checkpoint restores at another
+//! parallelism) and its instance state, each encoded with [`encode`]; it
+//! gets them back as a [`RestoredState`].
 
+mod snapshot;
 mod timers;
 mod values;
 
+pub use snapshot::{KeyGroups, RestoredState, Snapshot, redistribute};
 pub use timers::TimerQueue;
 pub use values::{ListState, MapState, ValueState};
 

@@ -83,6 +83,13 @@ impl<K: Eq + Hash + Clone> TimerQueue<K> {
         self.by_time.keys().next().copied()
     }
 
+    /// Every timer, in the order they fire.
+    pub fn iter(&self) -> impl Iterator<Item = (i64, &K)> {
+        self.by_time
+            .iter()
+            .flat_map(|(&t, keys)| keys.iter().map(move |k| (t, k)))
+    }
+
     /// The number of timers set.
     pub fn len(&self) -> usize {
         self.by_time.values().map(VecDeque::len).sum()

@@ -6,10 +6,10 @@ use brook_core::KeySelector;
 use brook_core::metrics::NodeMetrics;
 
 use rustc_hash::FxHashMap;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 
-use brook_core::state::{self, TimerQueue};
+use brook_core::state::{KeyGroups, RestoredState, Snapshot, TimerQueue};
 use brook_core::time::ProcessingTimer;
 use brook_core::{
     Batch, Collector, Data, EventTime, KeyedStream, NO_TIMESTAMP, Operator, OperatorContext,
@@ -58,12 +58,9 @@ pub trait KeyedProcessFunction<K, In, Out>: Clone + Send + 'static {
     }
 }
 
-/// Everything a keyed process operator checkpoints.
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(bound(
-    serialize = "K: WindowKey, S: Serialize",
-    deserialize = "K: WindowKey, S: DeserializeOwned"
-))]
+/// A keyed process operator's state. It checkpoints each key's value and
+/// timers by key group, and the watermark.
+#[derive(Clone)]
 struct KeyedState<K, S> {
     values: FxHashMap<K, S>,
     event_timers: TimerQueue<K>,
@@ -199,12 +196,47 @@ where
         Ok(())
     }
 
-    fn snapshot(&self) -> Result<Option<Vec<u8>>> {
-        state::encode(&self.state).map(Some)
+    fn snapshot(&self) -> Result<Option<Snapshot>> {
+        type Part<'a, K, S> = (Vec<(&'a K, &'a S)>, Vec<(i64, &'a K)>, Vec<(i64, &'a K)>);
+        let mut groups: KeyGroups<Part<'_, K, F::State>> = KeyGroups::default();
+        for (key, value) in &self.state.values {
+            groups.of(key).0.push((key, value));
+        }
+        for (time, key) in self.state.event_timers.iter() {
+            groups.of(key).1.push((time, key));
+        }
+        for (time, key) in self.state.processing_timers.iter() {
+            groups.of(key).2.push((time, key));
+        }
+        Snapshot::new()
+            .keyed(groups)?
+            .instance(&self.state.watermark)
+            .map(Some)
     }
 
-    fn restore(&mut self, snapshot: &[u8]) -> Result<()> {
-        self.state = state::decode(snapshot)?;
+    fn restore(&mut self, restored: &RestoredState) -> Result<()> {
+        type Part<K, S> = (Vec<(K, S)>, Vec<(i64, K)>, Vec<(i64, K)>);
+        let mut state = KeyedState {
+            values: FxHashMap::default(),
+            event_timers: TimerQueue::default(),
+            processing_timers: TimerQueue::default(),
+            watermark: self.state.watermark,
+        };
+        // The same at every instance at the barrier; the lowest at another
+        // parallelism.
+        if let Some(w) = restored.instances::<EventTime>()?.into_iter().min() {
+            state.watermark = w;
+        }
+        for (values, event, processing) in restored.keyed::<Part<K, F::State>>()? {
+            state.values.extend(values);
+            for (time, key) in event {
+                state.event_timers.set(time, key);
+            }
+            for (time, key) in processing {
+                state.processing_timers.set(time, key);
+            }
+        }
+        self.state = state;
         if let Some(t) = self.state.processing_timers.next_time() {
             self.clock.wake_at(t);
         }

@@ -184,7 +184,7 @@ fn a_snapshot_restores_state_and_timers() {
         .expect("process");
     let bytes = op1.snapshot().expect("snapshot").expect("stateful");
     let (mut op2, _) = op();
-    op2.restore(&bytes).expect("restore");
+    op2.restore(&bytes.into()).expect("restore");
     op2.on_watermark(EventTime::MAX, &mut out).expect("wm");
     let fired: Vec<_> = out.take().into_iter().map(|r| r.value.1).collect();
     assert_eq!(fired, [15, 17]);

@@ -20,7 +20,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use brook_core::metrics::NodeMetrics;
-use brook_core::state::{self, TimerQueue};
+use brook_core::state::{KeyGroups, RestoredState, Snapshot, TimerQueue};
 use brook_core::{
     Batch, Collector, Data, Error, EventTime, NO_TIMESTAMP, Operator, OperatorContext, Result,
 };
@@ -46,12 +46,9 @@ struct Pane<A> {
     fired: bool,
 }
 
-/// Everything a window operator checkpoints.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(bound(
-    serialize = "K: WindowKey, A: Serialize",
-    deserialize = "K: WindowKey, A: DeserializeOwned"
-))]
+/// A window operator's state; it checkpoints each key's panes and timers
+/// by key group, and the watermark.
+#[derive(Debug, Clone)]
 struct WindowState<K, A> {
     panes: FxHashMap<K, Vec<Pane<A>>>,
     timers: TimerQueue<K>,
@@ -375,12 +372,43 @@ where
         Ok(())
     }
 
-    fn snapshot(&self) -> Result<Option<Vec<u8>>> {
-        state::encode(&self.state).map(Some)
+    /// Keyed by key group: each key's panes and timers; the watermark is
+    /// the instance's.
+    fn snapshot(&self) -> Result<Option<Snapshot>> {
+        type Part<'a, K, A> = (Vec<(&'a K, &'a Vec<Pane<A>>)>, Vec<(i64, &'a K)>);
+        let mut groups: KeyGroups<Part<'_, K, L::Acc>> = KeyGroups::default();
+        for (key, panes) in &self.state.panes {
+            groups.of(key).0.push((key, panes));
+        }
+        for (time, key) in self.state.timers.iter() {
+            groups.of(key).1.push((time, key));
+        }
+        Snapshot::new()
+            .keyed(groups)?
+            .instance(&self.state.watermark)
+            .map(Some)
     }
 
-    fn restore(&mut self, snapshot: &[u8]) -> Result<()> {
-        self.state = state::decode(snapshot)?;
+    fn restore(&mut self, restored: &RestoredState) -> Result<()> {
+        type Part<K, A> = (Vec<(K, Vec<Pane<A>>)>, Vec<(i64, K)>);
+        let mut state = WindowState {
+            panes: FxHashMap::default(),
+            timers: TimerQueue::default(),
+            watermark: self.state.watermark,
+        };
+        // Every instance had the same watermark at the barrier (each is
+        // the minimum over the same inputs); at another parallelism the
+        // lowest is the safe one.
+        if let Some(w) = restored.instances::<EventTime>()?.into_iter().min() {
+            state.watermark = w;
+        }
+        for (panes, timers) in restored.keyed::<Part<K, L::Acc>>()? {
+            state.panes.extend(panes);
+            for (time, key) in timers {
+                state.timers.set(time, key);
+            }
+        }
+        self.state = state;
         Ok(())
     }
 
