@@ -272,14 +272,21 @@ async fn run(args: Args) -> anyhow::Result<()> {
         ParquetSink::<WindowStats>::new(&args.out).replace_on_success(),
     );
     let job = flow.build()?;
-    if let Some(id) = job.restored_from() {
-        say!(
-            "Resuming from checkpoint {id} in {}: the counts below are of this run only.",
-            args.checkpoint_dir
-                .as_deref()
-                .unwrap_or(Path::new(""))
-                .display()
-        );
+    let resumed = job.restored_from();
+    if let Some(id) = resumed {
+        let dir = args.checkpoint_dir.as_deref().unwrap_or(Path::new(""));
+        if job.restores_final() {
+            say!(
+                "Resuming from checkpoint {id} in {}, the final one: the input was all read \
+                 before the last run stopped, so this run only commits its output.",
+                dir.display()
+            );
+        } else {
+            say!(
+                "Resuming from checkpoint {id} in {}: the counts below are of this run only.",
+                dir.display()
+            );
+        }
     }
     let metrics = job.metrics();
     // Ctrl-C stops reading; a second Ctrl-C aborts. Listened for from here.
@@ -353,11 +360,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
             args.dead_letters.display()
         );
     }
-    if parsed == 0 && dropped + dead == 0 {
+    // A resumed run may have little or nothing left to read; its answer
+    // is the whole output's.
+    if resumed.is_none() && parsed == 0 && dropped + dead == 0 {
         say!("The input holds no events: nothing was written.");
         return Ok(());
     }
-    if rows == 0 {
+    if resumed.is_none() && rows == 0 {
         say!(
             "No window results: the input had no events past DEBUG; the earlier output in {} \
              (if any) is unchanged.",

@@ -1,7 +1,8 @@
 //! Checkpoints survive crashes: the main job (`examples/log_analysis.rs`),
 //! killed with SIGKILL at random moments and started again until it
 //! completes, writes exactly the answer of the project's SQL oracle, at
-//! parallelism 1 and 2.
+//! parallelism 1 and 2; at each failpoint of the protocol, the final
+//! checkpoint included; and restored at another parallelism.
 //!
 //! These run the example's binary, which `cargo test` builds with the
 //! tests; run alone (`cargo test --test integration checkpoints`), build it
@@ -187,21 +188,25 @@ fn a_crash_at_each_failpoint_is_recovered_exactly() {
         "before-manifest",
         "after-manifest",
         "after-commit",
+        "after-final-manifest",
+        "before-finish",
     ] {
         let round = tmp.path().join(point);
         let (out, ck) = (round.join("stats"), round.join("checkpoints"));
-        // Parallelism 1: checkpoints go on to the end of the input (at 2,
-        // they stop when the first instance is done); the kill test covers 2.
-        let parallelism = 1;
+        let parallelism = 2;
         // Die in the third checkpoint: two completed before. A checkpoint
         // reaches `after-snapshot` once per operator instance (four
-        // operators), `after-pre-commit` once per sink instance.
+        // operators), `after-pre-commit` once per sink instance. The
+        // final checkpoint's points come once.
         let per_checkpoint = match point {
             "after-snapshot" => 4 * parallelism,
             "after-pre-commit" => parallelism,
             _ => 1,
         };
-        let nth = 2 * per_checkpoint + 1;
+        let nth = match point {
+            "after-final-manifest" | "before-finish" => 1,
+            _ => 2 * per_checkpoint + 1,
+        };
         let args = job_args(&input, &out, &ck, parallelism);
         let crashed = log_analysis()
             .args(&args)

@@ -64,6 +64,9 @@ impl Acker {
 struct TriggerState {
     /// The checkpoint each instance has yet to start, if any.
     pending: Vec<Option<CheckpointId>>,
+    /// Whether each instance has read all its input (it still takes
+    /// checkpoints, until the final one).
+    finished: Vec<bool>,
     /// Whether each instance has ended; once one has, no checkpoint starts
     /// (its barrier could not reach everything downstream of it).
     ended: Vec<bool>,
@@ -77,6 +80,11 @@ struct TriggerShared {
     /// Set with a pending trigger: a cheap check for the source loop.
     flags: Vec<AtomicBool>,
     wake: Vec<Notify>,
+    /// Told when a source instance has read all its input.
+    finished: Notify,
+    /// Cancelled once the final checkpoint is committed: the source
+    /// instances, all finished, may end.
+    closing: CancellationToken,
 }
 
 /// Where the coordinator triggers checkpoints, shared with every source
@@ -90,12 +98,32 @@ impl Triggers {
         Triggers(Arc::new(TriggerShared {
             state: Mutex::new(TriggerState {
                 pending: vec![None; n],
+                finished: vec![false; n],
                 ended: vec![false; n],
             }),
             completed: std::sync::atomic::AtomicU64::new(0),
             flags: (0..n).map(|_| AtomicBool::new(false)).collect(),
             wake: (0..n).map(|_| Notify::new()).collect(),
+            finished: Notify::new(),
+            closing: CancellationToken::new(),
         }))
+    }
+
+    /// Whether every source instance has read all its input: the next
+    /// checkpoint is the final one.
+    fn all_finished(&self) -> bool {
+        let state = self.0.state.lock().unwrap_or_else(|p| p.into_inner());
+        !state.finished.is_empty() && state.finished.iter().all(|&f| f)
+    }
+
+    /// Waits until a source instance may have finished its input.
+    async fn finished_changed(&self) {
+        self.0.finished.notified().await;
+    }
+
+    /// The final checkpoint is committed: the source instances end.
+    fn close(&self) {
+        self.0.closing.cancel();
     }
 
     /// The trigger of source instance `slot`.
@@ -153,6 +181,20 @@ impl SourceTrigger {
         self.shared.wake[self.slot].notified().await;
     }
 
+    /// This instance has read all its input; it goes on taking checkpoints
+    /// until the final one is committed ([`closing`](Self::closing)).
+    pub(crate) fn finish(&self) {
+        let mut state = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.finished[self.slot] = true;
+        drop(state);
+        self.shared.finished.notify_one();
+    }
+
+    /// Waits until the final checkpoint is committed.
+    pub(crate) async fn closing(&self) {
+        self.shared.closing.cancelled().await;
+    }
+
     /// This instance is ending: no checkpoint starts from now on. Returns
     /// a checkpoint triggered before and not yet started, which the
     /// instance must still take before it ends.
@@ -175,6 +217,9 @@ pub(crate) struct Expected {
 /// A checkpoint started and not yet complete.
 struct InFlight {
     id: CheckpointId,
+    /// Whether it is the final checkpoint, taken once every source
+    /// instance has read all its input.
+    last: bool,
     started: Instant,
     acks: HashMap<(Arc<str>, usize), AckState>,
 }
@@ -235,7 +280,11 @@ impl Coordinator {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut in_flight: Option<InFlight> = None;
         let mut ended_noted = false;
+        // Once every source instance has read its input, one final
+        // checkpoint holds everything the job wrote; it starts at once.
+        let mut final_started = false;
         loop {
+            let start_final = in_flight.is_none() && !final_started;
             tokio::select! {
                 biased;
                 () = self.abandon.cancelled() => break,
@@ -249,22 +298,43 @@ impl Coordinator {
                     let Some(ack) = ack else { break };
                     self.on_ack(&mut in_flight, ack).await?;
                 }
-                _ = ticker.tick(), if in_flight.is_none() => {
-                    let id = self.next_id;
-                    if !self.triggers.trigger(id) {
+                () = self.triggers.finished_changed(), if start_final => {
+                    if self.triggers.all_finished() {
+                        final_started = self.start(&mut in_flight, true);
+                    }
+                }
+                _ = ticker.tick(), if in_flight.is_none() && !final_started => {
+                    let last = self.triggers.all_finished();
+                    if !self.start(&mut in_flight, last) {
                         if !ended_noted {
                             ended_noted = true;
-                            tracing::info!(job = %self.job, "A source instance has read all its input: no more checkpoints start.");
+                            tracing::info!(job = %self.job, "A source instance has stopped: no more checkpoints start.");
                         }
                     } else {
-                        self.next_id += 1;
-                        tracing::debug!(job = %self.job, checkpoint = id, "Checkpoint triggered.");
-                        in_flight = Some(InFlight { id, started: Instant::now(), acks: HashMap::new() });
+                        final_started = last;
                     }
                 }
             }
         }
         Ok(())
+    }
+
+    /// Starts the next checkpoint (the final one if `last`); false if a
+    /// source instance has ended, when none can start.
+    fn start(&mut self, in_flight: &mut Option<InFlight>, last: bool) -> bool {
+        let id = self.next_id;
+        if !self.triggers.trigger(id) {
+            return false;
+        }
+        self.next_id += 1;
+        tracing::debug!(job = %self.job, checkpoint = id, last, "Checkpoint triggered.");
+        *in_flight = Some(InFlight {
+            id,
+            last,
+            started: Instant::now(),
+            acks: HashMap::new(),
+        });
+        true
     }
 
     /// Notes an acknowledgement; completes the checkpoint when it is the
@@ -279,11 +349,14 @@ impl Coordinator {
         if flight.acks.len() == self.expected_acks()
             && let Some(flight) = in_flight.take()
         {
-            let id = flight.id;
+            let (id, last) = (flight.id, flight.last);
             match self.complete(flight).await {
                 Ok((duration, bytes)) => {
                     self.metrics.checkpoint_completed(id, duration, bytes);
                     self.triggers.0.completed.store(id, Ordering::Release);
+                    if last {
+                        self.triggers.close();
+                    }
                 }
                 Err(e) if self.abandon.is_cancelled() => {
                     tracing::debug!(job = %self.job, checkpoint = id, error = %e, "Checkpoint abandoned.");
@@ -311,6 +384,9 @@ impl Coordinator {
         tokio::task::spawn_blocking(move || {
             let (manifest, pre_committed) =
                 write(&storage, &job, &expected, flight, started, &stop)?;
+            if manifest.last {
+                super::failpoint::hit("after-final-manifest");
+            }
             let bytes = manifest.state_bytes();
             let duration = manifest.duration_ms;
             // The checkpoint is durable: the sinks may publish what they
@@ -396,6 +472,7 @@ fn write(
         job: job.to_string(),
         completed_ms: now_ms(),
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        last: flight.last,
         nodes,
     };
     // A job dropped meanwhile (no longer running) completes nothing more.

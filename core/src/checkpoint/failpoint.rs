@@ -15,6 +15,8 @@
 //! | `before-manifest` | every state file is written, the manifest not yet |
 //! | `after-manifest` | the checkpoint is complete; no sink has committed |
 //! | `after-commit` | every sink has committed the checkpoint |
+//! | `after-final-manifest` | the final checkpoint (taken once every source has read all its input) is complete; no sink has committed it |
+//! | `before-finish` | the job completed and the final checkpoint is committed; the sinks are not yet finished |
 //!
 //! Unset (the normal case), each point costs one relaxed atomic load.
 

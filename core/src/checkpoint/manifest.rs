@@ -25,6 +25,11 @@ pub(crate) struct Manifest {
     pub(crate) completed_ms: i64,
     /// How long it took from trigger to manifest, in milliseconds.
     pub(crate) duration_ms: u64,
+    /// Whether it is the job's final checkpoint, taken once every source
+    /// had read all its input: a job restored from it has nothing left to
+    /// run, only its sinks to commit.
+    #[serde(default, rename = "final", skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) last: bool,
     /// Every node of the job, by name.
     pub(crate) nodes: BTreeMap<String, NodeState>,
 }

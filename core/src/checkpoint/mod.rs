@@ -22,6 +22,17 @@
 //! The newest [`retain`](CheckpointConfig::retain) complete checkpoints
 //! are kept.
 //!
+//! # The end of the input
+//! A source instance that has read all its input sends the end downstream
+//! (event-time windows fire) and stays, taking the checkpoints that follow,
+//! so checkpoints go on while other instances still read. Once every
+//! instance has read its input, a final checkpoint starts at once: its
+//! barriers follow the end, so it holds everything the end made the sinks
+//! write. When it is committed the tasks close and the job completes. A
+//! job restored from a final checkpoint runs nothing: its sinks publish
+//! what it holds and finish, as after any completed run. So a crash at any
+//! point, even while the job is finishing, loses and doubles nothing.
+//!
 //! # Restore
 //! A job built with a checkpoint directory starts from its newest complete
 //! checkpoint (see [`Restore`]): sources resume at their positions,
@@ -30,15 +41,21 @@
 //! manifest, or whose manifest or state files are damaged, is skipped
 //! with a warning naming it, and the checkpoint before it is used.
 //!
+//! # Rescaling
+//! A checkpoint restores at any parallelism. Operators checkpoint their
+//! keyed state by key group ([`Snapshot`](crate::state::Snapshot)); on
+//! restore each key group goes to the instance that the hash exchange
+//! routes its keys to at the new parallelism, and every instance gets the
+//! instance state of every old instance to merge (a watermark: the
+//! lowest). A source plans the splits the checkpoint has positions in (as
+//! at the old parallelism) and deals them to the new instances.
+//!
 //! # Limits
-//! - Checkpoints start only while every source instance is still running:
-//!   once one has read all its input, the job runs to its end without new
-//!   checkpoints (a crash then resumes from the last one).
 //! - Only sources whose splits can resume ([`SourceSplit::RESUMABLE`]: files,
 //!   the Kafka source, the workload generator) may run in a checkpointed
 //!   job.
-//! - An operator's state is one blob per instance; restoring at another
-//!   parallelism is refused.
+//! - A job that is shut down (Ctrl-C) takes no checkpoint after the
+//!   shutdown: a restore resumes from the last one before it.
 //!
 //! [`SourceSplit::RESUMABLE`]: crate::SourceSplit::RESUMABLE
 

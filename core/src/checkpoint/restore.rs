@@ -64,6 +64,12 @@ impl Restored {
         self.manifest.id
     }
 
+    /// Whether it is a job's final checkpoint (see
+    /// [`Manifest::last`]).
+    pub(crate) fn is_final(&self) -> bool {
+        self.manifest.last
+    }
+
     /// Checks that every node the checkpoint has state for is in the job,
     /// as the same kind of node.
     pub(crate) fn check_nodes(&self, nodes: &BTreeMap<String, NodeKind>) -> Result<()> {

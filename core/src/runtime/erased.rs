@@ -104,6 +104,7 @@ pub(crate) trait InputPort: Send {
         head: Arc<NodeMetrics>,
         timer: ProcessingTimer,
         push: Erased,
+        checkpoints: bool,
     ) -> Result<TaskFuture>;
 }
 
@@ -153,10 +154,18 @@ impl<T: crate::Data> InputPort for Port<T> {
         head: Arc<NodeMetrics>,
         timer: ProcessingTimer,
         push: Erased,
+        checkpoints: bool,
     ) -> Result<TaskFuture> {
         let rx = downcast::<mpsc::Receiver<Envelope<T>>>(rx, "an input channel")?;
         let push = downcast::<BoxPush<T>>(push, "a chain head")?;
-        Ok(Box::pin(task::run_input(rx, senders, head, timer, push)))
+        Ok(Box::pin(task::run_input(
+            rx,
+            senders,
+            head,
+            timer,
+            push,
+            checkpoints,
+        )))
     }
 }
 

@@ -63,6 +63,9 @@ struct Checkpointing {
     storage: LocalStorage,
     /// The checkpoint the job restores from.
     restored: Option<CheckpointId>,
+    /// Whether that is a final checkpoint: the job read all its input and
+    /// has only its sinks to commit and finish.
+    restored_final: bool,
     /// Each operator instance's restored state, by node.
     states: std::collections::HashMap<NodeId, Vec<Option<crate::state::RestoredState>>>,
     next_id: CheckpointId,
@@ -156,6 +159,7 @@ impl Job {
                 Some(Checkpointing {
                     next_id: storage.next_id()?,
                     restored: restored.as_ref().map(Restored::id),
+                    restored_final: restored.as_ref().is_some_and(Restored::is_final),
                     config,
                     storage,
                     states,
@@ -220,6 +224,13 @@ impl Job {
     /// The number of tasks per parallel instance set: one per fused chain.
     pub fn task_count(&self) -> usize {
         self.plan.heads.len()
+    }
+
+    /// Whether the job restores from its final checkpoint, taken after it
+    /// had read all its input: it runs nothing, its sinks commit and
+    /// finish.
+    pub fn restores_final(&self) -> bool {
+        self.checkpoints.as_ref().is_some_and(|c| c.restored_final)
     }
 
     /// The parallelism the plan gave the node named `name`.
@@ -295,6 +306,9 @@ impl Job {
             ));
         }
         self.shutdown = shutdown.clone();
+        if self.checkpoints.as_ref().is_some_and(|c| c.restored_final) {
+            return Ok(self.start_finished(shutdown));
+        }
         // One input channel per instance of every task fed by channels.
         let mut receivers: Vec<Vec<Option<Erased>>> = Vec::new();
         let mut senders: Vec<Vec<Erased>> = Vec::new();
@@ -352,15 +366,7 @@ impl Job {
             .collect();
         // The sinks stay with the running job, to be told how it ended,
         // and with the coordinator, to commit checkpoints.
-        let sinks: SharedSinks = Arc::new(std::sync::Mutex::new(
-            std::mem::take(&mut self.graph.nodes)
-                .into_iter()
-                .filter_map(|n| match n.logic {
-                    Logic::Sink(sink) => Some((n.name, sink)),
-                    _ => None,
-                })
-                .collect(),
-        ));
+        let sinks: SharedSinks = self.take_sinks();
         let mut checkpoint_storage = None;
         let coordinator = match self.checkpoints.take() {
             Some(mut ck) => {
@@ -407,6 +413,39 @@ impl Job {
         })
     }
 
+    /// A job restored from its final checkpoint runs no task: its sinks
+    /// committed that checkpoint when the job was built, and are finished
+    /// as after any completed run.
+    fn start_finished(mut self, shutdown: CancellationToken) -> RunningJob {
+        tracing::info!(job = %self.name, "Restored from the final checkpoint: the input was all read; finishing the sinks.");
+        let sinks: SharedSinks = self.take_sinks();
+        RunningJob {
+            name: self.name.clone(),
+            tasks: JoinSet::new(),
+            names: std::collections::HashMap::new(),
+            sinks,
+            coordinator: None,
+            checkpoint_storage: self.checkpoints.take().map(|c| c.storage),
+            metrics: self.job_metrics.clone(),
+            shutdown,
+        }
+    }
+
+    /// Takes every sink node out of the graph, by name: they stay with the
+    /// running job, to be told how it ended, and with the coordinator, to
+    /// commit checkpoints.
+    fn take_sinks(&mut self) -> SharedSinks {
+        Arc::new(std::sync::Mutex::new(
+            std::mem::take(&mut self.graph.nodes)
+                .into_iter()
+                .filter_map(|n| match n.logic {
+                    Logic::Sink(sink) => Some((n.name, sink)),
+                    _ => None,
+                })
+                .collect(),
+        ))
+    }
+
     /// Builds the chain of task `t`, instance `instance`, and its driving loop.
     fn task(
         &mut self,
@@ -445,6 +484,7 @@ impl Job {
             self.metrics[head][instance].clone(),
             self.timer.clone(),
             push,
+            self.checkpoints.is_some(),
         )
     }
 

@@ -204,6 +204,16 @@ where
             Ok(())
         })
     }
+
+    fn close(&mut self) -> PushFut<'_> {
+        PushFut::wait(async move {
+            self.next.close().await?;
+            for side in &mut self.sides {
+                side.close().await?;
+            }
+            Ok(())
+        })
+    }
 }
 
 /// A [`SinkWriter`] at the end of a chain.
@@ -287,10 +297,26 @@ impl<T: Send + 'static, W: SinkWriter<T>> Push<T> for SinkNode<T, W> {
         })
     }
 
+    /// Flushes; without checkpoints, closes the writer too. With
+    /// checkpoints, the final checkpoint's barrier comes after the end, to
+    /// pre-commit what the writer holds, and the writer closes after it.
     fn end(&mut self) -> PushFut<'_> {
         PushFut::wait(async move {
             let (name, metrics) = (&self.name, &self.metrics);
             Self::guarded(name, metrics, &mut self.writer, |w| w.flush()).await?;
+            if self.acker.is_none() {
+                Self::guarded(name, metrics, &mut self.writer, |w| w.close()).await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn close(&mut self) -> PushFut<'_> {
+        if self.acker.is_none() {
+            return PushFut::ok();
+        }
+        PushFut::wait(async move {
+            let (name, metrics) = (&self.name, &self.metrics);
             Self::guarded(name, metrics, &mut self.writer, |w| w.close()).await
         })
     }

@@ -68,8 +68,15 @@ pub(crate) trait Push<T>: Send {
     /// Checkpoint barrier `id`: everything pushed before it belongs to the
     /// checkpoint. Each node reports its part of it and passes it on.
     fn barrier(&mut self, id: CheckpointId) -> PushFut<'_>;
-    /// End of input: emit what is left, then pass the end on.
+    /// End of input: emit what is left, then pass the end on. In a job
+    /// with checkpoints, barriers still follow (up to the final
+    /// checkpoint's), then [`close`](Push::close).
     fn end(&mut self) -> PushFut<'_>;
+    /// The task is done: a sink of a job with checkpoints closes its writer
+    /// (without checkpoints it closed at the end). Passed down the chain.
+    fn close(&mut self) -> PushFut<'_> {
+        PushFut::ok()
+    }
 }
 
 /// A pusher boxed for the chain tree.
@@ -161,6 +168,15 @@ impl<T: crate::Data> Push<T> for Tee<T> {
             Ok(())
         })
     }
+
+    fn close(&mut self) -> PushFut<'_> {
+        PushFut::wait(async move {
+            for out in &mut self.outputs {
+                out.close().await?;
+            }
+            Ok(())
+        })
+    }
 }
 
 /// The pusher of a side output, whose record type only it knows: the
@@ -181,6 +197,8 @@ pub(crate) trait SidePush: Send {
     fn barrier(&mut self, id: CheckpointId) -> PushFut<'_>;
     /// As [`Push::end`].
     fn end(&mut self) -> PushFut<'_>;
+    /// As [`Push::close`].
+    fn close(&mut self) -> PushFut<'_>;
 }
 
 /// A side output of record type `S`.
@@ -218,5 +236,9 @@ impl<S: Send + 'static> SidePush for TypedSide<S> {
 
     fn end(&mut self) -> PushFut<'_> {
         self.0.end()
+    }
+
+    fn close(&mut self) -> PushFut<'_> {
+        self.0.close()
     }
 }

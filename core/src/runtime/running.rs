@@ -137,6 +137,9 @@ impl RunningJob {
             } else {
                 JobOutcome::Completed
             };
+            if outcome == JobOutcome::Completed {
+                crate::checkpoint::failpoint::hit("before-finish");
+            }
             let sinks = std::mem::take(&mut *self.sinks.lock().unwrap_or_else(|p| p.into_inner()));
             for (name, mut sink) in sinks {
                 let finished = tokio::task::spawn_blocking(move || sink.finish(&name, outcome))

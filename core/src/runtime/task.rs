@@ -105,6 +105,8 @@ pub(crate) async fn run_source<T: Send + 'static>(
     };
     let mut watermark = EventTime::MIN;
     let trigger = checkpoints.as_ref().map(|ck| ck.trigger.clone());
+    // Whether the stream ended (rather than the job shutting down).
+    let mut exhausted = false;
     loop {
         if ctx.shutdown.is_cancelled() {
             break;
@@ -148,7 +150,10 @@ pub(crate) async fn run_source<T: Send + 'static>(
             }
         };
         match item {
-            None => break,
+            None => {
+                exhausted = true;
+                break;
+            }
             Some(Err(e)) => return Err(e.in_node(&name)),
             Some(Ok(SourceEvent::Batch(batch))) => {
                 if batch.is_empty() {
@@ -189,19 +194,53 @@ pub(crate) async fn run_source<T: Send + 'static>(
             }
         }
     }
-    tracing::debug!(node = %name, instance = ctx.instance, "Source instance finished.");
-    // A checkpoint asked for before this instance ended still gets its
-    // barrier, ahead of the end; none starts after.
-    if let Some(ck) = &mut checkpoints
-        && let Some(id) = ck.trigger.end()
-    {
-        ck.take(id, &ctx, &mut out).await?;
+    tracing::debug!(node = %name, instance = ctx.instance, exhausted, "Source instance finished.");
+    match &mut checkpoints {
+        Some(ck) if exhausted => {
+            // End of input: every event-time window downstream may fire.
+            if watermark < EventTime::MAX {
+                out.watermark(EventTime::MAX).await?;
+            }
+            out.end().await?;
+            // The instance stays to take the checkpoints that follow, up
+            // to the final one, taken once every instance is here: its
+            // barrier follows the end, so what the end made the sinks
+            // write is committed by a checkpoint too, and a crash from
+            // now on loses and doubles nothing.
+            ck.trigger.finish();
+            loop {
+                if let Some(id) = ck.trigger.take() {
+                    ck.take(id, &ctx, &mut out).await?;
+                    continue;
+                }
+                tokio::select! {
+                    biased;
+                    () = ck.trigger.closing() => break,
+                    () = ctx.shutdown.cancelled() => {
+                        if let Some(id) = ck.trigger.end() {
+                            ck.take(id, &ctx, &mut out).await?;
+                        }
+                        break;
+                    }
+                    () = ck.trigger.triggered() => {}
+                }
+            }
+            return out.close().await;
+        }
+        // Shut down: a checkpoint asked for before this instance ended
+        // still gets its barrier, ahead of the end; none starts after.
+        Some(ck) => {
+            if let Some(id) = ck.trigger.end() {
+                ck.take(id, &ctx, &mut out).await?;
+            }
+        }
+        None => {}
     }
-    // End of input: every event-time window downstream may fire.
     if watermark < EventTime::MAX {
         out.watermark(EventTime::MAX).await?;
     }
-    out.end().await
+    out.end().await?;
+    out.close().await
 }
 
 /// A checkpoint barrier some senders have delivered and others not yet.
@@ -223,43 +262,74 @@ struct Alignment<T> {
 /// end.
 ///
 /// Checkpoint barriers are aligned: once a sender has delivered barrier
-/// `n`, what it sends next is held back until every sender still running
-/// has delivered `n`; then the chain takes the barrier (each node reports
-/// its state) and the held messages follow, in order.
+/// `n`, what it sends next is held back until every sender has delivered
+/// `n`; then the chain takes the barrier (each node reports its state)
+/// and the held messages follow, in order. With checkpoints, senders
+/// that ended still send barriers (up to the final checkpoint's), so the
+/// loop runs until every sender has closed its side of the channel; a
+/// sender that closes without a barrier (the job shutting down) releases
+/// what was held for it.
 pub(crate) async fn run_input<T: Send + 'static>(
     mut rx: Receiver<Envelope<T>>,
     senders: usize,
     head: Arc<NodeMetrics>,
     timer: ProcessingTimer,
     mut out: BoxPush<T>,
+    checkpoints: bool,
 ) -> Result<()> {
     let mut watermarks = vec![EventTime::MIN; senders];
     let mut idle = vec![false; senders];
-    let mut ended_by = vec![false; senders];
     let mut current = EventTime::MIN;
     let mut idle_sent = false;
     let mut ended = 0;
     let mut align: Option<Alignment<T>> = None;
     // Messages released by an alignment, handled before the channel.
     let mut released: VecDeque<Envelope<T>> = VecDeque::new();
-    while ended < senders {
+    // Whether the end was passed on (with checkpoints, barriers follow).
+    let mut end_sent = false;
+    loop {
+        if ended == senders && !end_sent {
+            end_sent = true;
+            if current < EventTime::MAX {
+                out.watermark(EventTime::MAX).await?;
+            }
+            out.end().await?;
+            if !checkpoints {
+                break;
+            }
+        }
         if let Some(now) = timer.take_due() {
             out.tick(now).await?;
         }
         let env = if let Some(env) = released.pop_front() {
             env
         } else {
-            let env = match rx.try_recv() {
-                Ok(env) => env,
+            let received = match rx.try_recv() {
+                Ok(env) => Some(env),
                 Err(TryRecvError::Empty) => {
                     out.flush().await?;
                     tokio::select! {
                         biased;
-                        env = rx.recv() => env.ok_or(Error::UpstreamClosed)?,
+                        env = rx.recv() => env,
                         _ = sleep_until_ms(timer.deadline()) => continue,
                     }
                 }
-                Err(TryRecvError::Disconnected) => return Err(Error::UpstreamClosed),
+                Err(TryRecvError::Disconnected) => None,
+            };
+            let Some(env) = received else {
+                // Every sender closed its side.
+                if ended < senders {
+                    return Err(Error::UpstreamClosed);
+                }
+                // What an unfinished alignment held goes on, without
+                // its barrier: the job is shutting down.
+                if let Some(a) = align.take()
+                    && !a.held.is_empty()
+                {
+                    released = a.held;
+                    continue;
+                }
+                break;
             };
             head.queue_len.fetch_sub(1, Relaxed);
             env
@@ -302,14 +372,15 @@ pub(crate) async fn run_input<T: Send + 'static>(
             }
             Message::End => {
                 ended += 1;
-                ended_by[from] = true;
                 idle[from] = false;
                 watermarks[from] = EventTime::MAX;
             }
         }
-        // Aligned: every sender delivered the barrier or ended.
+        // Aligned: every sender delivered the barrier (without
+        // checkpoints there are none; with them, an ended sender still
+        // sends its barriers).
         if let Some(a) = &align
-            && (0..senders).all(|i| a.arrived[i] || ended_by[i])
+            && a.count == senders
             && let Some(a) = align.take()
         {
             out.barrier(a.id).await?;
@@ -319,7 +390,7 @@ pub(crate) async fn run_input<T: Send + 'static>(
             released = held;
         }
         if ended == senders {
-            break;
+            continue;
         }
         let active = (0..senders).filter(|&i| !idle[i]);
         match active.map(|i| watermarks[i]).min() {
@@ -345,8 +416,5 @@ pub(crate) async fn run_input<T: Send + 'static>(
             }
         }
     }
-    if current < EventTime::MAX {
-        out.watermark(EventTime::MAX).await?;
-    }
-    out.end().await
+    out.close().await
 }

@@ -1,16 +1,5 @@
 //! An operator instance's state in a checkpoint, split so that a
-//! checkpoint restores at another parallelism.
-//!
-//! State comes in two parts, as in Flink:
-//! - **keyed state**, one part per [key group](crate::partition): the
-//!   state of the keys whose hash falls in that group. On restore each key
-//!   group goes to the instance that owns it at the job's parallelism, the
-//!   one the hash exchange routes those keys to, whatever the parallelism
-//!   the checkpoint was taken at;
-//! - **instance state**, one part per instance (a watermark, a generator's
-//!   progress). At the same parallelism each instance gets its own back; at
-//!   another, every instance gets every old instance's part and merges them
-//!   (see [`RestoredState::instances`]).
+//! checkpoint restores at another parallelism: see [`Snapshot`].
 
 use std::collections::BTreeMap;
 use std::hash::Hash;
@@ -22,7 +11,18 @@ use crate::error::{Error, Result};
 use crate::partition::{hash_key, instance_for_key_group, key_group};
 use crate::state::{decode, encode};
 
-/// What an operator instance checkpoints: see the [module](self).
+/// What an operator instance checkpoints.
+///
+/// State comes in two parts, as in Flink:
+/// - **keyed state**, one part per [key group](crate::partition): the
+///   state of the keys whose hash falls in that group. On restore each key
+///   group goes to the instance that owns it at the job's parallelism, the
+///   one the hash exchange routes those keys to, whatever the parallelism
+///   the checkpoint was taken at;
+/// - **instance state**, one part per instance (a watermark, a generator's
+///   progress). At the same parallelism each instance gets its own back; at
+///   another, every instance gets every old instance's part and merges them
+///   (see [`RestoredState::instances`]).
 ///
 /// ```
 /// use brook_core::state::{KeyGroups, Snapshot};
@@ -102,7 +102,8 @@ impl<S: Default> KeyGroups<S> {
     }
 }
 
-/// The state an operator instance restores: see the [module](self).
+/// The state an operator instance restores: its key groups and instance
+/// state (see [`Snapshot`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RestoredState {
     instances: Vec<Vec<u8>>,
