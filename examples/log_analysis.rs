@@ -128,9 +128,10 @@ struct Args {
     /// Where `--on-bad-line dead-letter` writes bad lines (Parquet).
     #[arg(long, default_value = "brook-out/dead-letters")]
     dead_letters: PathBuf,
-    /// Take checkpoints into this directory, and when started again after
-    /// a crash or a Ctrl-C, resume from the newest one there: nothing lost,
-    /// nothing counted twice.
+    /// Take checkpoints into this directory (or object store:
+    /// `s3://bucket/prefix` with the `s3` feature), and when started again
+    /// after a crash or a Ctrl-C, resume from the newest one there: nothing
+    /// lost, nothing counted twice.
     #[arg(long)]
     checkpoint_dir: Option<PathBuf>,
     /// Milliseconds between checkpoints (with --checkpoint-dir).
@@ -197,7 +198,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut flow = Dataflow::with_config("log-analysis", config);
     if let Some(dir) = &args.checkpoint_dir {
         let interval = Duration::from_millis(args.checkpoint_interval_ms);
-        flow.set_checkpoints(CheckpointConfig::new(dir).interval(interval));
+        let at = CheckpointConfig::from_location(&dir.to_string_lossy())?;
+        flow.set_checkpoints(at.interval(interval));
     }
     let (events, total, what) = match &args.input {
         Some(path) => {

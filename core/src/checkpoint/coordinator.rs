@@ -12,7 +12,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::checkpoint::manifest::{Manifest, NodeState, StateFile, VERSION};
-use crate::checkpoint::storage::LocalStorage;
+use crate::checkpoint::storage::Storage;
 use crate::error::{Error, Result};
 use crate::message::CheckpointId;
 use crate::metrics::NodeKind;
@@ -231,7 +231,7 @@ pub(crate) type SharedSinks = Arc<Mutex<Vec<(String, Box<dyn ErasedSink>)>>>;
 /// Triggers checkpoints at an interval and completes them.
 pub(crate) struct Coordinator {
     pub(crate) job: Arc<str>,
-    pub(crate) storage: LocalStorage,
+    pub(crate) storage: Storage,
     pub(crate) interval: Duration,
     pub(crate) retain: usize,
     pub(crate) next_id: CheckpointId,
@@ -418,7 +418,7 @@ type PreCommitted = HashMap<String, Vec<Vec<u8>>>;
 /// Writes the state files of a checkpoint and then its manifest; returns
 /// it with the sinks' pre-commits.
 fn write(
-    storage: &LocalStorage,
+    storage: &Storage,
     job: &str,
     expected: &[Expected],
     mut flight: InFlight,

@@ -68,7 +68,10 @@ pub(crate) mod storage;
 mod tests;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
+
+use object_store::ObjectStore;
 
 use crate::message::CheckpointId;
 
@@ -105,19 +108,95 @@ pub enum Restore {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckpointConfig {
-    dir: PathBuf,
+    location: Location,
     interval: Duration,
     retain: usize,
     restore: Restore,
 }
 
+/// Where checkpoints are kept.
+#[derive(Debug, Clone)]
+pub(crate) enum Location {
+    /// A local directory.
+    Dir(PathBuf),
+    /// A prefix of an object store.
+    Store(StoreLocation),
+}
+
+/// A prefix of an object store, and how to name it in messages.
+#[derive(Debug, Clone)]
+pub(crate) struct StoreLocation {
+    pub(crate) store: Arc<dyn ObjectStore>,
+    pub(crate) prefix: object_store::path::Path,
+    pub(crate) url: String,
+}
+
+impl PartialEq for Location {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Location::Dir(a), Location::Dir(b)) => a == b,
+            (Location::Store(a), Location::Store(b)) => {
+                Arc::ptr_eq(&a.store, &b.store) && a.prefix == b.prefix
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Location {}
+
 impl CheckpointConfig {
-    /// Checkpoints in `dir` (created if missing), every
+    /// Checkpoints in the local directory `dir` (created if missing), every
     /// [`DEFAULT_INTERVAL`], keeping [`DEFAULT_RETAIN`], restoring the
     /// newest.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self::at(Location::Dir(dir.into()))
+    }
+
+    /// Checkpoints under `prefix` of an object store (S3 and compatible
+    /// stores, or `object_store`'s in-memory store for tests). Each `put`
+    /// of an object store is atomic, so the manifest written last makes a
+    /// checkpoint complete, as in a directory. Unlike a directory, a
+    /// prefix is not locked against a second job: give each job its own.
+    pub fn object_store(store: Arc<dyn ObjectStore>, prefix: &str) -> Self {
+        let url = format!("{store}/{}", prefix.trim_matches('/'));
+        Self::at(Location::Store(StoreLocation {
+            store,
+            prefix: object_store::path::Path::from(prefix.trim_matches('/')),
+            url,
+        }))
+    }
+
+    /// Checkpoints at `location`: a local path, or a URL of an object
+    /// store: `s3://bucket/prefix` (with the `s3` feature; credentials and
+    /// endpoint from the `AWS_*` environment variables, as the AWS tools
+    /// read them) or `memory:///prefix` (in this process only, for tests).
+    ///
+    /// # Errors
+    /// [`Error::Config`](crate::Error::Config) for a URL whose scheme this
+    /// build does not support.
+    pub fn from_location(location: &str) -> crate::Result<Self> {
+        if !location.contains("://") {
+            return Ok(Self::new(location));
+        }
+        let url = url::Url::parse(location).map_err(|e| {
+            crate::Error::Config(format!("checkpoints: '{location}' is not a URL: {e}"))
+        })?;
+        let (store, prefix) = parse_store_url(&url).map_err(|e| {
+            crate::Error::Config(format!(
+                "checkpoints: cannot store checkpoints at '{location}': {e}"
+            ))
+        })?;
+        Ok(Self::at(Location::Store(StoreLocation {
+            store: Arc::from(store),
+            prefix,
+            url: location.to_string(),
+        })))
+    }
+
+    fn at(location: Location) -> Self {
         CheckpointConfig {
-            dir: dir.into(),
+            location,
             interval: DEFAULT_INTERVAL,
             retain: DEFAULT_RETAIN,
             restore: Restore::Latest,
@@ -143,9 +222,24 @@ impl CheckpointConfig {
         self
     }
 
-    /// The checkpoint directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// The checkpoint directory, when checkpoints are kept in one.
+    pub fn dir(&self) -> Option<&Path> {
+        match &self.location {
+            Location::Dir(dir) => Some(dir),
+            Location::Store(_) => None,
+        }
+    }
+
+    /// Where checkpoints are kept, as a path or URL.
+    pub fn location(&self) -> String {
+        match &self.location {
+            Location::Dir(dir) => dir.display().to_string(),
+            Location::Store(s) => s.url.clone(),
+        }
+    }
+
+    pub(crate) fn place(&self) -> &Location {
+        &self.location
     }
 
     /// The interval between checkpoints.
@@ -161,5 +255,28 @@ impl CheckpointConfig {
     /// Where the job starts.
     pub fn restore_mode(&self) -> Restore {
         self.restore
+    }
+}
+
+/// The store and prefix of an object-store URL this build supports.
+fn parse_store_url(
+    url: &url::Url,
+) -> std::result::Result<(Box<dyn ObjectStore>, object_store::path::Path), String> {
+    match url.scheme() {
+        "memory" => {
+            let prefix = object_store::path::Path::from(url.path().trim_matches('/'));
+            Ok((Box::new(object_store::memory::InMemory::new()), prefix))
+        }
+        #[cfg(feature = "s3")]
+        "s3" | "s3a" => object_store::parse_url_opts(
+            url,
+            std::env::vars().filter(|(k, _)| k.starts_with("AWS_")),
+        )
+        .map_err(|e| e.to_string()),
+        #[cfg(not(feature = "s3"))]
+        "s3" | "s3a" => Err("S3 needs Brook built with the `s3` feature".into()),
+        other => Err(format!(
+            "the scheme '{other}' is not supported (use a path, s3:// or memory://)"
+        )),
     }
 }

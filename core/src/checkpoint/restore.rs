@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::checkpoint::manifest::Manifest;
-use crate::checkpoint::storage::LocalStorage;
+use crate::checkpoint::storage::Storage;
 use crate::checkpoint::{CheckpointConfig, Restore};
 use crate::error::{Error, Result};
 use crate::message::CheckpointId;
@@ -14,7 +14,7 @@ use crate::state::{RestoredState, Snapshot, redistribute};
 /// The checkpoint a job restores from.
 #[derive(Debug)]
 pub(crate) struct Restored {
-    pub(crate) storage: LocalStorage,
+    pub(crate) storage: Storage,
     pub(crate) manifest: Manifest,
 }
 
@@ -24,10 +24,7 @@ pub(crate) struct Restored {
 /// # Errors
 /// A named checkpoint that is missing or damaged, or a directory that
 /// cannot be read.
-pub(crate) fn choose(
-    config: &CheckpointConfig,
-    storage: &LocalStorage,
-) -> Result<Option<Restored>> {
+pub(crate) fn choose(config: &CheckpointConfig, storage: &Storage) -> Result<Option<Restored>> {
     let wanted = match config.restore_mode() {
         Restore::Fresh => {
             // Left there, they could be restored by a later run that
@@ -40,7 +37,7 @@ pub(crate) fn choose(
     };
     let (manifest, skipped) = storage.latest(wanted)?;
     for s in &skipped {
-        tracing::warn!(checkpoint = %s.path.display(), reason = %s.reason, "Skipping a checkpoint that cannot be restored.");
+        tracing::warn!(checkpoint = %s.path, reason = %s.reason, "Skipping a checkpoint that cannot be restored.");
     }
     match (manifest, wanted) {
         (Some(manifest), _) => Ok(Some(Restored {
@@ -50,7 +47,7 @@ pub(crate) fn choose(
         (None, Some(id)) => Err(Error::Config(format!(
             "checkpoint {id} cannot be restored: {}",
             skipped.first().map_or_else(
-                || format!("{} has no such checkpoint", storage.dir().display()),
+                || format!("{} has no such checkpoint", storage.describe()),
                 |s| s.reason.clone()
             )
         ))),

@@ -210,6 +210,17 @@ fn job(dir: &std::path::Path, sink: TwoPhase, n: u64, restore: Restore) -> Job {
 }
 
 fn try_job(dir: &std::path::Path, sink: TwoPhase, n: u64, restore: Restore) -> Result<Job> {
+    try_job_at(
+        CheckpointConfig::new(dir)
+            .interval(Duration::from_millis(15))
+            .retain(2)
+            .restore(restore),
+        sink,
+        n,
+    )
+}
+
+fn try_job_at(checkpoints: CheckpointConfig, sink: TwoPhase, n: u64) -> Result<Job> {
     let mut flow = Dataflow::with_config(
         "checkpointed",
         JobConfig {
@@ -219,12 +230,7 @@ fn try_job(dir: &std::path::Path, sink: TwoPhase, n: u64, restore: Restore) -> R
             chaining: true,
         },
     );
-    flow.set_checkpoints(
-        CheckpointConfig::new(dir)
-            .interval(Duration::from_millis(15))
-            .retain(2)
-            .restore(restore),
-    );
+    flow.set_checkpoints(checkpoints);
     let numbers = flow.source(
         "numbers",
         Numbers {
@@ -258,10 +264,13 @@ fn complete(dir: &std::path::Path) -> usize {
 /// Runs a job from `dir` until `more` checkpoints completed, then drops
 /// it, as a crash would end it.
 async fn crash_after(dir: &std::path::Path, sink: &TwoPhase, n: u64, more: usize) {
+    crash_job_after(job(dir, sink.clone(), n, Restore::Latest), sink, n, more).await;
+}
+
+/// Runs `job` until `more` checkpoints completed, then drops it.
+async fn crash_job_after(job: Job, sink: &TwoPhase, n: u64, more: usize) {
     let commits = sink.0.lock().expect("lock").commits.len();
-    let running = job(dir, sink.clone(), n, Restore::Latest)
-        .start(CancellationToken::new())
-        .expect("start");
+    let running = job.start(CancellationToken::new()).expect("start");
     let waited = tokio::time::timeout(Duration::from_secs(30), async {
         while sink.0.lock().expect("lock").commits.len() < commits + more {
             tokio::time::sleep(Duration::from_millis(2)).await;
@@ -294,14 +303,19 @@ async fn a_job_dropped_mid_run_twice_resumes_with_every_record_once() {
     crash_after(&dir, &sink, n, 2).await;
 
     let second = job(&dir, sink.clone(), n, Restore::Latest);
-    let restored = second.restored_from().expect("restores");
-    tokio::time::timeout(
-        Duration::from_secs(60),
-        second.run(CancellationToken::new()),
-    )
-    .await
-    .expect("the restored job hung")
-    .expect("the restored job");
+    run_restored(second, &sink, n).await;
+    // A completed job leaves nothing to resume.
+    assert_eq!(complete(&dir), 0);
+}
+
+/// Runs a restored job to its end and checks that the sink published
+/// every number once and the tallies add up.
+async fn run_restored(job: Job, sink: &TwoPhase, n: u64) {
+    let restored = job.restored_from().expect("restores");
+    tokio::time::timeout(Duration::from_secs(60), job.run(CancellationToken::new()))
+        .await
+        .expect("the restored job hung")
+        .expect("the restored job");
     let p = sink.0.lock().expect("lock");
     let mut values: Vec<u64> = p
         .values
@@ -337,9 +351,58 @@ async fn a_job_dropped_mid_run_twice_resumes_with_every_record_once() {
         })
         .sum();
     assert_eq!(counts, n);
-    drop(p);
-    // A completed job leaves nothing to resume.
-    assert_eq!(complete(&dir), 0);
+}
+
+/// Checkpoints in an object store (`object_store`'s in-memory store, as
+/// S3 would hold them): the layout is the directory's, a job dropped
+/// mid-run resumes from the store's newest checkpoint with every record
+/// once, and a completed job leaves none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoints_in_an_object_store_resume_a_dropped_job_exactly() {
+    use futures::TryStreamExt;
+    use object_store::ObjectStore;
+
+    let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+    let prefix = object_store::path::Path::from("jobs/numbers");
+    let at = || {
+        CheckpointConfig::object_store(store.clone(), "jobs/numbers")
+            .interval(Duration::from_millis(15))
+            .retain(2)
+    };
+    let listed = || async {
+        store
+            .list(Some(&prefix))
+            .map_ok(|o| o.location.to_string())
+            .try_collect::<Vec<_>>()
+            .await
+            .expect("lists")
+    };
+    let n = 4_000;
+    let sink = TwoPhase::default();
+    crash_job_after(
+        try_job_at(at(), sink.clone(), n).expect("build"),
+        &sink,
+        n,
+        2,
+    )
+    .await;
+    let objects = listed().await;
+    assert!(
+        objects
+            .iter()
+            .any(|p| p.starts_with("jobs/numbers/chk-") && p.ends_with("/_manifest.json")),
+        "{objects:?}"
+    );
+    assert!(
+        objects.iter().any(|p| p.ends_with("/tally/2")),
+        "each instance's state at <node>/<instance>: {objects:?}"
+    );
+    let second = try_job_at(at(), sink.clone(), n).expect("build");
+    run_restored(second, &sink, n).await;
+    assert!(
+        listed().await.is_empty(),
+        "a completed job leaves no checkpoint"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -26,7 +26,7 @@ use crate::checkpoint::coordinator::{
     Ack, Acker, Coordinator, Expected, SharedSinks, Triggers, ack_channel,
 };
 use crate::checkpoint::restore::{self, Restored};
-use crate::checkpoint::storage::LocalStorage;
+use crate::checkpoint::storage::Storage;
 use crate::context::TaskContext;
 use crate::dataflow::JobConfig;
 use crate::dataflow::graph::{Graph, Logic, NodeId};
@@ -60,7 +60,7 @@ pub struct Job {
 /// A job's checkpoint setup, made when it is built.
 struct Checkpointing {
     config: CheckpointConfig,
-    storage: LocalStorage,
+    storage: Storage,
     /// The checkpoint the job restores from.
     restored: Option<CheckpointId>,
     /// Whether that is a final checkpoint: the job read all its input and
@@ -98,7 +98,7 @@ impl Job {
         let mut restored: Option<Restored> = None;
         let mut storage = None;
         if let Some(ck) = &checkpoint_config {
-            let s = LocalStorage::new(ck.dir())?;
+            let s = Storage::open(ck.place())?;
             restored = restore::choose(ck, &s)?;
             if let Some(r) = &restored {
                 let nodes = graph
@@ -107,7 +107,7 @@ impl Job {
                     .map(|n| (n.name.clone(), n.kind()))
                     .collect();
                 r.check_nodes(&nodes)?;
-                tracing::info!(job = %name, checkpoint = r.id(), dir = %s.dir().display(), "Restoring from a checkpoint.");
+                tracing::info!(job = %name, checkpoint = r.id(), dir = %s.describe(), "Restoring from a checkpoint.");
             }
             storage = Some(s);
         }

@@ -8,7 +8,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::checkpoint::coordinator::SharedSinks;
-use crate::checkpoint::storage::LocalStorage;
+use crate::checkpoint::storage::Storage;
 use crate::error::{Error, Result};
 use crate::metrics::JobMetrics;
 use crate::split::JobOutcome;
@@ -24,7 +24,7 @@ pub struct RunningJob {
     /// The checkpoint coordinator.
     pub(crate) coordinator: Option<CoordinatorHandle>,
     /// Where checkpoints are, cleared when the job completes.
-    pub(crate) checkpoint_storage: Option<LocalStorage>,
+    pub(crate) checkpoint_storage: Option<Storage>,
     pub(crate) metrics: JobMetrics,
     pub(crate) shutdown: CancellationToken,
 }
