@@ -113,6 +113,7 @@ mod setup;
 mod sink;
 mod source;
 mod stream;
+mod txn;
 mod watermark;
 
 #[cfg(test)]
@@ -121,7 +122,7 @@ mod tests;
 pub use brook_connectors::codec;
 pub use client::KafkaFailure;
 pub use config::{
-    BadMessagePolicy, KafkaSinkConfig, KafkaSourceConfig, OffsetReset, StartPosition,
+    BadMessagePolicy, Delivery, KafkaSinkConfig, KafkaSourceConfig, OffsetReset, StartPosition,
 };
 pub use dead_letter::{
     DLQ_ERROR_HEADER, DLQ_LINE_HEADER, DLQ_OFFSET_HEADER, DLQ_PARTITION_HEADER, DLQ_TOPIC_HEADER,
@@ -134,3 +135,4 @@ pub use options::KafkaOptions;
 pub use rdkafka;
 pub use sink::{KafkaSink, KafkaWriter};
 pub use source::{KafkaSource, KafkaSplit};
+pub use txn::{FAILPOINT_AFTER_COMMIT, FAILPOINT_BEFORE_COMMIT};
