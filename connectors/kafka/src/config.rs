@@ -452,6 +452,45 @@ mod tests {
     }
 
     #[test]
+    fn exactly_once_settings_are_checked() {
+        let eo = KafkaSinkConfig {
+            delivery: Delivery::ExactlyOnce,
+            ..KafkaSinkConfig::new("h:1", "t")
+        };
+        eo.validate().expect("valid");
+        assert_eq!(KafkaSinkConfig::default().delivery, Delivery::AtLeastOnce);
+        let refused = |c: KafkaSinkConfig, what: &str| {
+            let e = c.validate().expect_err(what);
+            assert!(matches!(e, Error::Config(_)), "{e}");
+            assert!(e.to_string().contains(what), "{e}");
+        };
+        refused(
+            KafkaSinkConfig {
+                idempotent: false,
+                ..eo.clone()
+            },
+            "idempotent",
+        );
+        refused(
+            KafkaSinkConfig {
+                delivery_timeout: Duration::from_secs(61),
+                ..eo.clone()
+            },
+            "transaction_timeout",
+        );
+        refused(
+            KafkaSinkConfig {
+                librdkafka_options: KafkaOptions::new().with("transactional.id", "mine"),
+                ..eo.clone()
+            },
+            "transactional.id",
+        );
+        let read: KafkaSinkConfig =
+            serde_json::from_str(r#"{"topic": "t", "delivery": "at_least_once"}"#).expect("json");
+        assert_eq!(read.delivery, Delivery::AtLeastOnce);
+    }
+
+    #[test]
     fn start_positions_read_from_json() {
         let read = |s: &str| serde_json::from_str::<StartPosition>(s).expect(s);
         assert_eq!(read(r#""latest""#), StartPosition::Latest);

@@ -44,7 +44,9 @@
 //! holds every partition's next offset, recorded with the batch that
 //! reached it; a restored job resumes at those offsets, whatever the
 //! group committed. Nothing in flight is lost, and with a sink that
-//! commits on checkpoints (Parquet) nothing is read into the output twice.
+//! commits on checkpoints (Parquet, or the Kafka sink with
+//! [`Delivery::ExactlyOnce`]: see [`KafkaSink`](KafkaSink#delivery)) nothing
+//! is read into the output twice.
 //! The source then commits to the group only the offsets of checkpoints
 //! that completed, on its next poll after each (so lag shows what the job
 //! made durable); on restore the checkpoint, not the group, is the truth.

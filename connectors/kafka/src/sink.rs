@@ -348,13 +348,21 @@ impl<T: Send + 'static> Sink<T> for KafkaSink<T> {
                 &what,
             )?);
             self.txns.insert(txn.clone());
-            let init = {
-                let txn = txn.clone();
-                tokio::task::spawn_blocking(move || txn.init())
+            // In the background on a job's runtime; outside one (a writer
+            // used on its own), here.
+            let init = match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    let txn = txn.clone();
+                    Some(runtime.spawn_blocking(move || txn.init()))
+                }
+                Err(_) => {
+                    txn.init()?;
+                    None
+                }
             };
             let writer = TxnWriter {
                 txn: txn.clone(),
-                init: Some(init),
+                init,
                 open: false,
                 awaiting: None,
                 copy: Vec::new(),

@@ -469,3 +469,93 @@ fn exactly_once_without_checkpoints_is_refused_at_build() {
         .sink("out", sink);
     flow.build().expect("at least once builds");
 }
+
+/// The brokers a crashing child process writes to.
+const CRASH_BROKERS_ENV: &str = "BROOK_TEST_KAFKA_CRASH_BROKERS";
+/// Where the crashing child leaves its pre-commit, as the checkpoint's
+/// state file would hold it.
+const CRASH_PRE_COMMIT_ENV: &str = "BROOK_TEST_KAFKA_CRASH_PRE_COMMIT";
+
+/// The child of
+/// [`a_process_killed_inside_the_kafka_commit_writes_the_checkpoint_once_on_restore`]:
+/// writes checkpoint 1's records, leaves the pre-commit in a file, and
+/// commits, dying at the failpoint its parent set. Does nothing unless
+/// its parent started it.
+#[test]
+#[ignore = "run by a_process_killed_inside_the_kafka_commit_writes_the_checkpoint_once_on_restore"]
+fn crash_child() {
+    let (Ok(brokers), Ok(out)) = (
+        std::env::var(CRASH_BROKERS_ENV),
+        std::env::var(CRASH_PRE_COMMIT_ENV),
+    ) else {
+        return;
+    };
+    block_on(async move {
+        let mut sink = keyed(exactly_once(&brokers, "killed"));
+        let mut writer = sink
+            .open(&TaskContext::standalone("out", 0, 1))
+            .expect("open");
+        write_records(&mut writer, 0, 20).await;
+        let pre = writer
+            .checkpoint(1)
+            .await
+            .expect("checkpoint")
+            .expect("a pre-commit");
+        std::fs::write(&out, &pre).expect("pre-commit file");
+        tokio::task::spawn_blocking(move || sink.commit(1, &[pre]))
+            .await
+            .expect("commit")
+            .expect("committed");
+        // Not reached when the failpoint fires.
+        drop(writer);
+    });
+}
+
+#[test]
+fn a_process_killed_inside_the_kafka_commit_writes_the_checkpoint_once_on_restore() {
+    let mock = MockCluster::new(1).expect("mock");
+    mock.create_topic("killed", 2, 1).expect("topic");
+    let b = mock.bootstrap_servers();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let pre_file = tmp.path().join("pre-commit");
+    let child = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "--exact",
+            "tests::transactions::crash_child",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env(
+            brook_core::checkpoint::failpoint::ENV,
+            crate::FAILPOINT_BEFORE_COMMIT,
+        )
+        .env(CRASH_BROKERS_ENV, &b)
+        .env(CRASH_PRE_COMMIT_ENV, &pre_file)
+        .output()
+        .expect("the child runs");
+    let stderr = String::from_utf8_lossy(&child.stderr);
+    assert!(!child.status.success(), "the child did not die: {stderr}");
+    assert!(
+        stderr.contains("failpoint 'kafka-before-commit' reached"),
+        "{stderr}"
+    );
+    // Every record and the marker were sent in the dead process's
+    // transaction, which it never committed.
+    assert_eq!(message_count(&b, "killed", 2), 20);
+
+    let pre = std::fs::read(&pre_file).expect("the pre-commit");
+    let mut sink = keyed(exactly_once(&b, "killed"));
+    sink.restore(1, &[pre]).expect("restore");
+    assert_eq!(
+        sink.transactions().events(),
+        vec![TxnEvent::Restored {
+            tid: "brook-standalone-out-0".into(),
+            checkpoint: 1,
+            outcome: Restored::Rewritten(20),
+        }]
+    );
+    // The dead transaction's 20 (which a broker aborts and hides from
+    // read_committed consumers; the mock keeps them) and the 20 written
+    // again, committed.
+    assert_eq!(message_count(&b, "killed", 2), 40);
+}
