@@ -736,6 +736,8 @@ pub(crate) enum TxnEvent {
 #[derive(Default)]
 pub(crate) struct Registry {
     txns: Mutex<HashMap<String, Arc<Txn>>>,
+    /// Kept for tests only: a job that runs on would grow it forever.
+    #[cfg(test)]
     events: Mutex<Vec<TxnEvent>>,
 }
 
@@ -768,7 +770,10 @@ impl Registry {
         txns
     }
 
+    /// Logs what happened to a transaction (and keeps it, in tests).
     pub(crate) fn note(&self, event: TxnEvent) {
+        tracing::debug!(?event, "Kafka transaction.");
+        #[cfg(test)]
         self.events
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
