@@ -30,6 +30,8 @@ const SINK_OWNED: &[(&str, &str)] = &[
     ("queue.buffering.max.kbytes", "max_in_flight_bytes"),
     ("message.timeout.ms", "delivery_timeout"),
     ("delivery.timeout.ms", "delivery_timeout"),
+    ("transactional.id", "delivery"),
+    ("transaction.timeout.ms", "transaction_timeout"),
 ];
 
 /// Where a source starts reading each partition.
@@ -247,6 +249,28 @@ impl KafkaSourceConfig {
     }
 }
 
+/// What a [`KafkaSink`](super::KafkaSink) guarantees about each record
+/// reaching its topic; see [the sink's docs](super::KafkaSink#delivery) for
+/// the whole story.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Delivery {
+    /// At least once (the default): each record is produced as soon as it
+    /// is written, and is visible to every consumer at once. Nothing is
+    /// lost, but a job restored from a checkpoint (or run again) writes
+    /// again what it had written after that checkpoint: consumers may see
+    /// duplicates. Works with or without checkpoints.
+    #[default]
+    AtLeastOnce,
+    /// Exactly once for `read_committed` consumers: each instance writes
+    /// through a transactional producer, the records of one checkpoint
+    /// interval in one transaction, committed when the checkpoint
+    /// completes. Needs a job with checkpoints
+    /// ([`Dataflow::set_checkpoints`](brook_core::Dataflow::set_checkpoints)):
+    /// without them the job is refused when built.
+    ExactlyOnce,
+}
+
 /// The configuration of a [`KafkaSink`](super::KafkaSink).
 ///
 /// ```
@@ -259,6 +283,13 @@ impl KafkaSourceConfig {
 /// }"#).unwrap();
 /// config.validate().unwrap();
 /// assert!(config.idempotent);
+///
+/// let exactly_once: KafkaSinkConfig = serde_json::from_str(r#"{
+///     "topic": "alerts",
+///     "delivery": "exactly_once",
+///     "transaction_timeout": "2m"
+/// }"#).unwrap();
+/// exactly_once.validate().unwrap();
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -279,6 +310,20 @@ pub struct KafkaSinkConfig {
     /// before its delivery fails (and with it the job).
     #[serde(with = "duration")]
     pub delivery_timeout: Duration,
+    /// At least once (the default) or exactly once, with transactions; see
+    /// [`Delivery`].
+    pub delivery: Delivery,
+    /// With [`Delivery::ExactlyOnce`]: the longest a transaction may stay
+    /// open before the broker aborts it (librdkafka's
+    /// `transaction.timeout.ms`; the broker caps it at its
+    /// `transaction.max.timeout.ms`, 15 minutes by default). A transaction
+    /// holds one checkpoint interval's records until the checkpoint
+    /// completes, so this must be longer than the checkpoint interval plus
+    /// the time a checkpoint takes; it must also be at least
+    /// `delivery_timeout`. Also the bound on each transactional call
+    /// (init, commit, abort). Default: 60 s.
+    #[serde(with = "duration")]
+    pub transaction_timeout: Duration,
     /// Other librdkafka producer options (compression, security, tuning);
     /// see [`KafkaOptions`] for what is refused.
     pub librdkafka_options: KafkaOptions,
@@ -292,6 +337,8 @@ impl Default for KafkaSinkConfig {
             idempotent: true,
             max_in_flight_bytes: 16 << 20,
             delivery_timeout: Duration::from_secs(60),
+            delivery: Delivery::AtLeastOnce,
+            transaction_timeout: Duration::from_secs(60),
             librdkafka_options: KafkaOptions::new(),
         }
     }
@@ -323,6 +370,23 @@ impl KafkaSinkConfig {
         }
         if self.delivery_timeout.is_zero() {
             return config(what, "`delivery_timeout` must not be zero");
+        }
+        if self.delivery == Delivery::ExactlyOnce {
+            if !self.idempotent {
+                return config(
+                    what,
+                    "`delivery: exactly_once` needs an idempotent producer (`idempotent: true`)",
+                );
+            }
+            if self.transaction_timeout < Duration::from_secs(1) {
+                return config(what, "`transaction_timeout` must be at least 1s");
+            }
+            if self.delivery_timeout > self.transaction_timeout {
+                return config(
+                    what,
+                    "`delivery_timeout` must not be longer than `transaction_timeout`",
+                );
+            }
         }
         self.librdkafka_options.validate(what, SINK_OWNED)
     }
@@ -385,6 +449,45 @@ mod tests {
             ..KafkaSinkConfig::new("h:1", "t")
         };
         assert!(owned.validate().is_err());
+    }
+
+    #[test]
+    fn exactly_once_settings_are_checked() {
+        let eo = KafkaSinkConfig {
+            delivery: Delivery::ExactlyOnce,
+            ..KafkaSinkConfig::new("h:1", "t")
+        };
+        eo.validate().expect("valid");
+        assert_eq!(KafkaSinkConfig::default().delivery, Delivery::AtLeastOnce);
+        let refused = |c: KafkaSinkConfig, what: &str| {
+            let e = c.validate().expect_err(what);
+            assert!(matches!(e, Error::Config(_)), "{e}");
+            assert!(e.to_string().contains(what), "{e}");
+        };
+        refused(
+            KafkaSinkConfig {
+                idempotent: false,
+                ..eo.clone()
+            },
+            "idempotent",
+        );
+        refused(
+            KafkaSinkConfig {
+                delivery_timeout: Duration::from_secs(61),
+                ..eo.clone()
+            },
+            "transaction_timeout",
+        );
+        refused(
+            KafkaSinkConfig {
+                librdkafka_options: KafkaOptions::new().with("transactional.id", "mine"),
+                ..eo.clone()
+            },
+            "transactional.id",
+        );
+        let read: KafkaSinkConfig =
+            serde_json::from_str(r#"{"topic": "t", "delivery": "at_least_once"}"#).expect("json");
+        assert_eq!(read.delivery, Delivery::AtLeastOnce);
     }
 
     #[test]

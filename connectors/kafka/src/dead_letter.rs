@@ -74,6 +74,7 @@ impl KafkaDeadLetterSink {
             max_in_flight_bytes: DLQ_IN_FLIGHT,
             delivery_timeout: DLQ_DELIVERY_TIMEOUT,
             client_id,
+            transactional: None,
         }
     }
 

@@ -44,7 +44,9 @@
 //! holds every partition's next offset, recorded with the batch that
 //! reached it; a restored job resumes at those offsets, whatever the
 //! group committed. Nothing in flight is lost, and with a sink that
-//! commits on checkpoints (Parquet) nothing is read into the output twice.
+//! commits on checkpoints (Parquet, or the Kafka sink with
+//! [`Delivery::ExactlyOnce`]: see [`KafkaSink`](KafkaSink#delivery)) nothing
+//! is read into the output twice.
 //! The source then commits to the group only the offsets of checkpoints
 //! that completed, on its next poll after each (so lag shows what the job
 //! made durable); on restore the checkpoint, not the group, is the truth.
@@ -113,6 +115,7 @@ mod setup;
 mod sink;
 mod source;
 mod stream;
+mod txn;
 mod watermark;
 
 #[cfg(test)]
@@ -121,7 +124,7 @@ mod tests;
 pub use brook_connectors::codec;
 pub use client::KafkaFailure;
 pub use config::{
-    BadMessagePolicy, KafkaSinkConfig, KafkaSourceConfig, OffsetReset, StartPosition,
+    BadMessagePolicy, Delivery, KafkaSinkConfig, KafkaSourceConfig, OffsetReset, StartPosition,
 };
 pub use dead_letter::{
     DLQ_ERROR_HEADER, DLQ_LINE_HEADER, DLQ_OFFSET_HEADER, DLQ_PARTITION_HEADER, DLQ_TOPIC_HEADER,
@@ -134,3 +137,4 @@ pub use options::KafkaOptions;
 pub use rdkafka;
 pub use sink::{KafkaSink, KafkaWriter};
 pub use source::{KafkaSource, KafkaSplit};
+pub use txn::{FAILPOINT_AFTER_COMMIT, FAILPOINT_BEFORE_COMMIT};

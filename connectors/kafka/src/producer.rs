@@ -24,6 +24,7 @@ use crate::options::KafkaOptions;
 pub(crate) type Producer = FutureProducer<BrookContext>;
 
 /// What a producer is made of.
+#[derive(Clone, Copy)]
 pub(crate) struct ProducerSettings<'a> {
     pub(crate) servers: &'a str,
     pub(crate) options: &'a KafkaOptions,
@@ -31,6 +32,8 @@ pub(crate) struct ProducerSettings<'a> {
     pub(crate) max_in_flight_bytes: u64,
     pub(crate) delivery_timeout: Duration,
     pub(crate) client_id: &'a str,
+    /// A transactional producer's id and transaction timeout.
+    pub(crate) transactional: Option<(&'a str, Duration)>,
 }
 
 /// Creates a producer. No I/O: librdkafka connects in the background.
@@ -66,6 +69,12 @@ fn config(s: &ProducerSettings<'_>) -> ClientConfig {
             "message.timeout.ms",
             s.delivery_timeout.as_millis().max(1).to_string(),
         );
+    if let Some((id, timeout)) = s.transactional {
+        c.set("transactional.id", id).set(
+            "transaction.timeout.ms",
+            timeout.as_millis().max(1).to_string(),
+        );
+    }
     c
 }
 
@@ -87,6 +96,10 @@ impl Outgoing {
     }
 }
 
+/// Where and when a message was written: its partition and creation
+/// timestamp.
+pub(crate) type Placed = (i32, Option<i64>);
+
 /// Messages produced and not yet acknowledged, with their bytes bounded.
 pub(crate) struct Deliveries {
     queue: VecDeque<(DeliveryFuture, u64, String)>,
@@ -94,6 +107,9 @@ pub(crate) struct Deliveries {
     max_bytes: u64,
     /// What the writer is, for errors: `kafka sink 'out' writing to 'alerts'`.
     what: String,
+    /// When tracked: where each acknowledged message was written, in the
+    /// order they were produced (acknowledgements are taken in that order).
+    placed: Option<Vec<Placed>>,
 }
 
 impl Deliveries {
@@ -103,7 +119,19 @@ impl Deliveries {
             bytes: 0,
             max_bytes,
             what,
+            placed: None,
         }
+    }
+
+    /// From now on, notes where each acknowledged message was written.
+    pub(crate) fn track_placement(&mut self) {
+        self.placed.get_or_insert_with(Vec::new);
+    }
+
+    /// Where the messages acknowledged since the last call were written,
+    /// in the order they were produced.
+    pub(crate) fn take_placed(&mut self) -> Vec<Placed> {
+        self.placed.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     /// The number of messages not yet acknowledged.
@@ -208,7 +236,7 @@ impl Deliveries {
     }
 
     fn check(
-        &self,
+        &mut self,
         result: Result<
             rdkafka::producer::future_producer::OwnedDeliveryResult,
             futures::channel::oneshot::Canceled,
@@ -216,7 +244,17 @@ impl Deliveries {
         label: &str,
     ) -> Result<()> {
         match result {
-            Ok(Ok(_)) => Ok(()),
+            Ok(Ok(delivery)) => {
+                if let Some(placed) = &mut self.placed {
+                    // A log-append time is the broker's, not the message's.
+                    let created = match delivery.timestamp {
+                        rdkafka::Timestamp::CreateTime(t) => Some(t),
+                        _ => None,
+                    };
+                    placed.push((delivery.partition, created));
+                }
+                Ok(())
+            }
             Ok(Err((e, _))) => Err(kafka_error(
                 format!("{}: the delivery of {label} failed", self.what),
                 e,

@@ -9,6 +9,7 @@ mod checkpoints;
 mod consume;
 mod sink;
 mod startup;
+mod transactions;
 
 use std::future::Future;
 use std::io::Write as _;
