@@ -94,13 +94,15 @@ const METADATA_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30)
 ///   writes it again). Instances the checkpoint had beyond the restored
 ///   job's parallelism are fenced too (when the job is built), so that
 ///   their open transactions do not hold `read_committed` consumers back.
-/// - *End of the job.* The records written after the last checkpoint are
-///   committed when a bounded job completes ([`Sink::finish`] with
-///   [`JobOutcome::Completed`]), and aborted when the job is stopped
-///   (a run restored from its checkpoint writes them again) or fails (the
-///   sink aborts its open transactions when it is dropped; if the process
-///   dies, the next incarnation's fencing or the broker's transaction
-///   timeout does).
+/// - *End of the job.* When every source has read all its input, the job
+///   takes a final checkpoint whose barrier follows the end of the input,
+///   so the last records are a checkpoint's transaction like the others,
+///   committed (and restored) the same way. [`Sink::finish`] commits what
+///   a writer may still hold (nothing, after a final checkpoint) when the
+///   job completes, and aborts it when the job is stopped (a run restored
+///   from its checkpoint writes it again) or fails (the sink aborts its
+///   open transactions when it is dropped; if the process dies, the next
+///   incarnation's fencing or the broker's transaction timeout does).
 ///
 /// The costs: a writer that receives records after a barrier waits for
 /// that checkpoint to complete and commit before it writes them (the job
@@ -115,12 +117,8 @@ const METADATA_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30)
 /// timeout must exceed a checkpoint interval plus the time a checkpoint
 /// takes, or the broker aborts the transaction and the commit fails.
 ///
-/// What exactly once does not cover: a process that dies while
-/// [`finish`](Sink::finish) commits the records after the last checkpoint
-/// (before the job's checkpoints are cleared) is restored from that
-/// checkpoint and writes those records again, as the Parquet sink does
-/// with its last files. Two jobs with the same job and node names fence
-/// each other.
+/// What exactly once does not cover: two jobs with the same job and node
+/// names fence each other.
 ///
 /// Failpoints (see [`brook_core::checkpoint::failpoint`]):
 /// [`FAILPOINT_BEFORE_COMMIT`](crate::FAILPOINT_BEFORE_COMMIT)
