@@ -391,6 +391,73 @@ pub fn discard(staged: &[PathBuf]) -> Result<()> {
     Ok(())
 }
 
+/// An id for one run of a sink: the start time in milliseconds and 24
+/// random bits (`1700000000000-3fa9c2`), so that runs into the same
+/// directory, or two sinks of one process started in the same
+/// millisecond, never pick the same file names.
+pub fn run_id() -> String {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SINKS: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    std::process::id().hash(&mut hasher);
+    SINKS.fetch_add(1, Ordering::Relaxed).hash(&mut hasher);
+    std::time::SystemTime::now().hash(&mut hasher);
+    format!(
+        "{}-{:06x}",
+        brook_core::time::now_ms(),
+        hasher.finish() & 0xff_ff_ff
+    )
+}
+
+/// What a writer of part files pre-commits at a checkpoint: files
+/// finished and synced under their hidden in-progress names
+/// ([`in_progress_path`]), relative to the sink's directory, to be
+/// published ([`publish_staged`]) when the checkpoint completes.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreCommit {
+    /// The files' final paths, relative to the directory, `/`-separated.
+    pub files: Vec<String>,
+}
+
+impl PreCommit {
+    /// The pre-commit of `files` (final paths under `dir`); `None` for no
+    /// file.
+    ///
+    /// # Errors
+    /// [`Error::Internal`] for a path not under `dir`.
+    pub fn encode(dir: &Path, files: &[PathBuf]) -> Result<Option<Vec<u8>>> {
+        if files.is_empty() {
+            return Ok(None);
+        }
+        let pre = PreCommit {
+            files: files
+                .iter()
+                .map(|f| relative_path(dir, f))
+                .collect::<Result<_>>()?,
+        };
+        serde_json::to_vec(&pre)
+            .map(Some)
+            .map_err(|e| Error::Internal(format!("encoding a pre-commit: {e}")))
+    }
+
+    /// The final paths (under `dir`) of the files in writers'
+    /// pre-commits.
+    ///
+    /// # Errors
+    /// [`Error::State`] for a pre-commit that does not parse.
+    pub fn files(dir: &Path, pre_committed: &[Vec<u8>]) -> Result<Vec<PathBuf>> {
+        let mut files = Vec::new();
+        for bytes in pre_committed {
+            let pre: PreCommit = serde_json::from_slice(bytes).map_err(|e| {
+                Error::State(format!("a file sink's pre-commit does not parse: {e}"))
+            })?;
+            files.extend(pre.files.iter().map(|f| dir.join(f)));
+        }
+        Ok(files)
+    }
+}
+
 /// Whether `name` is the name of a part file a Brook sink publishes:
 /// `part-<anything>.<extension>`, not hidden.
 pub fn is_part_file(name: &str) -> bool {

@@ -1,5 +1,6 @@
 //! Brook's integration tests: one binary, one module per area.
 
+mod checkpoint_file_sinks;
 mod checkpoints;
 mod file_sources;
 #[cfg(feature = "kafka")]

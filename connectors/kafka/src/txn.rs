@@ -22,9 +22,6 @@
 //!    transaction, with the marker.
 
 use std::collections::HashMap;
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hash, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -69,16 +66,7 @@ pub(crate) fn marker_group(tid: &str) -> String {
 /// marker left by another run (whose checkpoints had the same numbers)
 /// never passes for this one's.
 pub(crate) fn run_token() -> String {
-    static WRITERS: AtomicU64 = AtomicU64::new(0);
-    let mut hasher = RandomState::new().build_hasher();
-    std::process::id().hash(&mut hasher);
-    WRITERS.fetch_add(1, Ordering::Relaxed).hash(&mut hasher);
-    std::time::SystemTime::now().hash(&mut hasher);
-    format!(
-        "{}-{:08x}",
-        brook_core::time::now_ms(),
-        hasher.finish() & 0xffff_ffff
-    )
+    brook_connectors::output::run_id()
 }
 
 /// One message of a transaction, kept to be written again by a restore.

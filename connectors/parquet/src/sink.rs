@@ -1,16 +1,12 @@
 //! [`ParquetSink`]: the builder of the Parquet sink, and its [`Sink`] impl.
 
-use std::collections::hash_map::RandomState;
 use std::fmt::Display;
-use std::hash::{BuildHasher, Hash, Hasher};
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use arrow::datatypes::Fields;
-use brook_core::time::now_ms;
 use brook_core::{CheckpointId, Error, JobOutcome, PlanContext, Result, Sink, SinkContext};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -21,7 +17,7 @@ use serde_arrow::schema::TracingOptions;
 use crate::part::FileFormat;
 use crate::partition::{Partitioner, valid_key};
 use crate::schema::{self, SchemaSource};
-use crate::writer::{ParquetSinkWriter, PreCommit, Rolling, Shared};
+use crate::writer::{ParquetSinkWriter, Rolling, Shared};
 use brook_connectors::output::{self, OutputLock};
 use brook_connectors::publish::check_dir;
 
@@ -345,7 +341,7 @@ impl<T> ParquetSink<T> {
             partitioner: std::mem::take(&mut self.partitioner),
             rolling: self.rolling,
             buffer_rows: self.buffer_rows,
-            run: run_id(),
+            run: output::run_id(),
             job: job.to_string(),
             replace: self.replace,
             staged: std::sync::Mutex::default(),
@@ -354,19 +350,6 @@ impl<T> ParquetSink<T> {
         self.shared = Some(shared.clone());
         Ok(shared)
     }
-}
-
-/// An id for this run of a sink: the start time in milliseconds and 24
-/// random bits (`1700000000000-3fa9c2`), so that runs into the same
-/// directory, or two sinks of one process started in the same millisecond,
-/// never pick the same file names.
-fn run_id() -> String {
-    static SINKS: AtomicU64 = AtomicU64::new(0);
-    let mut hasher = RandomState::new().build_hasher();
-    std::process::id().hash(&mut hasher);
-    SINKS.fetch_add(1, Ordering::Relaxed).hash(&mut hasher);
-    std::time::SystemTime::now().hash(&mut hasher);
-    format!("{}-{:06x}", now_ms(), hasher.finish() & 0xff_ffff)
 }
 
 impl<T> Sink<T> for ParquetSink<T>
@@ -419,7 +402,7 @@ where
         let Some(shared) = &self.shared else {
             return Ok(());
         };
-        let files = pre_committed_files(&self.dir, pre_committed)?;
+        let files = output::PreCommit::files(&self.dir, pre_committed)?;
         if !shared.replace {
             for done in &files {
                 output::publish_staged(&self.dir, done)?;
@@ -436,7 +419,7 @@ where
     /// # Errors
     /// [`Error::State`] for a pre-commit that does not parse.
     fn restore(&mut self, _checkpoint: CheckpointId, pre_committed: &[Vec<u8>]) -> Result<()> {
-        self.restored = pre_committed_files(&self.dir, pre_committed)?;
+        self.restored = output::PreCommit::files(&self.dir, pre_committed)?;
         self.restored.sort();
         self.restored.dedup();
         Ok(())
@@ -503,16 +486,4 @@ where
         }
         Ok(())
     }
-}
-
-/// The final paths of the files in writers' pre-commits.
-fn pre_committed_files(dir: &Path, pre_committed: &[Vec<u8>]) -> Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    for bytes in pre_committed {
-        let pre: PreCommit = serde_json::from_slice(bytes).map_err(|e| {
-            Error::State(format!("a parquet sink's pre-commit does not parse: {e}"))
-        })?;
-        files.extend(pre.files.iter().map(|f| dir.join(f)));
-    }
-    Ok(files)
 }

@@ -78,13 +78,6 @@ pub(crate) struct Checkpointed {
     pub(crate) carried: Vec<PathBuf>,
 }
 
-/// What a writer pre-commits at a checkpoint: files finished and synced
-/// under hidden names, relative to the sink's directory.
-#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
-pub(crate) struct PreCommit {
-    pub(crate) files: Vec<String>,
-}
-
 impl<T> Shared<T> {
     /// Locks what completed checkpoints hold.
     pub(crate) fn checkpointed(&self) -> std::sync::MutexGuard<'_, Checkpointed> {
@@ -383,17 +376,6 @@ where
             files.extend(self.shared.checkpointed().carried.iter().cloned());
         }
         self.state = State::Open;
-        if files.is_empty() {
-            return Ok(None);
-        }
-        let pre = PreCommit {
-            files: files
-                .iter()
-                .map(|f| brook_connectors::output::relative_path(&self.shared.dir, f))
-                .collect::<Result<_>>()?,
-        };
-        let bytes = serde_json::to_vec(&pre)
-            .map_err(|e| Error::Internal(format!("encoding a parquet pre-commit: {e}")))?;
-        Ok(Some(bytes))
+        brook_connectors::output::PreCommit::encode(&self.shared.dir, &files)
     }
 }

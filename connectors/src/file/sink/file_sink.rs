@@ -2,11 +2,11 @@
 
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use brook_core::{PlanContext, Result, Sink, SinkContext};
+use brook_core::{CheckpointId, JobOutcome, PlanContext, Result, Sink, SinkContext};
 
-use super::writer::{CHUNK_SIZE, FileSinkWriter, PartFile};
+use super::writer::{CHUNK_SIZE, FileSinkWriter, PartFile, Rolling};
 use crate::codec::{Csv, Encoder, Json};
 use crate::output::{self, OutputLock};
 use crate::publish::check_dir;
@@ -55,8 +55,15 @@ pub type CsvSink<T> = FileSink<T, Csv>;
 /// (Brook's file sources among them) skip names starting with `.` or `_`.
 /// Output appears only at end of input.
 ///
+/// # With checkpoints
+/// Exactly once: each checkpoint stages every instance's file and
+/// publishes it when the checkpoint completes; files are then named
+/// `part-<i>-<run>-<seq>.<ext>`, and a restore publishes what its
+/// checkpoint staged and removes the in-progress files no checkpoint holds.
+///
 /// # After a crash
-/// A job that crashes, fails or is dropped before its sinks close leaves
+/// Without checkpoints, a job that crashes, fails or is dropped before its
+/// sinks close leaves
 /// their hidden in-progress files, possibly partial and never renamed. The
 /// next run of the same instance into the same directory truncates and
 /// reuses the name.
@@ -72,6 +79,13 @@ pub struct FileSink<T, E> {
     chunk_size: usize,
     /// The directory's lock, held from planning until the sink is dropped.
     lock: Option<OutputLock>,
+    /// With checkpoints (known at planning): this run's id, in its file
+    /// names.
+    run: Option<String>,
+    /// Files the writers staged at close, published when the job completes.
+    staged: Arc<Mutex<Vec<PathBuf>>>,
+    /// Files the restored checkpoint pre-committed, published at planning.
+    restored: Vec<PathBuf>,
     _t: PhantomData<fn(T)>,
 }
 
@@ -113,6 +127,9 @@ impl<T, E> FileSink<T, E> {
             encoder: Arc::new(encoder),
             chunk_size: CHUNK_SIZE,
             lock: None,
+            run: None,
+            staged: Arc::default(),
+            restored: Vec::new(),
             _t: PhantomData,
         }
     }
@@ -148,9 +165,66 @@ where
     fn plan(&mut self, ctx: &PlanContext) -> Result<()> {
         if self.lock.is_none() {
             self.lock = Some(OutputLock::acquire(&self.dir, ctx.job_name())?);
-            output::remove_abandoned(&self.dir)?;
+            output::remove_abandoned_except(&self.dir, &self.restored)?;
+            for done in std::mem::take(&mut self.restored) {
+                output::publish_staged(&self.dir, &done)?;
+            }
+        }
+        if ctx.checkpoints_enabled() && self.run.is_none() {
+            self.run = Some(output::run_id());
         }
         Ok(())
+    }
+
+    /// Publishes the files the writers staged for a checkpoint that
+    /// completed.
+    ///
+    /// # Errors
+    /// [`Error::Io`](brook_core::Error::Io) naming the path;
+    /// [`Error::State`](brook_core::Error::State) for a pre-commit that
+    /// does not parse.
+    fn commit(&mut self, _checkpoint: CheckpointId, pre_committed: &[Vec<u8>]) -> Result<()> {
+        for done in output::PreCommit::files(&self.dir, pre_committed)? {
+            output::publish_staged(&self.dir, &done)?;
+        }
+        Ok(())
+    }
+
+    /// Notes the files the restored checkpoint staged: they survive the
+    /// clean-up of in-progress files at planning, and are published then
+    /// (a file already published counts as done).
+    ///
+    /// # Errors
+    /// [`Error::State`](brook_core::Error::State) for a pre-commit that
+    /// does not parse.
+    fn restore(&mut self, _checkpoint: CheckpointId, pre_committed: &[Vec<u8>]) -> Result<()> {
+        self.restored = output::PreCommit::files(&self.dir, pre_committed)?;
+        Ok(())
+    }
+
+    /// With checkpoints: publishes the files staged at close (written
+    /// after the last checkpoint; after a final checkpoint there are none)
+    /// when the job completed, removes them when it was stopped (a restore
+    /// writes them again).
+    ///
+    /// # Errors
+    /// [`Error::Io`](brook_core::Error::Io) naming the path.
+    fn finish(&mut self, outcome: JobOutcome) -> Result<()> {
+        let staged = std::mem::take(
+            &mut *self
+                .staged
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        match outcome {
+            JobOutcome::Completed => {
+                for done in &staged {
+                    output::publish_staged(&self.dir, done)?;
+                }
+                Ok(())
+            }
+            JobOutcome::Stopped => output::discard(&staged),
+        }
     }
 
     /// Opens instance `i`, which writes `part-<i>.<extension>`.
@@ -160,6 +234,21 @@ where
     /// looked at.
     fn open(&mut self, ctx: &SinkContext) -> Result<FileSinkWriter<T, E>> {
         check_dir(&self.dir)?;
+        if ctx.checkpoints_enabled() {
+            let run = self.run.get_or_insert_with(output::run_id).clone();
+            return Ok(FileSinkWriter::rolling(
+                self.encoder.clone(),
+                Rolling {
+                    dir: self.dir.clone(),
+                    instance: ctx.instance(),
+                    run,
+                    extension: self.encoder.extension().to_string(),
+                    chunk_size: self.chunk_size,
+                    seq: 0,
+                    staged: self.staged.clone(),
+                },
+            ));
+        }
         let name = format!("part-{}.{}", ctx.instance(), self.encoder.extension());
         let part = PartFile::new(&self.dir, &name, self.chunk_size);
         Ok(FileSinkWriter::new(self.encoder.clone(), part))

@@ -28,8 +28,25 @@
 //! tools do. Output appears only at end of input: a job that never ends
 //! (a followed source) publishes nothing until it is shut down.
 //!
+//! # With checkpoints: exactly once
+//! In a job with checkpoints the sink commits in two phases, as the
+//! Parquet sink does. Instance `i` writes `part-<i>-<run>-<seq>.<ext>`
+//! (a run id and a sequence number: new names every run and checkpoint).
+//! At each checkpoint barrier it finishes its file (writes the rest,
+//! syncs it and its directory) under the hidden name and pre-commits it;
+//! when the checkpoint is complete the sink publishes it (renames it to
+//! its final name), and the next records go to a new file, with its own
+//! CSV header. A job restored from a checkpoint publishes what that
+//! checkpoint staged (a file already published counts as done) and
+//! removes the in-progress files no checkpoint holds, which the restored
+//! run writes again. So a reader never sees a partial file, nor one of a
+//! checkpoint that did not complete, and after any crash every record is
+//! in exactly one published file. Output then appears at each checkpoint,
+//! not only at the end.
+//!
 //! # After a crash
-//! A job that crashes, fails or is dropped before its sinks close leaves
+//! Without checkpoints, a job that crashes, fails or is dropped before its
+//! sinks close leaves
 //! their in-progress files as they were: hidden, possibly partial, never
 //! renamed. The next run of the same instance into the same directory
 //! truncates and reuses the name; otherwise delete them by hand. A complete

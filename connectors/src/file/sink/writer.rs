@@ -5,12 +5,13 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use brook_core::{Batch, Error, Result, SinkWriter};
+use brook_core::{Batch, CheckpointId, Error, Result, SinkWriter};
 
 use crate::codec::Encoder;
-use crate::publish::{blocking, publish};
+use crate::output::PreCommit;
+use crate::publish::{blocking, publish, sync_dir, sync_file};
 
 /// How many encoded bytes an instance holds before it writes them: 1 MiB.
 pub(crate) const CHUNK_SIZE: usize = 1 << 20;
@@ -18,15 +19,48 @@ pub(crate) const CHUNK_SIZE: usize = 1 << 20;
 /// One instance of a [`FileSink`](super::FileSink): encodes values into an
 /// in-memory chunk and writes each full chunk to its hidden in-progress
 /// file; [`close`](SinkWriter::close) writes the rest, syncs the file and
-/// renames it to its final name.
+/// renames it to its final name. In a job with checkpoints each checkpoint
+/// finishes the file instead (staged: synced, still hidden) for the sink
+/// to publish when the checkpoint completes, and the next records go to a
+/// new file.
 pub struct FileSinkWriter<T, E: Encoder<T>> {
     encoder: Arc<E>,
     /// The encoder's state for the file, made with the first value.
     state: Option<E::State>,
-    /// Values encoded so far.
+    /// Values encoded into the current file so far.
     records: u64,
     part: PartFile,
+    /// With checkpoints: how the next files are named, and where files
+    /// staged at close go.
+    rolling: Option<Rolling>,
     _t: PhantomData<fn(T)>,
+}
+
+/// How a writer of a job with checkpoints names its files:
+/// `part-<instance>-<run>-<seq>.<ext>`, new to every run and checkpoint.
+pub(crate) struct Rolling {
+    pub(crate) dir: PathBuf,
+    pub(crate) instance: usize,
+    pub(crate) run: String,
+    pub(crate) extension: String,
+    pub(crate) chunk_size: usize,
+    pub(crate) seq: u64,
+    /// Files staged at close (written after the last checkpoint), which
+    /// the sink publishes when the job completes or removes when it was
+    /// stopped.
+    pub(crate) staged: Arc<Mutex<Vec<PathBuf>>>,
+}
+
+impl Rolling {
+    /// The next file of the instance.
+    pub(crate) fn next_part(&mut self) -> PartFile {
+        let name = format!(
+            "part-{}-{}-{:05}.{}",
+            self.instance, self.run, self.seq, self.extension
+        );
+        self.seq += 1;
+        PartFile::new(&self.dir, &name, self.chunk_size)
+    }
 }
 
 impl<T, E: Encoder<T>> FileSinkWriter<T, E> {
@@ -36,7 +70,17 @@ impl<T, E: Encoder<T>> FileSinkWriter<T, E> {
             state: None,
             records: 0,
             part,
+            rolling: None,
             _t: PhantomData,
+        }
+    }
+
+    /// A writer of a job with checkpoints, starting its first file.
+    pub(crate) fn rolling(encoder: Arc<E>, mut rolling: Rolling) -> Self {
+        let part = rolling.next_part();
+        FileSinkWriter {
+            rolling: Some(rolling),
+            ..Self::new(encoder, part)
         }
     }
 }
@@ -94,7 +138,41 @@ where
             self.part.file = FileState::Done;
             return Ok(());
         }
-        self.part.commit().await
+        match &self.rolling {
+            // With checkpoints, what followed the last one is staged: the
+            // sink publishes it if the job completes.
+            Some(rolling) => {
+                let done = self.part.stage().await?;
+                rolling
+                    .staged
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(done);
+                Ok(())
+            }
+            None => self.part.commit().await,
+        }
+    }
+
+    /// With checkpoints: finishes the current file, staged (synced under
+    /// its hidden name), pre-commits it for the sink to publish when
+    /// checkpoint `checkpoint` completes, and starts a new file for what
+    /// follows. Without: nothing to do (the file is published at close).
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the path.
+    async fn checkpoint(&mut self, _checkpoint: CheckpointId) -> Result<Option<Vec<u8>>> {
+        let Some(rolling) = &mut self.rolling else {
+            return Ok(None);
+        };
+        if self.records == 0 {
+            return Ok(None);
+        }
+        let done = self.part.stage().await?;
+        self.part = rolling.next_part();
+        self.state = None;
+        self.records = 0;
+        PreCommit::encode(&rolling.dir, &[done])
     }
 }
 
@@ -209,6 +287,29 @@ impl PartFile {
         self.chunk = chunk;
         self.file = FileState::Open(file);
         Ok(())
+    }
+
+    /// Writes the rest and syncs the file under its hidden name (and its
+    /// directory, so the name survives a crash), for a checkpoint to
+    /// publish; returns its final path.
+    async fn stage(&mut self) -> Result<PathBuf> {
+        let file = self.take_file()?;
+        let chunk = std::mem::take(&mut self.chunk);
+        let paths = self.paths.clone();
+        blocking("a file sink", move || {
+            let mut file = match file {
+                Some(file) => file,
+                None => paths.create()?,
+            };
+            if !chunk.is_empty() {
+                paths.write(&mut file, &chunk)?;
+            }
+            sync_file(file, &paths.in_progress)?;
+            sync_dir(&paths.dir)
+        })
+        .await?;
+        self.file = FileState::Done;
+        Ok(self.paths.done.clone())
     }
 
     /// Writes the rest, syncs the file, renames it to its final name
