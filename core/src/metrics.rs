@@ -186,6 +186,8 @@ pub struct CheckpointStats {
     pub last_duration: Duration,
     /// The size of the last one's state files, in bytes.
     pub last_bytes: u64,
+    /// The size of the largest one's state files, in bytes.
+    pub max_bytes: u64,
     /// The longest any took.
     pub max_duration: Duration,
     /// The time all of them took, added up.
@@ -201,6 +203,7 @@ impl JobMetrics {
         c.last_duration = duration;
         c.last_bytes = bytes;
         c.max_duration = c.max_duration.max(duration);
+        c.max_bytes = c.max_bytes.max(bytes);
         c.total_duration += duration;
     }
 

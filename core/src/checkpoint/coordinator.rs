@@ -126,6 +126,12 @@ impl Triggers {
         self.0.closing.cancel();
     }
 
+    /// Cancelled once the final checkpoint is committed: the job's output
+    /// is then complete, even if a shutdown comes while its tasks close.
+    pub(crate) fn finished(&self) -> CancellationToken {
+        self.0.closing.clone()
+    }
+
     /// The trigger of source instance `slot`.
     pub(crate) fn slot(&self, slot: usize) -> SourceTrigger {
         SourceTrigger {

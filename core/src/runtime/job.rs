@@ -390,12 +390,14 @@ impl Job {
                     abandon: abandon.clone(),
                     metrics: self.job_metrics.clone(),
                 };
+                let finished = coordinator.triggers.finished();
                 let mut task = JoinSet::new();
                 task.spawn(coordinator.run());
                 Some(CoordinatorHandle {
                     task,
                     stop,
                     abandon,
+                    finished,
                 })
             }
             None => None,

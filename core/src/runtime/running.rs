@@ -37,6 +37,8 @@ pub(crate) struct CoordinatorHandle {
     pub(crate) stop: CancellationToken,
     /// Tells it to complete nothing more.
     pub(crate) abandon: CancellationToken,
+    /// Cancelled once the final checkpoint is committed.
+    pub(crate) finished: CancellationToken,
 }
 
 impl Drop for RunningJob {
@@ -115,7 +117,11 @@ impl RunningJob {
         // success it first completes the checkpoint the sources took last
         // (its pre-commits are then published); after a failure it
         // completes nothing more.
+        // The job read all its input and committed its final checkpoint:
+        // it completed, even if a shutdown came while its tasks closed.
+        let mut final_committed = false;
         if let Some(mut c) = self.coordinator.take() {
+            final_committed = c.finished.is_cancelled();
             if errors.is_empty() {
                 c.stop.cancel();
             } else {
@@ -132,7 +138,7 @@ impl RunningJob {
         // Report the cause, not an echo of it.
         let primary = errors.iter().position(|e| !e.is_secondary()).unwrap_or(0);
         if errors.is_empty() {
-            let outcome = if self.shutdown.is_cancelled() {
+            let outcome = if self.shutdown.is_cancelled() && !final_committed {
                 JobOutcome::Stopped
             } else {
                 JobOutcome::Completed

@@ -1,15 +1,21 @@
-//! The window operator: panes per key, fired by the watermark.
+//! The window operator: panes per key and window, fired by the watermark.
 //!
-//! State is a map from key to the key's open panes (a window and its
-//! accumulator) and a timer queue of keys by the time a pane of theirs is
-//! due: to fire (the window's last millisecond) or to be dropped (that plus
-//! the allowed lateness). A watermark pops the due timers in time order, so
-//! results leave in order of window end. A record whose every window is past
+//! Fixed windows (tumbling, sliding) keep their panes by window: a map
+//! from each open window to its keys' accumulators. All keys of a window
+//! fire together when the watermark passes its last millisecond, and the
+//! window is dropped when the watermark passes that plus the allowed
+//! lateness, so a key costs one map entry (its key and accumulator) and
+//! no timer. Sessions (merging windows) differ per key: their state is a
+//! map from key to the key's open sessions and a timer queue of keys by
+//! the time a session of theirs is due. Either way results leave in order
+//! of window end. A record whose every window is past
 //! its allowed lateness is late: it is counted and sent to the late output.
 //! So is a record at `i64::MAX` (the end-of-input watermark), which no
 //! window can hold. When late records are many (see [`crate::alarm`]), the
 //! node says so once, with its counts.
 
+use std::collections::BTreeMap;
+use std::collections::hash_map::Entry;
 use std::hash::Hash;
 use std::sync::Arc;
 
@@ -46,13 +52,45 @@ struct Pane<A> {
     fired: bool,
 }
 
-/// A window operator's state; it checkpoints each key's panes and timers
-/// by key group, and the watermark.
+/// The panes of one fixed window: each key's accumulator. They fire
+/// together.
+#[derive(Debug, Clone)]
+struct FixedPanes<K, A> {
+    fired: bool,
+    accs: FxHashMap<K, A>,
+}
+
+impl<K, A> Default for FixedPanes<K, A> {
+    fn default() -> Self {
+        FixedPanes {
+            fired: false,
+            accs: FxHashMap::default(),
+        }
+    }
+}
+
+/// A window operator's state; it checkpoints each key's panes (and a
+/// session key's timers) by key group, and the watermark.
 #[derive(Debug, Clone)]
 struct WindowState<K, A> {
+    /// Fixed windows by `(end, start)`.
+    fixed: BTreeMap<(EventTime, EventTime), FixedPanes<K, A>>,
+    /// Sessions, by key.
     panes: FxHashMap<K, Vec<Pane<A>>>,
+    /// When a session of a key is due.
     timers: TimerQueue<K>,
     watermark: EventTime,
+}
+
+impl<K, A> WindowState<K, A> {
+    fn new(watermark: EventTime) -> Self {
+        WindowState {
+            fixed: BTreeMap::new(),
+            panes: FxHashMap::default(),
+            timers: TimerQueue::default(),
+            watermark,
+        }
+    }
 }
 
 /// Groups a keyed stream into event-time windows and runs `L` on each.
@@ -114,11 +152,7 @@ where
             assigner,
             lateness,
             logic,
-            state: WindowState {
-                panes: FxHashMap::default(),
-                timers: TimerQueue::default(),
-                watermark: EventTime::MIN,
-            },
+            state: WindowState::new(EventTime::MIN),
             metrics: None,
             late_warned: false,
             scratch: Vec::new(),
@@ -192,31 +226,86 @@ where
         self.assigner.assign(timestamp, |w| windows.push(w));
         windows.retain(|w| !self.is_late(w));
         let taken = !windows.is_empty();
-        if taken {
-            let panes = get_or_default(&mut self.state.panes, &key);
-            for window in &windows {
-                let i = match panes.iter().position(|p| p.window == *window) {
-                    Some(i) => i,
-                    None => {
-                        panes.push(Pane {
-                            window: *window,
-                            acc: self.logic.create(),
-                            fired: false,
-                        });
-                        schedule(&mut self.state.timers, &key, window, self.lateness);
-                        panes.len() - 1
-                    }
-                };
-                let pane = &mut panes[i];
-                self.logic.add(&mut pane.acc, value);
-                if pane.fired {
+        let result = match windows.split_last() {
+            Some((last, rest)) => rest
+                .iter()
+                .try_for_each(|w| self.add_to(*w, key.clone(), value, out))
+                .and_then(|()| self.add_to(*last, key, value, out)),
+            None => Ok(()),
+        };
+        self.scratch = windows;
+        result.map(|()| taken)
+    }
+
+    /// Adds a record to `key`'s pane of the fixed window `window`.
+    fn add_to(
+        &mut self,
+        window: Window,
+        key: K,
+        value: &T,
+        out: &mut Collector<L::Out>,
+    ) -> Result<()> {
+        let logic = &mut self.logic;
+        let panes = self
+            .state
+            .fixed
+            .entry((window.end, window.start))
+            .or_default();
+        match panes.accs.entry(key) {
+            Entry::Occupied(mut e) => {
+                logic.add(e.get_mut(), value);
+                if panes.fired {
                     // A late record within the allowed lateness: fire again.
-                    self.logic.emit(&key, pane.window, &pane.acc, out)?;
+                    logic.emit(e.key(), window, e.get(), out)?;
+                }
+            }
+            Entry::Vacant(e) => {
+                let key = panes.fired.then(|| e.key().clone());
+                let acc = e.insert(logic.create());
+                logic.add(acc, value);
+                if let Some(key) = key {
+                    logic.emit(&key, window, acc, out)?;
                 }
             }
         }
-        self.scratch = windows;
-        Ok(taken)
+        Ok(())
+    }
+
+    /// Fires the fixed windows the watermark has passed, in order of end,
+    /// and drops those past their allowed lateness.
+    fn fire_fixed(&mut self, out: &mut Collector<L::Out>) -> Result<()> {
+        let wm = self.state.watermark;
+        let lateness = self.lateness;
+        // Past their allowed lateness (the first windows, by end): fired
+        // if they had not been, and dropped as they fire, so their memory
+        // goes as the results come.
+        while let Some(first) = self.state.fixed.first_entry() {
+            let (end, start) = *first.key();
+            let window = Window::new(start, end);
+            if window.max_timestamp().saturating_add(lateness) > wm {
+                break;
+            }
+            let panes = first.remove();
+            if !panes.fired {
+                for (key, acc) in panes.accs {
+                    self.logic.emit(&key, window, &acc, out)?;
+                }
+            }
+        }
+        // Due (their last millisecond, `end - 1`, is at or below the
+        // watermark) and within their allowed lateness: fired once, kept
+        // for late records.
+        let due = (wm.saturating_add(1), EventTime::MAX);
+        for (&(end, start), panes) in self.state.fixed.range_mut(..=due) {
+            if !panes.fired {
+                panes.fired = true;
+                let window = Window::new(start, end);
+                for (key, acc) in &panes.accs {
+                    self.logic.emit(key, window, acc, out)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Adds a record to its key's sessions, merging every session the new
@@ -300,9 +389,27 @@ where
     /// The number of open panes, over all keys.
     #[cfg(test)]
     pub(crate) fn open_panes(&self) -> usize {
-        self.state.panes.values().map(Vec::len).sum()
+        self.state.panes.values().map(Vec::len).sum::<usize>()
+            + self
+                .state
+                .fixed
+                .values()
+                .map(|w| w.accs.len())
+                .sum::<usize>()
     }
 }
+
+/// One key group's part of a window operator's checkpoint: fixed panes
+/// `(end, start, fired, key, accumulator)`, sessions by key, and session
+/// timers.
+type Part<K, A, P> = (
+    Vec<(EventTime, EventTime, bool, K, A)>,
+    Vec<(K, P)>,
+    Vec<(i64, K)>,
+);
+
+/// A key group's part, borrowed from the state, as it is encoded.
+type PartOf<'a, K, A> = Part<&'a K, &'a A, &'a Vec<Pane<A>>>;
 
 /// Sets the timers a new pane needs: firing, and dropping if later.
 fn schedule<K: WindowKey>(timers: &mut TimerQueue<K>, key: &K, window: &Window, lateness: i64) {
@@ -365,6 +472,7 @@ where
 
     fn on_watermark(&mut self, watermark: EventTime, out: &mut Collector<L::Out>) -> Result<()> {
         self.state.watermark = watermark;
+        self.fire_fixed(out)?;
         while let Some((_, key)) = self.state.timers.pop_due(watermark) {
             self.fire(&key, out)?;
         }
@@ -372,16 +480,20 @@ where
         Ok(())
     }
 
-    /// Keyed by key group: each key's panes and timers; the watermark is
-    /// the instance's.
+    /// Keyed by key group: each key's fixed panes, sessions and session
+    /// timers; the watermark is the instance's.
     fn snapshot(&self) -> Result<Option<Snapshot>> {
-        type Part<'a, K, A> = (Vec<(&'a K, &'a Vec<Pane<A>>)>, Vec<(i64, &'a K)>);
-        let mut groups: KeyGroups<Part<'_, K, L::Acc>> = KeyGroups::default();
+        let mut groups: KeyGroups<PartOf<'_, K, L::Acc>> = KeyGroups::default();
+        for (&(end, start), panes) in &self.state.fixed {
+            for (key, acc) in &panes.accs {
+                groups.of(key).0.push((end, start, panes.fired, key, acc));
+            }
+        }
         for (key, panes) in &self.state.panes {
-            groups.of(key).0.push((key, panes));
+            groups.of(key).1.push((key, panes));
         }
         for (time, key) in self.state.timers.iter() {
-            groups.of(key).1.push((time, key));
+            groups.of(key).2.push((time, key));
         }
         Snapshot::new()
             .keyed(groups)?
@@ -390,19 +502,19 @@ where
     }
 
     fn restore(&mut self, restored: &RestoredState) -> Result<()> {
-        type Part<K, A> = (Vec<(K, Vec<Pane<A>>)>, Vec<(i64, K)>);
-        let mut state = WindowState {
-            panes: FxHashMap::default(),
-            timers: TimerQueue::default(),
-            watermark: self.state.watermark,
-        };
+        let mut state = WindowState::new(self.state.watermark);
         // Every instance had the same watermark at the barrier (each is
         // the minimum over the same inputs); at another parallelism the
         // lowest is the safe one.
         if let Some(w) = restored.instances::<EventTime>()?.into_iter().min() {
             state.watermark = w;
         }
-        for (panes, timers) in restored.keyed::<Part<K, L::Acc>>()? {
+        for (fixed, panes, timers) in restored.keyed::<Part<K, L::Acc, Vec<Pane<L::Acc>>>>()? {
+            for (end, start, fired, key, acc) in fixed {
+                let window = state.fixed.entry((end, start)).or_default();
+                window.fired |= fired;
+                window.accs.insert(key, acc);
+            }
             state.panes.extend(panes);
             for (time, key) in timers {
                 state.timers.set(time, key);
