@@ -386,6 +386,12 @@ where
         Ok(())
     }
 
+    /// The number of timers set (sessions only: fixed windows need none).
+    #[cfg(test)]
+    pub(crate) fn timers(&self) -> usize {
+        self.state.timers.len()
+    }
+
     /// The number of open panes, over all keys.
     #[cfg(test)]
     pub(crate) fn open_panes(&self) -> usize {
