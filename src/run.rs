@@ -10,8 +10,10 @@ pub enum RunOutcome {
     /// The job ended by itself: every source reached its end.
     Completed,
     /// Ctrl-C stopped the sources; what they had read drained through the
-    /// job (windows fired, sinks flushed and closed). Sinks were told the
-    /// job was stopped ([`JobOutcome::Stopped`](brook_core::JobOutcome)).
+    /// job. Without checkpoints, windows fired and sinks flushed and
+    /// closed; with checkpoints, nothing fired and a stop checkpoint was
+    /// taken, to resume from. Sinks were told the job was stopped
+    /// ([`JobOutcome::Stopped`](brook_core::JobOutcome)).
     Interrupted,
     /// A second Ctrl-C came while the job drained: every task was aborted
     /// at once. Sinks finished nothing; files in progress stay hidden.

@@ -20,6 +20,10 @@ pub enum Message<T> {
     Barrier(CheckpointId),
     /// The sender has no more input.
     End,
+    /// The job is stopping with a checkpoint: the sender sends nothing
+    /// more but checkpoint barriers, and nothing fires (no end-of-input
+    /// watermark, no `on_end`), so a restore resumes where it stopped.
+    Stop,
 }
 
 /// A message tagged with the index of the sender it came from, so a task

@@ -284,6 +284,78 @@ fn a_checkpoint_restores_at_another_parallelism_exactly() {
     }
 }
 
+/// Ctrl-C with checkpoints: the job stops reading, fires nothing, takes a
+/// stop checkpoint where it stopped and exits 130; run again, it resumes
+/// exactly there: the two runs read the input once between them, and the
+/// answer is exact.
+#[cfg(unix)]
+#[test]
+fn an_interrupted_job_stops_at_a_checkpoint_and_resumes_reading_nothing_twice() {
+    use std::io::{BufRead, BufReader};
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let input = tmp.path().join("logs.jsonl");
+    let events: u64 = 600_000;
+    write_input(&input, events);
+    let (out, ck) = (tmp.path().join("stats"), tmp.path().join("checkpoints"));
+    let mut args = job_args(&input, &out, &ck, 2);
+    // Checkpoints far apart: the stop checkpoint is what the rerun resumes
+    // from.
+    let last = args.len() - 1;
+    args[last] = "60000".into();
+    let mut child = log_analysis()
+        .args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("the first line");
+    assert!(line.starts_with("Running"), "{line}");
+    std::thread::sleep(Duration::from_millis(300));
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(kill.success());
+    let o = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    let read_first: u64 = err
+        .split("Interrupted after reading ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count of events read: {err}"));
+    assert!(
+        read_first < events,
+        "the run was stopped before its end: {err}"
+    );
+
+    let again = log_analysis().args(&args).output().expect("run again");
+    let text = String::from_utf8_lossy(&again.stdout);
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert!(text.contains("Resuming from checkpoint"), "{text}");
+    let read_second: u64 = text
+        .split("Read ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count of events read: {text}"));
+    assert_eq!(
+        read_first + read_second,
+        events,
+        "the rerun reads exactly what the stopped run had not"
+    );
+    let comparison = block_on(brook_workload::oracle::compare(&input, &out)).expect("oracle");
+    assert!(comparison.ok(), "{comparison:?}");
+}
+
 /// `brook crash-test` runs the job, kills it, runs it again until it
 /// completes, then runs the check; a failing check fails it.
 #[cfg(feature = "cli")]

@@ -64,12 +64,12 @@ impl Acker {
 struct TriggerState {
     /// The checkpoint each instance has yet to start, if any.
     pending: Vec<Option<CheckpointId>>,
-    /// Whether each instance has read all its input (it still takes
-    /// checkpoints, until the final one).
+    /// Whether each instance has read all its input, or stopped reading
+    /// because the job shuts down (it still takes checkpoints, until the
+    /// final or stop checkpoint).
     finished: Vec<bool>,
-    /// Whether each instance has ended; once one has, no checkpoint starts
-    /// (its barrier could not reach everything downstream of it).
-    ended: Vec<bool>,
+    /// Whether each instance stopped reading because the job shuts down.
+    stopped: Vec<bool>,
 }
 
 #[derive(Debug)]
@@ -82,9 +82,12 @@ struct TriggerShared {
     wake: Vec<Notify>,
     /// Told when a source instance has read all its input.
     finished: Notify,
-    /// Cancelled once the final checkpoint is committed: the source
-    /// instances, all finished, may end.
+    /// Cancelled once the run's last checkpoint (final or stop) is
+    /// committed: the source instances, all finished, may end.
     closing: CancellationToken,
+    /// Cancelled once the job's final checkpoint is committed: its output
+    /// is complete.
+    final_done: CancellationToken,
 }
 
 /// Where the coordinator triggers checkpoints, shared with every source
@@ -99,21 +102,25 @@ impl Triggers {
             state: Mutex::new(TriggerState {
                 pending: vec![None; n],
                 finished: vec![false; n],
-                ended: vec![false; n],
+                stopped: vec![false; n],
             }),
             completed: std::sync::atomic::AtomicU64::new(0),
             flags: (0..n).map(|_| AtomicBool::new(false)).collect(),
             wake: (0..n).map(|_| Notify::new()).collect(),
             finished: Notify::new(),
             closing: CancellationToken::new(),
+            final_done: CancellationToken::new(),
         }))
     }
 
-    /// Whether every source instance has read all its input: the next
-    /// checkpoint is the final one.
-    fn all_finished(&self) -> bool {
+    /// Whether every source instance has read all its input or stopped:
+    /// the next checkpoint is the last of the run, and `Some(true)` when
+    /// every one read all its input (the job's final checkpoint), else
+    /// `Some(false)` (a stop checkpoint, to resume from).
+    fn all_finished(&self) -> Option<bool> {
         let state = self.0.state.lock().unwrap_or_else(|p| p.into_inner());
-        !state.finished.is_empty() && state.finished.iter().all(|&f| f)
+        (!state.finished.is_empty() && state.finished.iter().all(|&f| f))
+            .then(|| !state.stopped.iter().any(|&s| s))
     }
 
     /// Waits until a source instance may have finished its input.
@@ -126,10 +133,10 @@ impl Triggers {
         self.0.closing.cancel();
     }
 
-    /// Cancelled once the final checkpoint is committed: the job's output
-    /// is then complete, even if a shutdown comes while its tasks close.
-    pub(crate) fn finished(&self) -> CancellationToken {
-        self.0.closing.clone()
+    /// Cancelled once the job's final checkpoint is committed: the job
+    /// then completed, even if a shutdown comes while its tasks close.
+    pub(crate) fn final_committed(&self) -> CancellationToken {
+        self.0.final_done.clone()
     }
 
     /// The trigger of source instance `slot`.
@@ -140,11 +147,11 @@ impl Triggers {
         }
     }
 
-    /// Asks every source instance to start checkpoint `id`; false if one
-    /// has ended (or there is none), when no checkpoint can start.
+    /// Asks every source instance to start checkpoint `id`; false if the
+    /// job has none.
     fn trigger(&self, id: CheckpointId) -> bool {
         let mut state = self.0.state.lock().unwrap_or_else(|p| p.into_inner());
-        if state.ended.is_empty() || state.ended.iter().any(|&e| e) {
+        if state.pending.is_empty() {
             return false;
         }
         for p in &mut state.pending {
@@ -187,11 +194,13 @@ impl SourceTrigger {
         self.shared.wake[self.slot].notified().await;
     }
 
-    /// This instance has read all its input; it goes on taking checkpoints
-    /// until the final one is committed ([`closing`](Self::closing)).
-    pub(crate) fn finish(&self) {
+    /// This instance has read all its input (or, if `stopped`, stops
+    /// reading as the job shuts down); it goes on taking checkpoints until
+    /// the last one is committed ([`closing`](Self::closing)).
+    pub(crate) fn finish(&self, stopped: bool) {
         let mut state = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
         state.finished[self.slot] = true;
+        state.stopped[self.slot] |= stopped;
         drop(state);
         self.shared.finished.notify_one();
     }
@@ -199,16 +208,6 @@ impl SourceTrigger {
     /// Waits until the final checkpoint is committed.
     pub(crate) async fn closing(&self) {
         self.shared.closing.cancelled().await;
-    }
-
-    /// This instance is ending: no checkpoint starts from now on. Returns
-    /// a checkpoint triggered before and not yet started, which the
-    /// instance must still take before it ends.
-    pub(crate) fn end(&self) -> Option<CheckpointId> {
-        let mut state = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
-        state.ended[self.slot] = true;
-        self.shared.flags[self.slot].store(false, Ordering::Release);
-        state.pending[self.slot].take()
     }
 }
 
@@ -226,6 +225,9 @@ struct InFlight {
     /// Whether it is the final checkpoint, taken once every source
     /// instance has read all its input.
     last: bool,
+    /// Whether it is the run's last (final or stop): the sources end once
+    /// it is committed.
+    closing: bool,
     started: Instant,
     acks: HashMap<(Arc<str>, usize), AckState>,
 }
@@ -285,9 +287,8 @@ impl Coordinator {
             tokio::time::interval_at(tokio::time::Instant::now() + self.interval, self.interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut in_flight: Option<InFlight> = None;
-        let mut ended_noted = false;
-        // Once every source instance has read its input, one final
-        // checkpoint holds everything the job wrote; it starts at once.
+        // Once every source instance has read its input (or stopped, as the
+        // job shuts down), the run's last checkpoint starts at once.
         let mut final_started = false;
         loop {
             let start_final = in_flight.is_none() && !final_started;
@@ -305,19 +306,14 @@ impl Coordinator {
                     self.on_ack(&mut in_flight, ack).await?;
                 }
                 () = self.triggers.finished_changed(), if start_final => {
-                    if self.triggers.all_finished() {
-                        final_started = self.start(&mut in_flight, true);
+                    if let Some(last) = self.triggers.all_finished() {
+                        final_started = self.start(&mut in_flight, Some(last));
                     }
                 }
                 _ = ticker.tick(), if in_flight.is_none() && !final_started => {
                     let last = self.triggers.all_finished();
-                    if !self.start(&mut in_flight, last) {
-                        if !ended_noted {
-                            ended_noted = true;
-                            tracing::info!(job = %self.job, "A source instance has stopped: no more checkpoints start.");
-                        }
-                    } else {
-                        final_started = last;
+                    if self.start(&mut in_flight, last) {
+                        final_started = last.is_some();
                     }
                 }
             }
@@ -325,9 +321,10 @@ impl Coordinator {
         Ok(())
     }
 
-    /// Starts the next checkpoint (the final one if `last`); false if a
-    /// source instance has ended, when none can start.
-    fn start(&mut self, in_flight: &mut Option<InFlight>, last: bool) -> bool {
+    /// Starts the next checkpoint: the run's last if `last` is set (the
+    /// job's final one if it is `Some(true)`); false if a source instance
+    /// has ended, when none can start.
+    fn start(&mut self, in_flight: &mut Option<InFlight>, last: Option<bool>) -> bool {
         let id = self.next_id;
         if !self.triggers.trigger(id) {
             return false;
@@ -336,7 +333,8 @@ impl Coordinator {
         tracing::debug!(job = %self.job, checkpoint = id, last, "Checkpoint triggered.");
         *in_flight = Some(InFlight {
             id,
-            last,
+            last: last == Some(true),
+            closing: last.is_some(),
             started: Instant::now(),
             acks: HashMap::new(),
         });
@@ -355,12 +353,15 @@ impl Coordinator {
         if flight.acks.len() == self.expected_acks()
             && let Some(flight) = in_flight.take()
         {
-            let (id, last) = (flight.id, flight.last);
+            let (id, closing, last) = (flight.id, flight.closing, flight.last);
             match self.complete(flight).await {
                 Ok((duration, bytes)) => {
                     self.metrics.checkpoint_completed(id, duration, bytes);
                     self.triggers.0.completed.store(id, Ordering::Release);
                     if last {
+                        self.triggers.0.final_done.cancel();
+                    }
+                    if closing {
                         self.triggers.close();
                     }
                 }

@@ -33,6 +33,14 @@
 //! what it holds and finish, as after any completed run. So a crash at any
 //! point, even while the job is finishing, loses and doubles nothing.
 //!
+//! # Stopping
+//! A job shut down gracefully (its shutdown token cancelled: Ctrl-C,
+//! SIGTERM) stops reading, and its sources send a stop instead of the end:
+//! nothing fires (no end-of-input watermark, no `on_end`). Then a stop
+//! checkpoint is taken, as the final one is, holding every window still
+//! open and where each source stopped; the job ends once it is committed,
+//! and a restore from it resumes exactly there, reading nothing twice.
+//!
 //! # Restore
 //! A job built with a checkpoint directory starts from its newest complete
 //! checkpoint (see [`Restore`]): sources resume at their positions,
@@ -54,8 +62,6 @@
 //! - Only sources whose splits can resume ([`SourceSplit::RESUMABLE`]: files,
 //!   the Kafka source, the workload generator) may run in a checkpointed
 //!   job.
-//! - A job that is shut down (Ctrl-C) takes no checkpoint after the
-//!   shutdown: a restore resumes from the last one before it.
 //!
 //! [`SourceSplit::RESUMABLE`]: crate::SourceSplit::RESUMABLE
 

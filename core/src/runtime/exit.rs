@@ -289,4 +289,8 @@ impl<T: crate::Data> Push<T> for Exit<T> {
     fn end(&mut self) -> PushFut<'_> {
         PushFut::wait(self.control(Message::End))
     }
+
+    fn stop(&mut self) -> PushFut<'_> {
+        PushFut::wait(self.control(Message::Stop))
+    }
 }

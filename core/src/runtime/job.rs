@@ -390,7 +390,7 @@ impl Job {
                     abandon: abandon.clone(),
                     metrics: self.job_metrics.clone(),
                 };
-                let finished = coordinator.triggers.finished();
+                let finished = coordinator.triggers.final_committed();
                 let mut task = JoinSet::new();
                 task.spawn(coordinator.run());
                 Some(CoordinatorHandle {

@@ -205,6 +205,16 @@ where
         })
     }
 
+    fn stop(&mut self) -> PushFut<'_> {
+        PushFut::wait(async move {
+            self.next.stop().await?;
+            for side in &mut self.sides {
+                side.stop().await?;
+            }
+            Ok(())
+        })
+    }
+
     fn close(&mut self) -> PushFut<'_> {
         PushFut::wait(async move {
             self.next.close().await?;
@@ -309,6 +319,14 @@ impl<T: Send + 'static, W: SinkWriter<T>> Push<T> for SinkNode<T, W> {
             }
             Ok(())
         })
+    }
+
+    /// Flushes: the writer closes after the stop checkpoint's barrier.
+    fn stop(&mut self) -> PushFut<'_> {
+        let (name, metrics) = (&self.name, &self.metrics);
+        PushFut::wait(Self::guarded(name, metrics, &mut self.writer, |w| {
+            w.flush()
+        }))
     }
 
     fn close(&mut self) -> PushFut<'_> {

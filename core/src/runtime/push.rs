@@ -72,6 +72,10 @@ pub(crate) trait Push<T>: Send {
     /// with checkpoints, barriers still follow (up to the final
     /// checkpoint's), then [`close`](Push::close).
     fn end(&mut self) -> PushFut<'_>;
+    /// The job stops with a checkpoint: nothing fires (see
+    /// [`Message::Stop`](crate::Message::Stop)); barriers follow, then
+    /// [`close`](Push::close).
+    fn stop(&mut self) -> PushFut<'_>;
     /// The task is done: a sink of a job with checkpoints closes its writer
     /// (without checkpoints it closed at the end). Passed down the chain.
     fn close(&mut self) -> PushFut<'_> {
@@ -169,6 +173,15 @@ impl<T: crate::Data> Push<T> for Tee<T> {
         })
     }
 
+    fn stop(&mut self) -> PushFut<'_> {
+        PushFut::wait(async move {
+            for out in &mut self.outputs {
+                out.stop().await?;
+            }
+            Ok(())
+        })
+    }
+
     fn close(&mut self) -> PushFut<'_> {
         PushFut::wait(async move {
             for out in &mut self.outputs {
@@ -197,6 +210,8 @@ pub(crate) trait SidePush: Send {
     fn barrier(&mut self, id: CheckpointId) -> PushFut<'_>;
     /// As [`Push::end`].
     fn end(&mut self) -> PushFut<'_>;
+    /// As [`Push::stop`].
+    fn stop(&mut self) -> PushFut<'_>;
     /// As [`Push::close`].
     fn close(&mut self) -> PushFut<'_>;
 }
@@ -236,6 +251,10 @@ impl<S: Send + 'static> SidePush for TypedSide<S> {
 
     fn end(&mut self) -> PushFut<'_> {
         self.0.end()
+    }
+
+    fn stop(&mut self) -> PushFut<'_> {
+        self.0.stop()
     }
 
     fn close(&mut self) -> PushFut<'_> {

@@ -37,7 +37,7 @@ pub(crate) struct CoordinatorHandle {
     pub(crate) stop: CancellationToken,
     /// Tells it to complete nothing more.
     pub(crate) abandon: CancellationToken,
-    /// Cancelled once the final checkpoint is committed.
+    /// Cancelled once the job's final checkpoint is committed.
     pub(crate) finished: CancellationToken,
 }
 

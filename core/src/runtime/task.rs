@@ -195,46 +195,37 @@ pub(crate) async fn run_source<T: Send + 'static>(
         }
     }
     tracing::debug!(node = %name, instance = ctx.instance, exhausted, "Source instance finished.");
-    match &mut checkpoints {
-        Some(ck) if exhausted => {
+    if let Some(ck) = &mut checkpoints {
+        if exhausted {
             // End of input: every event-time window downstream may fire.
             if watermark < EventTime::MAX {
                 out.watermark(EventTime::MAX).await?;
             }
             out.end().await?;
-            // The instance stays to take the checkpoints that follow, up
-            // to the final one, taken once every instance is here: its
-            // barrier follows the end, so what the end made the sinks
-            // write is committed by a checkpoint too, and a crash from
-            // now on loses and doubles nothing.
-            ck.trigger.finish();
-            loop {
-                if let Some(id) = ck.trigger.take() {
-                    ck.take(id, &ctx, &mut out).await?;
-                    continue;
-                }
-                tokio::select! {
-                    biased;
-                    () = ck.trigger.closing() => break,
-                    () = ctx.shutdown.cancelled() => {
-                        if let Some(id) = ck.trigger.end() {
-                            ck.take(id, &ctx, &mut out).await?;
-                        }
-                        break;
-                    }
-                    () = ck.trigger.triggered() => {}
-                }
-            }
-            return out.close().await;
+        } else {
+            // The job shuts down: nothing fires, and a stop checkpoint
+            // holds where the job stopped, to resume from.
+            out.stop().await?;
         }
-        // Shut down: a checkpoint asked for before this instance ended
-        // still gets its barrier, ahead of the end; none starts after.
-        Some(ck) => {
-            if let Some(id) = ck.trigger.end() {
+        // The instance stays to take the checkpoints that follow, up to
+        // the run's last, started once every instance is here: the final
+        // checkpoint after the end of all input, whose barrier follows the
+        // end, so that what the end made the sinks write is committed too
+        // (a crash from now on loses and doubles nothing); or the stop
+        // checkpoint of a job shutting down.
+        ck.trigger.finish(!exhausted);
+        loop {
+            if let Some(id) = ck.trigger.take() {
                 ck.take(id, &ctx, &mut out).await?;
+                continue;
+            }
+            tokio::select! {
+                biased;
+                () = ck.trigger.closing() => break,
+                () = ck.trigger.triggered() => {}
             }
         }
-        None => {}
+        return out.close().await;
     }
     if watermark < EventTime::MAX {
         out.watermark(EventTime::MAX).await?;
@@ -287,13 +278,21 @@ pub(crate) async fn run_input<T: Send + 'static>(
     let mut released: VecDeque<Envelope<T>> = VecDeque::new();
     // Whether the end was passed on (with checkpoints, barriers follow).
     let mut end_sent = false;
+    // Whether a sender stopped (the job stops with a checkpoint) rather
+    // than ended.
+    let mut stopped = false;
     loop {
         if ended == senders && !end_sent {
             end_sent = true;
-            if current < EventTime::MAX {
-                out.watermark(EventTime::MAX).await?;
+            if stopped {
+                // The job stops with a checkpoint: nothing fires.
+                out.stop().await?;
+            } else {
+                if current < EventTime::MAX {
+                    out.watermark(EventTime::MAX).await?;
+                }
+                out.end().await?;
             }
-            out.end().await?;
             if !checkpoints {
                 break;
             }
@@ -374,6 +373,11 @@ pub(crate) async fn run_input<T: Send + 'static>(
                 ended += 1;
                 idle[from] = false;
                 watermarks[from] = EventTime::MAX;
+            }
+            Message::Stop => {
+                // Its watermark stays where it was: nothing fires.
+                ended += 1;
+                stopped = true;
             }
         }
         // Aligned: every sender delivered the barrier (without

@@ -262,7 +262,10 @@ proptest! {
 /// 203 after, `cargo bench --bench state_memory`).
 #[test]
 fn fixed_windows_hold_one_entry_per_key_and_no_timers() {
-    let mut op = op(Sliding::of(Duration::from_millis(10), Duration::from_millis(5)), 0);
+    let mut op = op(
+        Sliding::of(Duration::from_millis(10), Duration::from_millis(5)),
+        0,
+    );
     let mut out = Collector::with_side_outputs([LATE.name()]);
     let b: Batch<(u8, i64)> = (0..200u8).map(|k| Record::new(12, (k, 12))).collect();
     op.process(b, &mut out).expect("process");
