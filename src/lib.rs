@@ -25,6 +25,8 @@
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
+#[cfg(feature = "admin")]
+pub mod admin;
 mod run;
 #[cfg(feature = "sql")]
 pub mod sql;

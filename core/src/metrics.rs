@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 /// The counters of one parallel instance of one node.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct NodeMetrics {
     pub(crate) records_in: AtomicU64,
     pub(crate) records_out: AtomicU64,
@@ -23,6 +23,28 @@ pub struct NodeMetrics {
     pub(crate) dead_lettered: AtomicU64,
     pub(crate) late: AtomicU64,
     pub(crate) rejected: AtomicU64,
+    /// The newest watermark the instance received (a source: emitted);
+    /// `i64::MIN` before the first.
+    pub(crate) watermark: AtomicI64,
+}
+
+impl Default for NodeMetrics {
+    fn default() -> Self {
+        NodeMetrics {
+            records_in: AtomicU64::new(0),
+            records_out: AtomicU64::new(0),
+            batches_in: AtomicU64::new(0),
+            batches_out: AtomicU64::new(0),
+            busy_ns: AtomicU64::new(0),
+            blocked_ns: AtomicU64::new(0),
+            queue_len: AtomicI64::new(0),
+            dropped: AtomicU64::new(0),
+            dead_lettered: AtomicU64::new(0),
+            late: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            watermark: AtomicI64::new(i64::MIN),
+        }
+    }
 }
 
 impl NodeMetrics {
@@ -67,6 +89,10 @@ impl NodeMetrics {
         self.blocked_ns.fetch_add(d.as_nanos() as u64, Relaxed);
     }
 
+    pub(crate) fn set_watermark(&self, wm: i64) {
+        self.watermark.fetch_max(wm, Relaxed);
+    }
+
     /// The counters' values now.
     pub fn counters(&self) -> Counters {
         Counters {
@@ -81,12 +107,13 @@ impl NodeMetrics {
             dead_lettered: self.dead_lettered.load(Relaxed),
             late: self.late.load(Relaxed),
             rejected: self.rejected.load(Relaxed),
+            watermark: self.watermark.load(Relaxed),
         }
     }
 }
 
 /// Counter values at one moment, for one instance or summed over a node.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Counters {
     /// Records received.
     pub records_in: u64,
@@ -114,6 +141,29 @@ pub struct Counters {
     /// [`Watermarks::with_max_ahead`](crate::Watermarks::with_max_ahead)
     /// allows. Counted whether or not they go to a rejected output.
     pub rejected: u64,
+    /// The newest watermark received (a source: emitted), in milliseconds
+    /// since the epoch; `i64::MIN` before the first. Summed over a node's
+    /// instances: the lowest, the one that holds the node back.
+    pub watermark: i64,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters {
+            records_in: 0,
+            records_out: 0,
+            batches_in: 0,
+            batches_out: 0,
+            busy: Duration::ZERO,
+            blocked: Duration::ZERO,
+            queue_len: 0,
+            dropped: 0,
+            dead_lettered: 0,
+            late: 0,
+            rejected: 0,
+            watermark: i64::MAX,
+        }
+    }
 }
 
 impl Counters {
@@ -129,6 +179,7 @@ impl Counters {
         self.dead_lettered += o.dead_lettered;
         self.late += o.late;
         self.rejected += o.rejected;
+        self.watermark = self.watermark.min(o.watermark);
     }
 }
 
@@ -155,6 +206,21 @@ impl NodeKind {
     }
 }
 
+/// An edge of a job's graph, as its metrics describe it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EdgeInfo {
+    /// The node the records come from.
+    pub from: String,
+    /// The side output they leave by, if not the main output.
+    pub side: Option<String>,
+    /// The node they go to.
+    pub to: String,
+    /// How they are spread over the consumer's instances: `forward`,
+    /// `rebalance`, `broadcast`, `hash`; `chained` when both nodes run in
+    /// one task.
+    pub partitioning: String,
+}
+
 #[derive(Debug)]
 pub(crate) struct NodeEntry {
     pub(crate) name: String,
@@ -167,7 +233,9 @@ pub(crate) struct NodeEntry {
 /// thread while the job runs.
 #[derive(Debug, Clone)]
 pub struct JobMetrics {
+    pub(crate) job: Arc<str>,
     pub(crate) nodes: Arc<Vec<NodeEntry>>,
+    pub(crate) edges: Arc<Vec<EdgeInfo>>,
     pub(crate) started: Instant,
     pub(crate) checkpoints: Arc<std::sync::Mutex<CheckpointStats>>,
 }
@@ -237,8 +305,10 @@ impl JobMetrics {
             })
             .collect();
         MetricsSnapshot {
+            job: self.job.to_string(),
             elapsed: self.started.elapsed(),
             nodes,
+            edges: self.edges.as_ref().clone(),
             checkpoints: self
                 .checkpoints
                 .lock()
@@ -251,10 +321,14 @@ impl JobMetrics {
 /// All counters of a job at one moment.
 #[derive(Debug, Clone)]
 pub struct MetricsSnapshot {
+    /// The job's name.
+    pub job: String,
     /// Time since the job was built.
     pub elapsed: Duration,
     /// One entry per node, in the order the builder added them.
     pub nodes: Vec<NodeSnapshot>,
+    /// The graph's edges.
+    pub edges: Vec<EdgeInfo>,
     /// The checkpoints completed so far.
     pub checkpoints: CheckpointStats,
 }

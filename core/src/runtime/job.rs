@@ -32,7 +32,7 @@ use crate::dataflow::JobConfig;
 use crate::dataflow::graph::{Graph, Logic, NodeId};
 use crate::error::{Error, Result};
 use crate::message::CheckpointId;
-use crate::metrics::{JobMetrics, NodeEntry, NodeMetrics};
+use crate::metrics::{EdgeInfo, JobMetrics, NodeEntry, NodeMetrics};
 use crate::runtime::erased::{Erased, Partitioning, TaskFuture};
 use crate::runtime::plan::Plan;
 use crate::runtime::push::Feeder;
@@ -187,7 +187,34 @@ impl Job {
                 instances: metrics[id].clone(),
             })
             .collect();
+        let edges = graph
+            .nodes
+            .iter()
+            .enumerate()
+            .flat_map(|(id, n)| {
+                let graph = &graph;
+                let plan = &plan;
+                n.inputs
+                    .iter()
+                    .zip(&plan.partitioning[id])
+                    .map(move |(e, p)| {
+                        let from = &graph.nodes[e.from];
+                        EdgeInfo {
+                            from: from.name.clone(),
+                            side: (e.port > 0).then(|| from.sides[e.port - 1].name.to_string()),
+                            to: n.name.clone(),
+                            partitioning: if plan.task_of[e.from] == plan.task_of[id] {
+                                "chained".to_string()
+                            } else {
+                                format!("{p:?}")
+                            },
+                        }
+                    })
+            })
+            .collect();
         let job_metrics = JobMetrics {
+            job: name.clone(),
+            edges: Arc::new(edges),
             nodes: Arc::new(entries),
             started: Instant::now(),
             checkpoints: Arc::default(),

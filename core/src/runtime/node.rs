@@ -129,6 +129,7 @@ where
     }
 
     fn watermark(&mut self, wm: EventTime) -> PushFut<'_> {
+        self.metrics.set_watermark(wm);
         if let Err(e) = self.call(|op, out| op.on_watermark(wm, out)) {
             return PushFut::err(e);
         }
@@ -273,6 +274,7 @@ impl<T: Send + 'static, W: SinkWriter<T>> Push<T> for SinkNode<T, W> {
     }
 
     fn watermark(&mut self, wm: EventTime) -> PushFut<'_> {
+        self.metrics.set_watermark(wm);
         let (name, metrics) = (&self.name, &self.metrics);
         PushFut::wait(Self::guarded(name, metrics, &mut self.writer, move |w| {
             w.on_watermark(wm)

@@ -183,6 +183,7 @@ pub(crate) async fn run_source<T: Send + 'static>(
             Some(Ok(SourceEvent::Watermark(wm))) => {
                 if wm > watermark {
                     watermark = wm;
+                    ctx.metrics.set_watermark(wm);
                     out.watermark(wm).await?;
                 }
             }
