@@ -70,7 +70,9 @@ pub struct AdminServer {
 
 impl std::fmt::Debug for AdminServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AdminServer").field("addr", &self.addr).finish()
+        f.debug_struct("AdminServer")
+            .field("addr", &self.addr)
+            .finish()
     }
 }
 
@@ -141,8 +143,16 @@ impl AdminServer {
 
 /// The newest status, or one computed now if the sampler has none yet.
 fn current(shared: &Shared) -> JobStatus {
-    let state = shared.state.read().unwrap_or_else(|p| p.into_inner()).clone();
-    let kept = shared.status.read().unwrap_or_else(|p| p.into_inner()).clone();
+    let state = shared
+        .state
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let kept = shared
+        .status
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
     match kept {
         Some(mut s) => {
             s.state = state;
@@ -170,7 +180,11 @@ async fn sample(shared: Arc<Shared>, stop: CancellationToken) {
             _ = tick.tick() => {}
         }
         let now = shared.metrics.snapshot();
-        let state = shared.state.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let state = shared
+            .state
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         let s = status::status(prev.as_ref(), &now, &state, brook_core::time::now_ms());
         if last_advice.elapsed() >= ADVICE_EVERY {
             last_advice = tokio::time::Instant::now();
@@ -245,12 +259,20 @@ fn handle(shared: &Shared, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         .is_some_and(|v| v.as_bytes() != b"0")
         || req.headers().contains_key(hyper::header::TRANSFER_ENCODING);
     if has_body {
-        return reply(StatusCode::PAYLOAD_TOO_LARGE, TEXT, "requests take no body\n");
+        return reply(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            TEXT,
+            "requests take no body\n",
+        );
     }
     match req.uri().path() {
         "/healthz" => reply(StatusCode::OK, TEXT, "ok\n"),
         "/readyz" => {
-            let state = shared.state.read().unwrap_or_else(|p| p.into_inner()).clone();
+            let state = shared
+                .state
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
             if state == "running" {
                 reply(StatusCode::OK, TEXT, "ready\n")
             } else {

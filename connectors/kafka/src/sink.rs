@@ -85,9 +85,12 @@ const METADATA_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30)
 ///   each instance's pre-commit of `n`: it creates a producer with that
 ///   transactional id and calls `init_transactions`, which fences the dead
 ///   incarnation and aborts its open transaction (the one of `n`, or one
-///   begun after `n`); then it reads the marker group's committed offset.
-///   If the marker is `n` with the run's token, the transaction had
-///   committed and nothing is written. Otherwise its copy is written again
+///   begun after `n`); every instance's id is fenced before any marker is
+///   read, so that no open transaction holds a marker back. Then it reads
+///   the marker group's committed offset. If the marker is `n` with the
+///   run's token (or `n` with no metadata, on a broker that drops it, such
+///   as tansu: checkpoint numbers never repeat within a checkpoint
+///   directory), the transaction had committed and nothing is written. Otherwise its copy is written again
 ///   in a new transaction, with the marker, and committed. Either way a
 ///   `read_committed` consumer sees each record of `n` exactly once, and
 ///   nothing of what followed `n` (that was aborted, and the restored job
@@ -440,8 +443,20 @@ impl<T: Send + 'static> Sink<T> for KafkaSink<T> {
     /// [`Error::State`] for a pre-commit that does not parse; the brokers'
     /// errors.
     fn restore(&mut self, checkpoint: CheckpointId, pre_committed: &[Vec<u8>]) -> Result<()> {
-        for bytes in pre_committed {
-            let pre = PreCommit::decode(bytes)?;
+        let pres = pre_committed
+            .iter()
+            .map(|b| PreCommit::decode(b))
+            .collect::<Result<Vec<_>>>()?;
+        // Fence every instance first: a transaction one of them left open
+        // may hold back the others' commit markers on the same partitions
+        // (tansu applies a marker only when the overlapping transactions
+        // end), so no marker is read while any of them is open.
+        for pre in &pres {
+            let tid = &pre.head.transactional_id;
+            let what = self.what(tid);
+            txn::fence(&self.transactional(tid), tid, &what)?;
+        }
+        for pre in pres {
             let tid = pre.head.transactional_id.clone();
             let outcome = txn::restore(
                 &self.settings(&tid),

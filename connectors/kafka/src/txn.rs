@@ -588,6 +588,19 @@ pub(crate) fn read_marker(
         }))
 }
 
+/// Whether a marker read back says checkpoint `checkpoint`'s transaction
+/// (of the run whose token is `token`) committed. Checkpoint numbers never
+/// repeat within a checkpoint directory, so the number alone decides on a
+/// broker that drops offset metadata (tansu 0.6.0); where the metadata is
+/// kept, the run's token must match too.
+pub(crate) fn marker_says_committed(
+    marker: Option<&(CheckpointId, String)>,
+    checkpoint: CheckpointId,
+    token: &str,
+) -> bool {
+    marker.is_some_and(|(n, meta)| *n == checkpoint && (meta == token || meta.is_empty()))
+}
+
 /// What a restore did with one pre-committed transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Restored {
@@ -631,7 +644,7 @@ pub(crate) fn restore(
     let txn = Txn::new(&settings, node, &head.topic, &what)?;
     txn.init()?;
     let marker = read_marker(&settings, tid, &head.topic, &what, txn.timeout)?;
-    if marker == Some((checkpoint, head.token.clone())) {
+    if marker_says_committed(marker.as_ref(), checkpoint, &head.token) {
         tracing::info!(
             node,
             transactional_id = tid,

@@ -35,6 +35,11 @@ pub(crate) const MANIFEST: &str = "_manifest.json";
 /// The lock file in a checkpoint directory.
 const LOCK: &str = ".brook-checkpoints.lock";
 
+/// The newest checkpoint number a directory had when its checkpoints were
+/// cleared: numbers go on from it, so that a number names one checkpoint
+/// of the directory forever (a sink's commit marker relies on it).
+const LAST_ID: &str = "_last_checkpoint_id";
+
 /// Why a folder is not a usable checkpoint.
 #[derive(Debug)]
 pub(crate) struct Skipped {
@@ -350,9 +355,20 @@ impl Storage {
         Ok((None, skipped))
     }
 
-    /// The id the next checkpoint takes: past every folder there.
+    /// The id the next checkpoint takes: past every folder there, and
+    /// past every checkpoint the directory ever had.
     pub(crate) fn next_id(&self) -> Result<CheckpointId> {
-        Ok(self.ids()?.last().map_or(1, |id| id + 1))
+        let newest = self.ids()?.last().copied().unwrap_or(0);
+        Ok(newest.max(self.last_cleared()?) + 1)
+    }
+
+    /// The newest number of the checkpoints cleared so far (0: none).
+    fn last_cleared(&self) -> Result<CheckpointId> {
+        Ok(self
+            .backend
+            .get(LAST_ID)?
+            .and_then(|b| String::from_utf8(b).ok()?.trim().parse().ok())
+            .unwrap_or(0))
     }
 
     /// Keeps the newest `retain` complete checkpoints (at least one) and
@@ -379,9 +395,16 @@ impl Storage {
     }
 
     /// Deletes every checkpoint folder (a job that completed has nothing
-    /// to resume); other files stay.
+    /// to resume); other files stay. The newest number is kept, so the
+    /// next checkpoint's is higher.
     pub(crate) fn clear(&self) -> Result<()> {
-        for id in self.ids()? {
+        let ids = self.ids()?;
+        if let Some(&last) = ids.last()
+            && last > self.last_cleared()?
+        {
+            self.backend.put(LAST_ID, last.to_string().as_bytes())?;
+        }
+        for id in ids {
             self.backend.delete_folder(&Self::folder(id))?;
         }
         Ok(())

@@ -36,21 +36,16 @@
 //!   (the last stable offset), but does not hide aborted records from
 //!   them once that transaction ends.
 //!
-//! Brook's marker is the checkpoint's number *with the run's token as
-//! metadata*, read by a restore right after it fenced the id. On tansu the
-//! token is always missing (and, with two instances writing to the same
-//! partitions, the number may be an older one), so a restore never
-//! recognizes a committed transaction: after a crash between the Kafka
-//! commit and the end of the sink's commit it writes the committed
-//! transaction again, a duplicate (observed, one sink instance, dead at
-//! the commit of checkpoint 2: the marker read back as `(2, "")`, the
-//! restore wrote checkpoint 2's 40 records again, each of them twice in
-//! the topic; nothing else doubled or missing). [`a_crash_after_the_kafka_commit_restores_with_every_record_once`]
-//! therefore cannot pass on tansu 0.6.0: it checks whether the broker
-//! keeps offset metadata first, and on one that does not says so and
-//! stops (set `BROOK_KAFKA_RUN_KNOWN_FAILURES=1` to run it anyway and see
-//! the duplicates). It is meant for a broker that implements transactions
-//! fully (Apache Kafka, Redpanda).
+//! Brook's marker is the checkpoint's number with the run's token as
+//! metadata, read by a restore once it has fenced *every* instance's id
+//! (so that no open transaction holds a marker back). Checkpoint numbers
+//! never repeat within a checkpoint directory, so where the broker drops
+//! the metadata (tansu) the number alone decides; where it keeps it, the
+//! token must match too. [`a_crash_after_the_kafka_commit_restores_with_every_record_once`]
+//! kills the job inside the sink's commit, after the Kafka commit, and
+//! checks that the restore writes nothing again (before the marker's
+//! number alone was enough, tansu's dropped token made the restore write
+//! that checkpoint's 40 records a second time).
 //!
 //! The other tests assert on what the sink does (every record in a
 //! committed transaction, none aborted), which is what a `read_committed`
@@ -77,9 +72,6 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use super::super::txn::{Registry, Restored, TxnEvent, marker_group, transactional_id};
 use super::super::{Delivery, KafkaSink, KafkaSinkConfig};
 use super::{BROKERS_ENV, Cluster, block_on};
-
-/// Runs the known-failing tests even on a broker that cannot pass them.
-const RUN_KNOWN_FAILURES_ENV: &str = "BROOK_KAFKA_RUN_KNOWN_FAILURES";
 
 /// The real broker, or `None` after saying (past the harness's capture)
 /// that `test` is skipped.
@@ -532,22 +524,6 @@ fn a_crash_after_the_kafka_commit_restores_with_every_record_once() {
     block_on(async move {
         let cluster = Cluster::Real(b.clone());
         let topic = cluster.topic(&stamped("brook-crash"), 3).await;
-        let (b2, t2) = (b.clone(), topic.clone());
-        let keeps = tokio::task::spawn_blocking(move || keeps_offset_metadata(&b2, &t2))
-            .await
-            .expect("probe");
-        let forced = std::env::var(RUN_KNOWN_FAILURES_ENV).is_ok_and(|v| v == "1");
-        if !keeps && !forced {
-            let _ = writeln!(
-                std::io::stderr(),
-                "kafka test '{test}': SKIPPED, it cannot pass on this broker: it does not keep \
-                 the metadata of committed offsets (tansu 0.6.0 does not), so the sink's commit \
-                 marker (checkpoint number + run token) never matches and a restore writes a \
-                 committed transaction again. Set {RUN_KNOWN_FAILURES_ENV}=1 to run it anyway."
-            );
-            return;
-        }
-
         let job = unique("crash");
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join("ck");
