@@ -44,11 +44,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use brook::RunOutcome;
+use brook::job::JobArgs;
 use brook::parquet::ParquetSink;
 use brook::prelude::*;
 use brook::sql::{OutputFormat, SqlEngine};
 use brook_workload::LogGenerator;
-use clap::{Parser, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
@@ -119,24 +120,16 @@ struct Args {
     /// Directory for the window results (Parquet files).
     #[arg(long, default_value = "brook-out/stats")]
     out: PathBuf,
-    /// Parallel instances per node (default: the number of cores).
-    #[arg(long)]
-    parallelism: Option<usize>,
     /// What to do with a line of --input that is not a log event.
     #[arg(long, value_enum, default_value = "fail")]
     on_bad_line: OnBadLine,
     /// Where `--on-bad-line dead-letter` writes bad lines (Parquet).
     #[arg(long, default_value = "brook-out/dead-letters")]
     dead_letters: PathBuf,
-    /// Take checkpoints into this directory (or object store:
-    /// `s3://bucket/prefix` with the `s3` feature), and when started again
-    /// after a crash or a Ctrl-C, resume from the newest one there: nothing
-    /// lost, nothing counted twice.
-    #[arg(long)]
-    checkpoint_dir: Option<PathBuf>,
-    /// Milliseconds between checkpoints (with --checkpoint-dir).
-    #[arg(long, default_value_t = 1000)]
-    checkpoint_interval_ms: u64,
+    /// The standard job flags: parallelism, checkpoints, the admin server
+    /// (off unless asked for here: this job is run by hand), logging.
+    #[command(flatten)]
+    job: JobArgs,
 }
 
 /// The question asked of the output once the job is done.
@@ -157,16 +150,19 @@ macro_rules! say {
 }
 
 fn main() -> std::process::ExitCode {
+    // The admin server is off unless asked for: this job runs by hand, and
+    // its runs often side by side.
+    let command = Args::command().mut_arg("admin", |a| a.default_value("off"));
+    let args = match Args::from_arg_matches(&command.get_matches()) {
+        Ok(args) => args,
+        Err(e) => e.exit(),
+    };
     // Warnings of the library (bad lines skipped, late events, abandoned
-    // files cleaned) show by default; RUST_LOG changes the level.
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let args = Args::parse();
+    // files cleaned) show by default; --log-level or RUST_LOG changes it.
+    if let Err(e) = args.job.init_logging() {
+        eprintln!("error: {e}");
+        return std::process::ExitCode::FAILURE;
+    }
     let result = tokio::runtime::Runtime::new()
         .context("starting the runtime")
         .and_then(|rt| rt.block_on(run(args)));
@@ -188,19 +184,12 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let mut config = JobConfig::default();
-    if let Some(p) = args.parallelism {
-        config.parallelism = p;
-    }
+    let config = args.job.config();
     let parallelism = config.parallelism;
 
     // The dataflow. Sources: JSON lines from files, or generated events.
     let mut flow = Dataflow::with_config("log-analysis", config);
-    if let Some(dir) = &args.checkpoint_dir {
-        let interval = Duration::from_millis(args.checkpoint_interval_ms);
-        let at = CheckpointConfig::from_location(&dir.to_string_lossy())?;
-        flow.set_checkpoints(at.interval(interval));
-    }
+    args.job.configure(&mut flow)?;
     let (events, total, what) = match &args.input {
         Some(path) => {
             let policy = match args.on_bad_line {
@@ -276,7 +265,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let job = flow.build()?;
     let resumed = job.restored_from();
     if let Some(id) = resumed {
-        let dir = args.checkpoint_dir.as_deref().unwrap_or(Path::new(""));
+        let dir = Path::new(args.job.checkpoint_dir.as_deref().unwrap_or(""));
         if job.restores_final() {
             say!(
                 "Resuming from checkpoint {id} in {}, the final one: the input was all read \
@@ -292,7 +281,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     let metrics = job.metrics();
     // Ctrl-C stops reading; a second Ctrl-C aborts. Listened for from here.
-    let run = brook::run_until_ctrl_c(job);
+    let run = args.job.run(job);
     tokio::pin!(run);
     say!("Running the logs-window query over {what} at parallelism {parallelism}.");
 
@@ -331,10 +320,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
             elapsed.as_secs_f64(),
             args.out.display()
         );
-        if let Some(dir) = &args.checkpoint_dir {
+        if let Some(dir) = &args.job.checkpoint_dir {
             eprintln!(
                 "Run the same command again to resume from the last checkpoint in {}.",
-                dir.display()
+                dir
             );
         }
         std::process::exit(outcome.exit_code());

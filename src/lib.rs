@@ -27,6 +27,8 @@ struct ReadmeDoctests;
 
 #[cfg(feature = "admin")]
 pub mod admin;
+#[cfg(feature = "cli")]
+pub mod job;
 mod run;
 #[cfg(feature = "sql")]
 pub mod sql;
@@ -40,7 +42,7 @@ pub use brook_kafka as kafka;
 pub use brook_operators as operators;
 #[cfg(feature = "parquet")]
 pub use brook_parquet as parquet;
-pub use run::{RunOutcome, run_until_ctrl_c};
+pub use run::{RunOutcome, run_until_ctrl_c, run_until_signal};
 
 /// Everything a pipeline author needs, in one import.
 pub mod prelude {

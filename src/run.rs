@@ -15,17 +15,21 @@ pub enum RunOutcome {
     /// taken, to resume from. Sinks were told the job was stopped
     /// ([`JobOutcome::Stopped`](brook_core::JobOutcome)).
     Interrupted,
-    /// A second Ctrl-C came while the job drained: every task was aborted
+    /// SIGTERM stopped the job, as [`Interrupted`](Self::Interrupted)
+    /// does: a service manager's stop ([`run_until_signal`]).
+    Terminated,
+    /// A second signal came while the job drained: every task was aborted
     /// at once. Sinks finished nothing; files in progress stay hidden.
     Aborted,
 }
 
 impl RunOutcome {
-    /// The conventional exit status: 0 when completed, 130 (128 + SIGINT)
+    /// The conventional exit status: 0 when completed or stopped by
+    /// SIGTERM (a clean stop for a service manager), 130 (128 + SIGINT)
     /// when interrupted or aborted.
     pub fn exit_code(self) -> i32 {
         match self {
-            RunOutcome::Completed => 0,
+            RunOutcome::Completed | RunOutcome::Terminated => 0,
             RunOutcome::Interrupted | RunOutcome::Aborted => 130,
         }
     }
@@ -45,59 +49,92 @@ impl RunOutcome {
 /// The job's error, naming the node that failed; [`Error::Io`] if the
 /// handler cannot be installed.
 pub fn run_until_ctrl_c(job: Job) -> impl Future<Output = Result<RunOutcome>> {
-    let interrupts = Interrupts::install();
-    async move {
+    run_until(job, Interrupts::install(false))
+}
+
+/// As [`run_until_ctrl_c`], stopping on SIGTERM too (as a service manager
+/// stops a job), which ends as [`RunOutcome::Terminated`].
+pub fn run_until_signal(job: Job) -> impl Future<Output = Result<RunOutcome>> {
+    run_until(job, Interrupts::install(true))
+}
+
+async fn run_until(job: Job, interrupts: Result<Interrupts>) -> Result<RunOutcome> {
+    {
         let mut interrupts = interrupts?;
         let shutdown = CancellationToken::new();
         let run = job.run(shutdown.clone());
         tokio::pin!(run);
-        tokio::select! {
+        let stopped = tokio::select! {
             r = &mut run => return r.map(|()| RunOutcome::Completed),
-            _ = interrupts.next() => {}
-        }
+            how = interrupts.next() => how,
+        };
         tracing::warn!(
-            "Interrupted: stopping the sources and draining the job (Ctrl-C again to abort)."
+            "{}: stopping the sources and draining the job (again to abort).",
+            match stopped {
+                RunOutcome::Terminated => "Terminated",
+                _ => "Interrupted",
+            }
         );
         shutdown.cancel();
         tokio::select! {
-            r = &mut run => r.map(|()| RunOutcome::Interrupted),
+            r = &mut run => r.map(|()| stopped),
             _ = interrupts.next() => {
-                tracing::warn!("Interrupted again: aborting the job.");
+                tracing::warn!("Stopped again: aborting the job.");
                 Ok(RunOutcome::Aborted)
             }
         }
     }
 }
 
-/// Ctrl-C (SIGINT), listened for from the moment it is installed.
+/// Ctrl-C (SIGINT), and SIGTERM if asked for, listened for from the
+/// moment they are installed.
 struct Interrupts {
     #[cfg(unix)]
-    signal: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
 }
 
 impl Interrupts {
     #[cfg(unix)]
-    fn install() -> Result<Self> {
+    fn install(terminate: bool) -> Result<Self> {
         use tokio::signal::unix::{SignalKind, signal};
-        let signal = signal(SignalKind::interrupt())
+        let interrupt = signal(SignalKind::interrupt())
             .map_err(|e| Error::io("installing the Ctrl-C handler", e))?;
-        Ok(Interrupts { signal })
+        let terminate = terminate
+            .then(|| signal(SignalKind::terminate()))
+            .transpose()
+            .map_err(|e| Error::io("installing the SIGTERM handler", e))?;
+        Ok(Interrupts {
+            interrupt,
+            terminate,
+        })
     }
 
     #[cfg(not(unix))]
-    fn install() -> Result<Self> {
+    fn install(_terminate: bool) -> Result<Self> {
         Ok(Interrupts {})
     }
 
-    /// The next Ctrl-C.
-    async fn next(&mut self) {
+    /// The next signal: `Interrupted` for SIGINT, `Terminated` for SIGTERM.
+    async fn next(&mut self) -> RunOutcome {
         #[cfg(unix)]
         {
-            self.signal.recv().await;
+            let terminate = async {
+                match &mut self.terminate {
+                    Some(t) => t.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = self.interrupt.recv() => RunOutcome::Interrupted,
+                _ = terminate => RunOutcome::Terminated,
+            }
         }
         #[cfg(not(unix))]
         {
             let _ = tokio::signal::ctrl_c().await;
+            RunOutcome::Interrupted
         }
     }
 }

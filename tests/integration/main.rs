@@ -1,5 +1,7 @@
 //! Brook's integration tests: one binary, one module per area.
 
+#[cfg(feature = "admin")]
+mod admin_server;
 mod checkpoint_file_sinks;
 mod checkpoints;
 mod file_sources;

@@ -1,0 +1,160 @@
+//! The admin server of a running job: its health and readiness, the job's
+//! graph and rates as JSON, Prometheus metrics, and the bottleneck advice
+//! naming a deliberately slow operator.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use brook::admin::AdminServer;
+use brook::prelude::*;
+use brook_workload::{GeneratedLog, LogGenerator};
+
+/// Sleeps on every batch: the job's bottleneck.
+#[derive(Clone)]
+struct Slow;
+
+impl Operator<GeneratedLog, GeneratedLog> for Slow {
+    fn process(
+        &mut self,
+        batch: Batch<GeneratedLog>,
+        out: &mut Collector<GeneratedLog>,
+    ) -> Result<()> {
+        std::thread::sleep(Duration::from_millis(3));
+        out.emit_batch(batch);
+        Ok(())
+    }
+}
+
+/// Drops what it gets.
+#[derive(Clone)]
+struct Discard;
+
+impl Sink<GeneratedLog> for Discard {
+    type Writer = Discard;
+
+    fn open(&mut self, _ctx: &SinkContext) -> Result<Discard> {
+        Ok(Discard)
+    }
+}
+
+impl SinkWriter<GeneratedLog> for Discard {
+    async fn write(&mut self, _batch: Batch<GeneratedLog>) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Sends one request and returns the status line's code and the body.
+fn request(addr: SocketAddr, method: &str, path: &str, extra: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{extra}\r\n"
+    )
+    .expect("send");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("read");
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    (code, body)
+}
+
+fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    request(addr, "GET", path, "")
+}
+
+#[test]
+fn the_admin_server_shows_the_job_and_names_the_slow_operator() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let flow = Dataflow::with_config("admin-test", crate::support::config(2));
+        flow.source("logs", LogGenerator::new(20_000_000, 3).batch_size(256))
+            .filter("keep-all", |_| true)
+            .rebalance()
+            .process("slow", Slow)
+            .sink("out", Discard);
+        let job = flow.build().expect("build");
+        let admin = AdminServer::start("127.0.0.1:0".parse().expect("addr"), job.metrics())
+            .await
+            .expect("admin");
+        let addr = admin.local_addr();
+        assert!(addr.ip().is_loopback());
+        let shutdown = CancellationToken::new();
+        let running = job.start(shutdown.clone()).expect("start");
+        // Rates need two samples, a second apart.
+        tokio::time::sleep(Duration::from_millis(2600)).await;
+
+        let checks = tokio::task::spawn_blocking(move || {
+            assert_eq!(get(addr, "/healthz"), (200, "ok\n".into()));
+            assert_eq!(get(addr, "/readyz").0, 200);
+            let (code, body) = get(addr, "/api/job");
+            assert_eq!(code, 200, "{body}");
+            let job: serde_json::Value = serde_json::from_str(&body).expect("json");
+            let names: Vec<&str> = job["nodes"]
+                .as_array()
+                .expect("nodes")
+                .iter()
+                .filter_map(|n| n["name"].as_str())
+                .collect();
+            assert_eq!(names, ["logs", "keep-all", "slow", "out"]);
+            let edges = job["edges"].as_array().expect("edges");
+            assert!(
+                edges.iter().any(|e| e["from"] == "keep-all"
+                    && e["to"] == "slow"
+                    && e["partitioning"] == "rebalance"),
+                "{edges:?}"
+            );
+            let slow = &job["nodes"][2];
+            assert_eq!(slow["parallelism"], 2);
+            assert!(slow["rho"].as_f64().expect("rho") > 0.5, "{slow}");
+            assert!(slow["instances"][0]["mu"].as_f64().is_some(), "{slow}");
+            let advice = &job["advice"];
+            assert_eq!(advice["node"], "slow", "{advice}");
+            assert!(
+                advice["suggested_parallelism"].as_u64().expect("suggested") > 2,
+                "{advice}"
+            );
+
+            let (code, text) = get(addr, "/metrics");
+            assert_eq!(code, 200);
+            for needle in [
+                "brook_node_records_in_total{job=\"admin-test\",node=\"slow\",kind=\"operator\",instance=\"0\"}",
+                "brook_node_utilisation{job=\"admin-test\",node=\"slow\"",
+                "brook_node_arrival_rate{",
+                "brook_node_service_rate{",
+                "brook_node_queue_length{",
+                "brook_node_backpressure_seconds_total{",
+                "brook_bottleneck_suggested_parallelism{job=\"admin-test\",node=\"slow\"}",
+            ] {
+                assert!(text.contains(needle), "no {needle} in\n{text}");
+            }
+            // Only reads: other methods, bodies and unknown paths are refused.
+            assert_eq!(request(addr, "POST", "/api/job", "Content-Length: 0\r\n").0, 405);
+            assert_eq!(request(addr, "GET", "/api/job", "Content-Length: 5\r\n").0, 413);
+            assert_eq!(get(addr, "/nothing").0, 404);
+        });
+        checks.await.expect("checks");
+
+        shutdown.cancel();
+        running.wait().await.expect("the job stops");
+        admin.set_state("stopped");
+        let (code, body) = tokio::task::spawn_blocking(move || get(addr, "/readyz"))
+            .await
+            .expect("readyz");
+        assert_eq!((code, body.as_str()), (503, "stopped\n"));
+        admin.stop().await;
+    });
+}
