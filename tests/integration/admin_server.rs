@@ -145,6 +145,22 @@ fn the_admin_server_shows_the_job_and_names_the_slow_operator() {
             assert_eq!(request(addr, "POST", "/api/job", "Content-Length: 0\r\n").0, 405);
             assert_eq!(request(addr, "GET", "/api/job", "Content-Length: 5\r\n").0, 413);
             assert_eq!(get(addr, "/nothing").0, 404);
+
+            // The terminal view reads the same.
+            #[cfg(feature = "cli")]
+            {
+                let top = std::process::Command::new(env!("CARGO_BIN_EXE_brook"))
+                    .args(["top", "--once", "--admin", &addr.to_string()])
+                    .output()
+                    .expect("brook top");
+                let text = String::from_utf8_lossy(&top.stdout);
+                assert!(top.status.success(), "{}", String::from_utf8_lossy(&top.stderr));
+                assert!(text.contains("job admin-test: running"), "{text}");
+                for node in ["logs", "keep-all", "slow", "out"] {
+                    assert!(text.contains(node), "{text}");
+                }
+                assert!(text.contains("node 'slow' is the bottleneck"), "{text}");
+            }
         });
         checks.await.expect("checks");
 

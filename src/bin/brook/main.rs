@@ -5,10 +5,12 @@
 //! brook sql --table stats=brook-out/stats            # an interactive prompt
 //! brook crash-test --kills 20 --check "brook-workload check --input logs.jsonl --out out" -- \
 //!     log_analysis --input logs.jsonl --out out --checkpoint-dir ck
+//! brook top --admin 127.0.0.1:8686                    # a running job's figures
 //! ```
 
 mod crash_test;
 mod repl;
+mod top;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -37,6 +39,9 @@ enum Command {
     /// random moments (or at a named failpoint), until a run completes;
     /// then runs a check command. For jobs with checkpoints.
     CrashTest(crash_test::CrashTestArgs),
+    /// Shows a running job's nodes (λ, μ, ρ, queue, backpressure,
+    /// watermark lag) and its bottleneck, refreshed, from its admin server.
+    Top(top::TopArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -118,6 +123,9 @@ fn main() -> ExitCode {
             Command::CrashTest(args) => tokio::task::spawn_blocking(move || crash_test::run(args))
                 .await
                 .context("the crash test")?,
+            Command::Top(args) => tokio::task::spawn_blocking(move || top::run(args))
+                .await
+                .context("brook top")?,
         }
     });
     match result {
