@@ -281,7 +281,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     let metrics = job.metrics();
     // Ctrl-C stops reading; a second Ctrl-C aborts. Listened for from here.
-    let run = args.job.run(job);
+    // With --admin, the admin server's SQL box queries the output.
+    let run = args
+        .job
+        .run_serving(job, vec![("stats".to_string(), args.out.clone())]);
     tokio::pin!(run);
     say!("Running the logs-window query over {what} at parallelism {parallelism}.");
 

@@ -2,19 +2,24 @@
 # Sets up a machine for Brook: checks the Rust toolchain and installs the
 # components the project uses. Safe to run again.
 #
-# Usage: scripts/setup.sh [--python]
+# Usage: scripts/setup.sh [--python] [--browser]
 #   --python  also install the Python packages the dev tools need, from
 #             scripts/requirements-dev.txt (the same as BROOK_SETUP_PYTHON=1).
 #             Off by default: building and testing need no Python, and CI
 #             runs without it.
+#   --browser also install Chromium from the distribution's packages (apt),
+#             for the web UI's test in a headless browser
+#             (BROOK_BROWSER_TESTS=1 cargo test --test integration web_ui).
 set -euo pipefail
 
 python=${BROOK_SETUP_PYTHON:-0}
+browser=${BROOK_SETUP_BROWSER:-0}
 for arg in "$@"; do
     case "$arg" in
         --python) python=1 ;;
+        --browser) browser=1 ;;
         -h | --help)
-            sed -n '2,9s/^# \{0,1\}//p' "$0"
+            sed -n '2,12s/^# \{0,1\}//p' "$0"
             exit 0
             ;;
         *)
@@ -63,5 +68,23 @@ if [ "$python" = 1 ]; then
             fi
         done
         echo "setup: python packages ready:" $modules
+    fi
+fi
+
+if [ "$browser" = 1 ]; then
+    if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then
+        echo "setup: chromium already installed"
+    elif command -v apt-get >/dev/null 2>&1; then
+        sudo=""
+        if [ "$(id -u)" != 0 ]; then
+            sudo=sudo
+        fi
+        echo "setup: installing chromium with apt"
+        $sudo apt-get update -qq
+        $sudo apt-get install -y -qq chromium
+        echo "setup: chromium ready: $(chromium --version 2>/dev/null || true)"
+    else
+        echo "setup: no apt-get here; install Chromium with the system's package manager" >&2
+        exit 1
     fi
 fi

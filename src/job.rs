@@ -179,16 +179,42 @@ impl JobArgs {
     /// # Errors
     /// The job's error, naming the node; a bad `--admin`.
     pub async fn run(&self, job: Job) -> Result<RunOutcome> {
+        self.run_serving(job, Vec::new()).await
+    }
+
+    /// As [`run`](Self::run), with the admin server's SQL box over the
+    /// job's Parquet sinks `tables` (name, directory): read-only queries,
+    /// at most 256 MiB and 10 s each.
+    ///
+    /// # Errors
+    /// As [`run`](Self::run).
+    pub async fn run_serving(
+        &self,
+        job: Job,
+        tables: Vec<(String, std::path::PathBuf)>,
+    ) -> Result<RunOutcome> {
         let addr = self.admin_addr()?;
-        let admin = match addr {
-            Some(addr) => match AdminServer::start(addr, job.metrics()).await {
-                Ok(server) => Some(server),
-                Err(e) => {
-                    tracing::warn!(error = %e, "The admin server did not start; the job runs without it.");
-                    None
+        let started = match addr {
+            Some(addr) if tables.is_empty() => {
+                AdminServer::start(addr, job.metrics()).await.map(Some)
+            }
+            Some(addr) => match crate::sql::SqlEngine::with_memory_limit(256 << 20) {
+                Ok(engine) => {
+                    let engine = engine.with_timeout(Some(Duration::from_secs(10)));
+                    AdminServer::start_with_sql(addr, job.metrics(), engine, tables)
+                        .await
+                        .map(Some)
                 }
+                Err(e) => Err(Error::Config(format!("the admin server's SQL engine: {e}"))),
             },
-            None => None,
+            None => Ok(None),
+        };
+        let admin = match started {
+            Ok(server) => server,
+            Err(e) => {
+                tracing::warn!(error = %e, "The admin server did not start; the job runs without it.");
+                None
+            }
         };
         let result = run_until_signal(job).await;
         if let Some(admin) = admin {

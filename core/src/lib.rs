@@ -88,8 +88,8 @@ pub use dataflow::{
 pub use error::{BoxError, Error, Result, RetryHint};
 pub use message::{CheckpointId, Message};
 pub use metrics::{
-    CheckpointStats, Counters, EdgeInfo, JobMetrics, MetricsSnapshot, NodeKind, NodeMetrics,
-    NodeSnapshot,
+    CheckpointRecord, CheckpointStats, Counters, EdgeInfo, JobMetrics, MetricsSnapshot, NodeKind,
+    NodeMetrics, NodeSnapshot,
 };
 pub use operator::{Collector, Operator, OutputTag};
 pub use record::{

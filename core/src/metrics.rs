@@ -260,6 +260,24 @@ pub struct CheckpointStats {
     pub max_duration: Duration,
     /// The time all of them took, added up.
     pub total_duration: Duration,
+    /// The newest ones (at most [`CHECKPOINT_HISTORY`]), oldest first.
+    pub history: Vec<CheckpointRecord>,
+}
+
+/// How many completed checkpoints [`CheckpointStats::history`] keeps.
+pub const CHECKPOINT_HISTORY: usize = 20;
+
+/// One completed checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckpointRecord {
+    /// Its number.
+    pub id: u64,
+    /// When it completed, in milliseconds since the epoch.
+    pub completed_ms: i64,
+    /// How long it took, from trigger to manifest.
+    pub duration: Duration,
+    /// The size of its state files, in bytes.
+    pub bytes: u64,
 }
 
 impl JobMetrics {
@@ -272,6 +290,15 @@ impl JobMetrics {
         c.last_bytes = bytes;
         c.max_duration = c.max_duration.max(duration);
         c.max_bytes = c.max_bytes.max(bytes);
+        if c.history.len() == CHECKPOINT_HISTORY {
+            c.history.remove(0);
+        }
+        c.history.push(CheckpointRecord {
+            id,
+            completed_ms: crate::time::now_ms(),
+            duration,
+            bytes,
+        });
         c.total_duration += duration;
     }
 

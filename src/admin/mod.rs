@@ -3,10 +3,12 @@
 //!
 //! | path | what |
 //! |---|---|
+//! | `/` | the web UI: the graph with live λ and ρ per node (coloured by ρ), backpressure, watermarks, checkpoint history, the advice, and a SQL box |
 //! | `/metrics` | Prometheus (OpenMetrics) text: each node instance's counters, λ, μ, ρ, queue length, backpressure, watermark and its lag; checkpoints; the bottleneck |
 //! | `/api/job` | the same as JSON, with the graph (nodes, edges, partitioning, parallelism) and the bottleneck advice ([`JobStatus`]) |
 //! | `/healthz` | `200 ok` while the process serves |
 //! | `/readyz` | `200 ready` while the job runs, `503` before and after |
+//! | `POST /api/sql` | a read-only query over the job's sinks (the body is the SQL), as JSON; `GET /api/sql/tables` lists the tables |
 //!
 //! A sampler reads the job's counters every second and keeps the rates of
 //! the last interval, read as a queue: λ, the records per second arriving
@@ -17,10 +19,15 @@
 //! under 0.7.
 //!
 //! # Security
-//! Only `GET` and `HEAD`; a request with a body is refused (413), headers
-//! are limited to 16 KiB and must arrive within 10 s, and at most 64
-//! connections are served at once. Nothing the server offers runs a query
-//! or changes the job.
+//! Only `GET` and `HEAD`, but for the SQL endpoint; a `GET` with a body is
+//! refused (413), headers are limited to 16 KiB and must arrive within
+//! 10 s, and at most 64 connections are served at once. Nothing changes
+//! the job. The SQL endpoint takes at most 16 KiB of SQL, runs queries
+//! only (`brook::sql` refuses DDL, DML, `COPY`, file paths and URLs) within
+//! the engine's memory and time limits, returns at most 1,000 rows, and
+//! refuses a request whose `Origin` is not the server's own or whose
+//! `Host` is not the address it listens on (another site's page, or DNS
+//! rebinding, cannot make a browser run queries).
 
 mod prometheus;
 pub mod status;
@@ -39,6 +46,13 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+#[cfg(feature = "sql")]
+mod sql;
+#[cfg(feature = "sql")]
+type SqlTables = sql::Tables;
+#[cfg(not(feature = "sql"))]
+type SqlTables = std::convert::Infallible;
+
 pub use status::{Advice, JobStatus, TARGET_RHO};
 
 /// The default address: loopback only.
@@ -51,12 +65,24 @@ const ADVICE_EVERY: Duration = Duration::from_secs(30);
 /// The most connections served at once.
 const MAX_CONNECTIONS: usize = 64;
 
+/// The web UI, built into the binary.
+const UI: &str = include_str!("ui.html");
+/// The most SQL a request may carry.
+#[cfg(feature = "sql")]
+const MAX_SQL: usize = 16 * 1024;
+/// The most rows a query returns to the UI.
+#[cfg(feature = "sql")]
+const MAX_ROWS: usize = 1000;
+
 /// What the handlers share.
 struct Shared {
+    addr: SocketAddr,
     metrics: JobMetrics,
     status: Arc<RwLock<Option<JobStatus>>>,
     registry: prometheus_client::registry::Registry,
     state: RwLock<String>,
+    #[cfg(feature = "sql")]
+    sql: Option<sql::Tables>,
 }
 
 /// A running admin server; it stops when [`stop`](Self::stop)ped or
@@ -89,6 +115,31 @@ impl AdminServer {
     /// # Errors
     /// [`Error::Io`] when the address cannot be bound.
     pub async fn start(addr: SocketAddr, metrics: JobMetrics) -> Result<AdminServer> {
+        Self::start_inner(addr, metrics, None).await
+    }
+
+    /// As [`start`](Self::start), with a SQL box over the job's sinks: the
+    /// Parquet directories `tables` (name, directory), queried with
+    /// `engine` (its memory and time limits hold). A table is registered
+    /// when it is first queried, once its sink has written a file.
+    ///
+    /// # Errors
+    /// As [`start`](Self::start).
+    #[cfg(feature = "sql")]
+    pub async fn start_with_sql(
+        addr: SocketAddr,
+        metrics: JobMetrics,
+        engine: crate::sql::SqlEngine,
+        tables: Vec<(String, std::path::PathBuf)>,
+    ) -> Result<AdminServer> {
+        Self::start_inner(addr, metrics, Some(sql::Tables::new(engine, tables))).await
+    }
+
+    async fn start_inner(
+        addr: SocketAddr,
+        metrics: JobMetrics,
+        #[cfg_attr(not(feature = "sql"), allow(unused_variables))] sql: Option<SqlTables>,
+    ) -> Result<AdminServer> {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|e| Error::io(format_args!("admin server: binding {addr}"), e))?;
@@ -100,6 +151,9 @@ impl AdminServer {
         }
         let status = Arc::new(RwLock::new(None));
         let shared = Arc::new(Shared {
+            addr,
+            #[cfg(feature = "sql")]
+            sql,
             registry: prometheus::registry(metrics.clone(), status.clone()),
             metrics,
             status,
@@ -217,7 +271,7 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>, stop: CancellationTok
             let _permit = permit;
             let service = hyper::service::service_fn(move |req| {
                 let shared = shared.clone();
-                async move { Ok::<_, Infallible>(handle(&shared, &req)) }
+                async move { Ok::<_, Infallible>(handle(shared, req).await) }
             });
             let mut http = hyper::server::conn::http1::Builder::new();
             http.timer(TokioTimer::new())
@@ -247,9 +301,13 @@ fn reply(code: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Respon
     r
 }
 
+const TEXT: &str = "text/plain; charset=utf-8";
+
 /// Answers one request.
-fn handle(shared: &Shared, req: &Request<Incoming>) -> Response<Full<Bytes>> {
-    const TEXT: &str = "text/plain; charset=utf-8";
+async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    if req.method() == Method::POST && req.uri().path() == "/api/sql" {
+        return post_sql(&shared, req).await;
+    }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return reply(StatusCode::METHOD_NOT_ALLOWED, TEXT, "only GET and HEAD\n");
     }
@@ -266,6 +324,18 @@ fn handle(shared: &Shared, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         );
     }
     match req.uri().path() {
+        "/" | "/index.html" => reply(StatusCode::OK, "text/html; charset=utf-8", UI),
+        "/api/sql/tables" => {
+            #[cfg(feature = "sql")]
+            let tables = shared
+                .sql
+                .as_ref()
+                .map(sql::Tables::names)
+                .unwrap_or_default();
+            #[cfg(not(feature = "sql"))]
+            let tables: Vec<String> = Vec::new();
+            json(StatusCode::OK, &serde_json::json!({ "tables": tables }))
+        }
         "/healthz" => reply(StatusCode::OK, TEXT, "ok\n"),
         "/readyz" => {
             let state = shared
@@ -287,10 +357,86 @@ fn handle(shared: &Shared, req: &Request<Incoming>) -> Response<Full<Bytes>> {
             ),
             Err(_) => reply(StatusCode::INTERNAL_SERVER_ERROR, TEXT, "encoding failed\n"),
         },
-        "/api/job" => match serde_json::to_vec(&current(shared)) {
+        "/api/job" => match serde_json::to_vec(&current(&shared)) {
             Ok(json) => reply(StatusCode::OK, "application/json", json),
             Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, TEXT, format!("{e}\n")),
         },
         _ => reply(StatusCode::NOT_FOUND, TEXT, "not found\n"),
+    }
+}
+
+fn json(code: StatusCode, value: &serde_json::Value) -> Response<Full<Bytes>> {
+    match serde_json::to_vec(value) {
+        Ok(body) => reply(code, "application/json", body),
+        Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, TEXT, format!("{e}\n")),
+    }
+}
+
+fn refuse(code: StatusCode, why: &str) -> Response<Full<Bytes>> {
+    json(code, &serde_json::json!({ "error": why }))
+}
+
+/// Whether a request that runs a query comes from the server's own page:
+/// its `Host` is the address the server listens on (or `localhost` at its
+/// port, on a loopback server), and its `Origin`, if any, is that host.
+fn same_origin(addr: SocketAddr, req: &Request<Incoming>) -> Result<(), &'static str> {
+    let header = |name| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_ascii_lowercase)
+    };
+    let host = header(hyper::header::HOST).ok_or("a request without a Host header")?;
+    let port = addr.port();
+    let mut hosts = vec![addr.to_string()];
+    if addr.ip().is_loopback() {
+        hosts.push(format!("localhost:{port}"));
+        hosts.push(format!("127.0.0.1:{port}"));
+        hosts.push(format!("[::1]:{port}"));
+    } else if addr.ip().is_unspecified() {
+        // Bound to every interface on purpose: any host at this port.
+        if !host.ends_with(&format!(":{port}")) {
+            return Err("a Host at another port");
+        }
+        hosts.push(host.clone());
+    }
+    if !hosts.contains(&host) {
+        return Err("a Host that is not this server's address (DNS rebinding?)");
+    }
+    match header(hyper::header::ORIGIN) {
+        None => Ok(()),
+        Some(origin) if origin == format!("http://{host}") => Ok(()),
+        Some(_) => Err("a request from another site's page (foreign Origin)"),
+    }
+}
+
+/// `POST /api/sql`: runs the body's query over the job's sinks.
+async fn post_sql(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    if let Err(why) = same_origin(shared.addr, &req) {
+        return refuse(StatusCode::FORBIDDEN, why);
+    }
+    #[cfg(feature = "sql")]
+    {
+        use http_body_util::BodyExt;
+        let Some(tables) = &shared.sql else {
+            return refuse(StatusCode::NOT_FOUND, "this job serves no SQL");
+        };
+        let body = http_body_util::Limited::new(req.into_body(), MAX_SQL);
+        let sql = match body.collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(_) => return refuse(StatusCode::PAYLOAD_TOO_LARGE, "at most 16 KiB of SQL"),
+        };
+        let Ok(sql) = std::str::from_utf8(&sql) else {
+            return refuse(StatusCode::BAD_REQUEST, "the SQL is not UTF-8");
+        };
+        match tables.query(sql, MAX_ROWS).await {
+            Ok(result) => json(StatusCode::OK, &result),
+            Err(e) => refuse(StatusCode::BAD_REQUEST, &e),
+        }
+    }
+    #[cfg(not(feature = "sql"))]
+    {
+        let _ = req;
+        refuse(StatusCode::NOT_FOUND, "this build serves no SQL")
     }
 }

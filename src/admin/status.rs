@@ -142,6 +142,21 @@ pub struct CheckpointStatus {
     pub last_bytes: u64,
     /// The longest any took, in milliseconds.
     pub max_duration_ms: f64,
+    /// The newest ones, oldest first.
+    pub history: Vec<CheckpointEntry>,
+}
+
+/// One completed checkpoint.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckpointEntry {
+    /// Its number.
+    pub id: u64,
+    /// When it completed, in milliseconds since the epoch.
+    pub completed_ms: i64,
+    /// How long it took, in milliseconds.
+    pub duration_ms: f64,
+    /// Its state's size in bytes.
+    pub bytes: u64,
 }
 
 /// The bottleneck: the busiest task, by the summed utilisation of its
@@ -229,6 +244,16 @@ pub fn status(
             last_duration_ms: ms(c.last_duration),
             last_bytes: c.last_bytes,
             max_duration_ms: ms(c.max_duration),
+            history: c
+                .history
+                .iter()
+                .map(|h| CheckpointEntry {
+                    id: h.id,
+                    completed_ms: h.completed_ms,
+                    duration_ms: ms(h.duration),
+                    bytes: h.bytes,
+                })
+                .collect(),
         },
         advice,
     }

@@ -27,3 +27,5 @@ mod support;
 mod time_bounds;
 mod time_keyed;
 mod time_windows;
+#[cfg(all(feature = "admin", feature = "sql"))]
+mod web_ui;

@@ -1,0 +1,205 @@
+//! The admin server's web UI in a real headless browser (Chromium from the
+//! distribution's packages: `scripts/setup.sh --browser`). Behind a
+//! switch, since CI machines have no browser: `BROOK_BROWSER_TESTS=1
+//! cargo test --test integration web_ui`. It starts a job with a
+//! deliberately slow operator and a Parquet table for the SQL box, loads
+//! the page, lets its scripts run (and refresh) for a few seconds of
+//! virtual time, and checks the page the browser built: every node of the
+//! job drawn, the figures refreshed, and a SQL query's rows; then it saves
+//! a screenshot (`target/brook-ui.png`, or `BROOK_UI_SCREENSHOT`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use brook::admin::AdminServer;
+use brook::prelude::*;
+use brook::sql::SqlEngine;
+use brook_workload::{GeneratedLog, LogGenerator};
+use serde::{Deserialize, Serialize};
+
+/// The switch.
+const SWITCH: &str = "BROOK_BROWSER_TESTS";
+
+fn chromium() -> Option<PathBuf> {
+    ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .find_map(|name| {
+            let out = Command::new("which").arg(name).output().ok()?;
+            out.status
+                .success()
+                .then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+        })
+}
+
+/// Sleeps on every batch: the job's bottleneck.
+#[derive(Clone)]
+struct Slow;
+
+impl Operator<GeneratedLog, GeneratedLog> for Slow {
+    fn process(
+        &mut self,
+        batch: Batch<GeneratedLog>,
+        out: &mut Collector<GeneratedLog>,
+    ) -> Result<()> {
+        std::thread::sleep(Duration::from_millis(3));
+        out.emit_batch(batch);
+        Ok(())
+    }
+}
+
+#[derive(Clone)]
+struct Discard;
+
+impl Sink<GeneratedLog> for Discard {
+    type Writer = Discard;
+
+    fn open(&mut self, _ctx: &SinkContext) -> Result<Discard> {
+        Ok(Discard)
+    }
+}
+
+impl SinkWriter<GeneratedLog> for Discard {
+    async fn write(&mut self, _batch: Batch<GeneratedLog>) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// A row of the table the SQL box queries.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Hits {
+    service: String,
+    hits: u64,
+}
+
+/// Writes the table `hits` to `dir` with a small job.
+async fn write_table(dir: &Path) {
+    let rows: Vec<Hits> = (0..5u64)
+        .map(|i| Hits {
+            service: format!("svc-{i:02}"),
+            hits: 100 * (i + 1),
+        })
+        .collect();
+    let flow = Dataflow::with_config("hits", crate::support::config(1));
+    flow.source("rows", MemorySource::new(rows))
+        .sink("parquet", ParquetSink::<Hits>::new(dir));
+    flow.build()
+        .expect("build")
+        .run(CancellationToken::new())
+        .await
+        .expect("the table");
+}
+
+/// Runs the browser on `url` with `args`; returns its standard output.
+fn browse(browser: &Path, url: &str, args: &[&str]) -> String {
+    let out = Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--window-size=1400,1250",
+            "--virtual-time-budget=5000",
+        ])
+        .args(args)
+        .arg(url)
+        .output()
+        .expect("the browser runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn the_web_ui_draws_the_running_job_refreshes_and_answers_sql() {
+    if std::env::var(SWITCH).as_deref() != Ok("1") {
+        eprintln!("web_ui: SKIPPED (set {SWITCH}=1, after scripts/setup.sh --browser)");
+        return;
+    }
+    let browser = chromium().unwrap_or_else(|| {
+        panic!("{SWITCH}=1 but no Chromium found: run scripts/setup.sh --browser")
+    });
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let table = tmp.path().join("hits");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        write_table(&table).await;
+        let flow = Dataflow::with_config("ui-test", crate::support::config(2));
+        flow.source("logs", LogGenerator::new(20_000_000, 3).batch_size(256))
+            .filter("keep-all", |_| true)
+            .rebalance()
+            .process("slow", Slow)
+            .sink("out", Discard);
+        let job = flow.build().expect("build");
+        let engine = SqlEngine::with_memory_limit(64 << 20).expect("engine");
+        let admin = AdminServer::start_with_sql(
+            "127.0.0.1:0".parse().expect("addr"),
+            job.metrics(),
+            engine,
+            vec![("hits".into(), table.clone())],
+        )
+        .await
+        .expect("admin");
+        let addr = admin.local_addr();
+        let shutdown = CancellationToken::new();
+        let running = job.start(shutdown.clone()).expect("start");
+        tokio::time::sleep(Duration::from_millis(2200)).await;
+
+        let query = "SELECT service, hits FROM hits WHERE hits >= 300 ORDER BY hits DESC";
+        let url = format!(
+            "http://{addr}/#sql={}",
+            query
+                .replace(' ', "%20")
+                .replace('>', "%3E")
+                .replace('=', "%3D")
+        );
+        let screenshot = std::env::var_os("BROOK_UI_SCREENSHOT").map_or_else(
+            || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/brook-ui.png"),
+            PathBuf::from,
+        );
+        let (dom, shot) = tokio::task::spawn_blocking(move || {
+            let dom = browse(&browser, &url, &["--dump-dom"]);
+            let shot = format!("--screenshot={}", screenshot.display());
+            browse(&browser, &url, &[&shot]);
+            (dom, screenshot)
+        })
+        .await
+        .expect("browser");
+
+        for node in ["logs", "keep-all", "slow", "out"] {
+            assert!(
+                dom.contains(&format!("data-node=\"{node}\"")),
+                "the graph lacks node {node}:\n{dom}"
+            );
+        }
+        let refreshes: u32 = dom
+            .split("data-refreshes=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        assert!(refreshes >= 2, "the figures did not refresh: {refreshes}");
+        assert!(
+            dom.contains("node 'slow' is the bottleneck"),
+            "no advice:\n{dom}"
+        );
+        for row in ["<td>svc-04</td><td>500</td>", "<td>svc-02</td><td>300</td>"] {
+            assert!(dom.contains(row), "no SQL row {row}:\n{dom}");
+        }
+        assert!(!dom.contains("<td>svc-01</td>"), "the query's filter held");
+        assert!(dom.contains("3 rows"), "{dom}");
+        let size = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
+        assert!(size > 10_000, "no screenshot at {}", shot.display());
+
+        shutdown.cancel();
+        running.wait().await.expect("the job stops");
+        admin.stop().await;
+    });
+}
