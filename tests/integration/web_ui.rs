@@ -203,3 +203,121 @@ fn the_web_ui_draws_the_running_job_refreshes_and_answers_sql() {
         admin.stop().await;
     });
 }
+
+/// Sends a raw request and returns the status code and the body.
+fn raw(addr: std::net::SocketAddr, request: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    s.write_all(request.as_bytes()).expect("send");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("read");
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (
+        code,
+        text.split_once("\r\n\r\n")
+            .map_or("", |(_, b)| b)
+            .to_string(),
+    )
+}
+
+fn post_sql(
+    addr: std::net::SocketAddr,
+    host: &str,
+    origin: Option<&str>,
+    sql: &str,
+) -> (u16, String) {
+    let origin = origin.map_or(String::new(), |o| format!("Origin: {o}\r\n"));
+    raw(
+        addr,
+        &format!(
+            "POST /api/sql HTTP/1.1\r\nHost: {host}\r\n{origin}Content-Type: text/plain\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{sql}",
+            sql.len()
+        ),
+    )
+}
+
+/// The SQL box answers the server's own page, and only queries: a foreign
+/// Origin, a Host that is not the server (DNS rebinding), too much SQL and
+/// anything but a query are refused. Needs no browser.
+#[test]
+fn the_sql_endpoint_answers_its_own_page_and_refuses_the_rest() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let table = tmp.path().join("hits");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        write_table(&table).await;
+        let flow = Dataflow::with_config("sql-test", crate::support::config(1));
+        flow.source("rows", MemorySource::new(vec![1u64]))
+            .sink("out", CollectSink::new());
+        let job = flow.build().expect("build");
+        let engine = SqlEngine::with_memory_limit(64 << 20).expect("engine");
+        let admin = AdminServer::start_with_sql(
+            "127.0.0.1:0".parse().expect("addr"),
+            job.metrics(),
+            engine,
+            vec![("hits".into(), table.clone())],
+        )
+        .await
+        .expect("admin");
+        let addr = admin.local_addr();
+        let host = addr.to_string();
+        tokio::task::spawn_blocking(move || {
+            let own = format!("http://{host}");
+            let (code, body) = post_sql(
+                addr,
+                &host,
+                Some(&own),
+                "SELECT sum(hits) AS total FROM hits",
+            );
+            assert_eq!(code, 200, "{body}");
+            let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+            assert_eq!(v["rows"][0]["total"], 1500, "{body}");
+            assert_eq!(
+                post_sql(
+                    addr,
+                    &format!("localhost:{}", addr.port()),
+                    None,
+                    "SELECT 1"
+                )
+                .0,
+                200,
+                "localhost at the port is the server too"
+            );
+            let (code, body) = post_sql(addr, &host, Some("http://evil.example"), "SELECT 1");
+            assert_eq!(code, 403, "{body}");
+            assert!(body.contains("foreign Origin"), "{body}");
+            let (code, body) = post_sql(
+                addr,
+                "evil.example:80",
+                Some("http://evil.example:80"),
+                "SELECT 1",
+            );
+            assert_eq!(code, 403, "{body}");
+            assert!(body.contains("DNS rebinding"), "{body}");
+            let big = format!("SELECT 1 -- {}", "x".repeat(20_000));
+            assert_eq!(post_sql(addr, &host, None, &big).0, 413);
+            for write in [
+                "DROP TABLE hits",
+                "CREATE TABLE t AS SELECT 1",
+                "COPY hits TO '/tmp/x.csv'",
+            ] {
+                let (code, body) = post_sql(addr, &host, None, write);
+                assert_eq!(code, 400, "{write}: {body}");
+            }
+        })
+        .await
+        .expect("checks");
+        admin.stop().await;
+    });
+}
