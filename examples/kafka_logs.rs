@@ -30,7 +30,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use brook::kafka::{KafkaSink, KafkaSinkConfig, KafkaSource, KafkaSourceConfig, StartPosition};
+use brook::job::JobArgs;
+use brook::kafka::{
+    Delivery, KafkaSink, KafkaSinkConfig, KafkaSource, KafkaSourceConfig, StartPosition,
+};
 use brook::prelude::*;
 use brook_workload::logs::{self, LogEvent, WindowStats};
 use clap::Parser;
@@ -61,18 +64,18 @@ struct Args {
     /// The consumer group (for its committed offsets).
     #[arg(long, default_value = "brook-kafka-logs")]
     group: String,
-    /// Parallel instances per node (default: the number of cores).
-    #[arg(long)]
-    parallelism: Option<usize>,
+    /// The standard job flags: parallelism, checkpoints (which make the
+    /// alerts exactly once), the admin server (on 127.0.0.1:8686 by
+    /// default), logging.
+    #[command(flatten)]
+    job: JobArgs,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let mut config = JobConfig::default();
-    if let Some(p) = args.parallelism {
-        config.parallelism = p;
-    }
+    args.job.init_logging()?;
+    let config = args.job.config();
 
     let mut source_config = KafkaSourceConfig::new(&args.brokers, &[&args.topic], &args.group);
     source_config.start = StartPosition::Earliest;
@@ -82,13 +85,23 @@ async fn main() -> anyhow::Result<()> {
         .event_time(|e| e.ts)
         .watermarks(Watermarks::bounded(logs::MAX_OUT_OF_ORDERNESS));
 
-    let flow = Dataflow::with_config("kafka-logs", config);
+    let mut flow = Dataflow::with_config("kafka-logs", config);
+    args.job.configure(&mut flow)?;
     let events = flow.source("logs", source);
     let stats = logs::window_stats_timed(&events);
     stats.sink("parquet", ParquetSink::<WindowStats>::new(&args.out));
     if let Some(topic) = &args.alerts_topic {
         let threshold = args.alert_5xx;
-        let sink = KafkaSink::<WindowStats>::json(KafkaSinkConfig::new(&args.brokers, topic))?
+        // With checkpoints, each checkpoint's alerts are one transaction:
+        // exactly once for read_committed consumers.
+        let delivery = if args.job.checkpoint_dir.is_some() {
+            Delivery::ExactlyOnce
+        } else {
+            Delivery::AtLeastOnce
+        };
+        let mut sink_config = KafkaSinkConfig::new(&args.brokers, topic);
+        sink_config.delivery = delivery;
+        let sink = KafkaSink::<WindowStats>::json(sink_config)?
             .key(|w| Some(w.service.clone().into_bytes()));
         stats
             .filter("alerts", move |w| w.count_5xx >= threshold)
@@ -99,8 +112,11 @@ async fn main() -> anyhow::Result<()> {
 
     let started = Instant::now();
     let metrics = job.metrics();
-    // Ctrl-C stops reading; what was read still flows through and is written.
-    let outcome = brook::run_until_ctrl_c(job)
+    // Ctrl-C or SIGTERM stops reading (with checkpoints, at a stop
+    // checkpoint); the admin server serves the output as the table stats.
+    let outcome = args
+        .job
+        .run_serving(job, vec![("stats".to_string(), args.out.clone())])
         .await
         .with_context(|| format!("running the job on topic {}", args.topic))?;
     if outcome == brook::RunOutcome::Aborted {
