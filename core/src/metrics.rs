@@ -26,6 +26,9 @@ pub struct NodeMetrics {
     /// The newest watermark the instance received (a source: emitted);
     /// `i64::MIN` before the first.
     pub(crate) watermark: AtomicI64,
+    /// A source's backlog per split: records not yet read (a Kafka
+    /// partition's consumer lag), as the source last reported it.
+    pub(crate) backlog: std::sync::Mutex<std::collections::BTreeMap<String, i64>>,
 }
 
 impl Default for NodeMetrics {
@@ -43,6 +46,7 @@ impl Default for NodeMetrics {
             late: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             watermark: AtomicI64::new(i64::MIN),
+            backlog: std::sync::Mutex::default(),
         }
     }
 }
@@ -87,6 +91,28 @@ impl NodeMetrics {
 
     pub(crate) fn add_blocked(&self, d: Duration) {
         self.blocked_ns.fetch_add(d.as_nanos() as u64, Relaxed);
+    }
+
+    /// Reports a source split's backlog: the records not yet read (for a
+    /// Kafka partition, the high watermark less the next offset to read).
+    pub fn set_backlog(&self, split: &str, records: i64) {
+        let mut b = self.backlog.lock().unwrap_or_else(|p| p.into_inner());
+        match b.get_mut(split) {
+            Some(v) => *v = records,
+            None => {
+                b.insert(split.to_string(), records);
+            }
+        }
+    }
+
+    /// Each split's backlog, as last reported, by split.
+    pub fn backlog(&self) -> Vec<(String, i64)> {
+        self.backlog
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect()
     }
 
     pub(crate) fn set_watermark(&self, wm: i64) {
@@ -322,6 +348,7 @@ impl JobMetrics {
                 let mut total = Counters::default();
                 instances.iter().for_each(|c| total.add(c));
                 NodeSnapshot {
+                    backlog: n.instances.iter().flat_map(|m| m.backlog()).collect(),
                     name: n.name.clone(),
                     kind: n.kind,
                     task: n.task,
@@ -383,4 +410,7 @@ pub struct NodeSnapshot {
     pub total: Counters,
     /// Counters per instance.
     pub instances: Vec<Counters>,
+    /// A source's backlog per split (records not yet read: a Kafka
+    /// partition's consumer lag), by split.
+    pub backlog: Vec<(String, i64)>,
 }

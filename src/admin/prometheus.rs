@@ -169,6 +169,24 @@ impl Collector for JobCollector {
             lags,
         )?;
 
+        let backlog = snap.nodes.iter().flat_map(|n| {
+            n.backlog.iter().map(|(split, records)| {
+                let labels: Labels = vec![
+                    ("job", snap.job.clone()),
+                    ("node", n.name.clone()),
+                    ("split", split.clone()),
+                ];
+                (labels, ConstGauge::new(*records))
+            })
+        });
+        family(
+            e,
+            "source_backlog_records",
+            "Records of a source split not yet read (a Kafka partition's consumer lag).",
+            MetricType::Gauge,
+            backlog,
+        )?;
+
         // Rates over the sampler's last interval.
         let status = self
             .status

@@ -59,8 +59,20 @@ pub struct NodeStatus {
     /// Records received, emitted, late, dropped, dead-lettered and refused
     /// for their event time since the start, summed.
     pub totals: Totals,
+    /// A source's backlog per split: records not yet read (a Kafka
+    /// partition's consumer lag), as the source last reported it.
+    pub backlog: Vec<SplitBacklog>,
     /// Each instance.
     pub instances: Vec<InstanceStatus>,
+}
+
+/// A source split's backlog.
+#[derive(Debug, Clone, Serialize)]
+pub struct SplitBacklog {
+    /// The split (a Kafka partition: `topic/partition`).
+    pub split: String,
+    /// Records not yet read.
+    pub records: i64,
 }
 
 /// One instance of a node over the interval.
@@ -215,6 +227,14 @@ pub fn status(
                 watermark,
                 watermark_lag_ms: watermark.map(|w| now_ms.saturating_sub(w)),
                 totals: Totals::from(&n.total),
+                backlog: n
+                    .backlog
+                    .iter()
+                    .map(|(split, records)| SplitBacklog {
+                        split: split.clone(),
+                        records: *records,
+                    })
+                    .collect(),
                 instances,
             }
         })
@@ -346,6 +366,7 @@ mod tests {
             watermark: None,
             watermark_lag_ms: None,
             totals: Totals::from(&Counters::default()),
+            backlog: Vec::new(),
             instances: Vec::new(),
         }
     }

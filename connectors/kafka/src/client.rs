@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use brook_core::{Error, RetryHint};
+use brook_core::{Error, NodeMetrics, RetryHint};
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::ConsumerContext;
@@ -26,6 +26,9 @@ pub(crate) struct BrookContext {
     commit_failed: AtomicBool,
     /// A bounded source's consumer: where librdkafka's statistics go.
     fetched: Option<Arc<FetchedHighs>>,
+    /// A source instance's counters: where each partition's consumer lag
+    /// from the statistics goes.
+    lag: Option<Arc<NodeMetrics>>,
 }
 
 impl BrookContext {
@@ -35,7 +38,14 @@ impl BrookContext {
             last_error: Mutex::new(None),
             commit_failed: AtomicBool::new(false),
             fetched: None,
+            lag: None,
         }
+    }
+
+    /// The same, reporting each partition's consumer lag to `metrics`.
+    pub(crate) fn with_lag(mut self, metrics: Arc<NodeMetrics>) -> Self {
+        self.lag = Some(metrics);
+        self
     }
 
     /// The context of a bounded source's consumer, whose statistics feed
@@ -121,8 +131,14 @@ impl ClientContext for BrookContext {
     /// other clients log the statistics (when `statistics.interval.ms` is
     /// set among their options), as rdkafka does by default.
     fn stats_raw(&self, statistics: &[u8]) {
+        if let Some(metrics) = &self.lag {
+            for (partition, lag) in crate::ends::lags(statistics) {
+                metrics.set_backlog(&partition, lag);
+            }
+        }
         match &self.fetched {
             Some(fetched) => fetched.record(statistics),
+            None if self.lag.is_some() => {}
             None => match serde_json::from_slice(statistics) {
                 Ok(stats) => self.stats(stats),
                 Err(e) => {

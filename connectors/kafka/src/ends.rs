@@ -82,6 +82,35 @@ struct PartitionReport {
     /// The high watermark of the last Fetch response, or a negative number
     /// before the first.
     hi_offset: i64,
+    /// The offset after the last message handed to the application, or a
+    /// negative number before the first.
+    #[serde(default = "unknown")]
+    app_offset: i64,
+}
+
+fn unknown() -> i64 {
+    -1
+}
+
+/// Each partition's consumer lag in a statistics report: its high
+/// watermark less the offset after the last message read, by
+/// `topic/partition`, for the partitions that have both.
+pub(crate) fn lags(stats: &[u8]) -> Vec<(String, i64)> {
+    let Ok(report) = serde_json::from_slice::<Report>(stats) else {
+        return Vec::new();
+    };
+    let mut lags = Vec::new();
+    for (topic, t) in report.topics {
+        for p in t.partitions.into_values() {
+            if p.partition >= 0 && p.hi_offset >= 0 && p.app_offset >= 0 {
+                lags.push((
+                    format!("{topic}/{}", p.partition),
+                    (p.hi_offset - p.app_offset).max(0),
+                ));
+            }
+        }
+    }
+    lags
 }
 
 impl FetchedHighs {

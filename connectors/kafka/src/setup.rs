@@ -85,9 +85,19 @@ pub(crate) fn consumer_config(cfg: &KafkaSourceConfig, client_id: &str) -> Clien
             "statistics.interval.ms",
             STATS_INTERVAL.as_millis().to_string(),
         );
+    } else if c.get("statistics.interval.ms").is_none() {
+        // Each partition's consumer lag, for the job's metrics.
+        c.set(
+            "statistics.interval.ms",
+            LAG_INTERVAL.as_millis().to_string(),
+        );
     }
     c
 }
+
+/// How often an unbounded source's consumer reports its partitions' lag,
+/// unless its options say otherwise.
+const LAG_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Plans a source: creates a client with the consumer config its
 /// instances use (so librdkafka refuses a bad option here), waits for the
@@ -143,6 +153,7 @@ pub(crate) fn plan(
 
 /// Starts instance `instance` of a source, to read `splits`. `abandoned`
 /// is set when the stream is dropped, to stop waiting for the brokers.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn start(
     cfg: &KafkaSourceConfig,
     client_id: &str,
@@ -150,13 +161,15 @@ pub(crate) fn start(
     instance: usize,
     splits: &[KafkaSplit],
     abandoned: &AtomicBool,
+    metrics: Arc<brook_core::NodeMetrics>,
 ) -> Result<Started> {
     let what = format!("kafka source '{node}'");
     let fetched = cfg.bounded.then(|| Arc::new(FetchedHighs::new()));
     let context = match &fetched {
         Some(f) => BrookContext::with_fetched_highs(node, f.clone()),
         None => BrookContext::new(node),
-    };
+    }
+    .with_lag(metrics);
     let consumer =
         SourceConsumer::from_config_and_context(&consumer_config(cfg, client_id), context)
             .map_err(|e| kafka_error(format!("{what}: creating the consumer"), e))?;

@@ -236,6 +236,7 @@ impl<T: Send + 'static> KafkaStream<T> {
             ctx.instance()
         );
         let bad = BadMessages::new(&shared.bad, &ctx)?;
+        let metrics = ctx.metrics_handle();
         let started = tokio::task::spawn_blocking(move || {
             setup::start(
                 &shared.config,
@@ -244,6 +245,7 @@ impl<T: Send + 'static> KafkaStream<T> {
                 ctx.instance(),
                 &splits,
                 &abandoned,
+                metrics,
             )
         })
         .await

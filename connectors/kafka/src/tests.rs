@@ -7,6 +7,7 @@ mod bad_messages;
 mod bounded;
 mod checkpoints;
 mod consume;
+mod lag;
 mod real_broker;
 mod sink;
 mod startup;
