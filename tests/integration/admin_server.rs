@@ -122,6 +122,7 @@ fn the_admin_server_shows_the_job_and_names_the_slow_operator() {
             assert!(slow["rho"].as_f64().expect("rho") > 0.5, "{slow}");
             assert!(slow["instances"][0]["mu"].as_f64().is_some(), "{slow}");
             let advice = &job["advice"];
+            eprintln!("advice: {}", advice["message"]);
             assert_eq!(advice["node"], "slow", "{advice}");
             assert!(
                 advice["suggested_parallelism"].as_u64().expect("suggested") > 2,
