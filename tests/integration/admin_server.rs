@@ -2,75 +2,12 @@
 //! graph and rates as JSON, Prometheus metrics, and the bottleneck advice
 //! naming a deliberately slow operator.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use brook::admin::AdminServer;
 use brook::prelude::*;
-use brook_workload::{GeneratedLog, LogGenerator};
 
-/// Sleeps on every batch: the job's bottleneck.
-#[derive(Clone)]
-struct Slow;
-
-impl Operator<GeneratedLog, GeneratedLog> for Slow {
-    fn process(
-        &mut self,
-        batch: Batch<GeneratedLog>,
-        out: &mut Collector<GeneratedLog>,
-    ) -> Result<()> {
-        std::thread::sleep(Duration::from_millis(3));
-        out.emit_batch(batch);
-        Ok(())
-    }
-}
-
-/// Drops what it gets.
-#[derive(Clone)]
-struct Discard;
-
-impl Sink<GeneratedLog> for Discard {
-    type Writer = Discard;
-
-    fn open(&mut self, _ctx: &SinkContext) -> Result<Discard> {
-        Ok(Discard)
-    }
-}
-
-impl SinkWriter<GeneratedLog> for Discard {
-    async fn write(&mut self, _batch: Batch<GeneratedLog>) -> Result<()> {
-        Ok(())
-    }
-}
-
-/// Sends one request and returns the status line's code and the body.
-fn request(addr: SocketAddr, method: &str, path: &str, extra: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{extra}\r\n"
-    )
-    .expect("send");
-    let mut text = String::new();
-    s.read_to_string(&mut text).expect("read");
-    let code = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_string();
-    (code, body)
-}
-
-fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    request(addr, "GET", path, "")
-}
+use crate::support::admin::{get, request, slow_job};
 
 #[test]
 fn the_admin_server_shows_the_job_and_names_the_slow_operator() {
@@ -80,13 +17,7 @@ fn the_admin_server_shows_the_job_and_names_the_slow_operator() {
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let flow = Dataflow::with_config("admin-test", crate::support::config(2));
-        flow.source("logs", LogGenerator::new(20_000_000, 3).batch_size(256))
-            .filter("keep-all", |_| true)
-            .rebalance()
-            .process("slow", Slow)
-            .sink("out", Discard);
-        let job = flow.build().expect("build");
+        let job = slow_job("admin-test");
         let admin = AdminServer::start("127.0.0.1:0".parse().expect("addr"), job.metrics())
             .await
             .expect("admin");

@@ -15,8 +15,9 @@ use std::time::Duration;
 use brook::admin::AdminServer;
 use brook::prelude::*;
 use brook::sql::SqlEngine;
-use brook_workload::{GeneratedLog, LogGenerator};
 use serde::{Deserialize, Serialize};
+
+use crate::support::admin::{raw, slow_job};
 
 /// The switch.
 const SWITCH: &str = "BROOK_BROWSER_TESTS";
@@ -30,39 +31,6 @@ fn chromium() -> Option<PathBuf> {
                 .success()
                 .then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
         })
-}
-
-/// Sleeps on every batch: the job's bottleneck.
-#[derive(Clone)]
-struct Slow;
-
-impl Operator<GeneratedLog, GeneratedLog> for Slow {
-    fn process(
-        &mut self,
-        batch: Batch<GeneratedLog>,
-        out: &mut Collector<GeneratedLog>,
-    ) -> Result<()> {
-        std::thread::sleep(Duration::from_millis(3));
-        out.emit_batch(batch);
-        Ok(())
-    }
-}
-
-#[derive(Clone)]
-struct Discard;
-
-impl Sink<GeneratedLog> for Discard {
-    type Writer = Discard;
-
-    fn open(&mut self, _ctx: &SinkContext) -> Result<Discard> {
-        Ok(Discard)
-    }
-}
-
-impl SinkWriter<GeneratedLog> for Discard {
-    async fn write(&mut self, _batch: Batch<GeneratedLog>) -> Result<()> {
-        Ok(())
-    }
 }
 
 /// A row of the table the SQL box queries.
@@ -131,13 +99,7 @@ fn the_web_ui_draws_the_running_job_refreshes_and_answers_sql() {
         .expect("runtime");
     rt.block_on(async {
         write_table(&table).await;
-        let flow = Dataflow::with_config("ui-test", crate::support::config(2));
-        flow.source("logs", LogGenerator::new(20_000_000, 3).batch_size(256))
-            .filter("keep-all", |_| true)
-            .rebalance()
-            .process("slow", Slow)
-            .sink("out", Discard);
-        let job = flow.build().expect("build");
+        let job = slow_job("ui-test");
         let engine = SqlEngine::with_memory_limit(64 << 20).expect("engine");
         let admin = AdminServer::start_with_sql(
             "127.0.0.1:0".parse().expect("addr"),
@@ -202,28 +164,6 @@ fn the_web_ui_draws_the_running_job_refreshes_and_answers_sql() {
         running.wait().await.expect("the job stops");
         admin.stop().await;
     });
-}
-
-/// Sends a raw request and returns the status code and the body.
-fn raw(addr: std::net::SocketAddr, request: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(20)))
-        .expect("timeout");
-    s.write_all(request.as_bytes()).expect("send");
-    let mut text = String::new();
-    s.read_to_string(&mut text).expect("read");
-    let code = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (
-        code,
-        text.split_once("\r\n\r\n")
-            .map_or("", |(_, b)| b)
-            .to_string(),
-    )
 }
 
 fn post_sql(

@@ -1,5 +1,8 @@
 //! Helpers shared by the integration tests.
 
+#[cfg(feature = "admin")]
+pub(crate) mod admin;
+
 use std::future::Future;
 use std::time::Duration;
 
