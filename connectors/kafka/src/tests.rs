@@ -294,3 +294,24 @@ pub(super) fn block_on<F: Future>(f: F) -> F::Output {
         .expect("runtime")
         .block_on(f)
 }
+
+/// Asserts that `err` is the sink's fatal error for a fenced producer,
+/// naming transactional id `tid`; returns its text.
+pub(super) fn assert_fenced(err: &brook_core::Error, tid: &str) -> String {
+    assert!(
+        matches!(
+            err,
+            brook_core::Error::External {
+                retry: brook_core::RetryHint::Fatal,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains(tid) && text.contains("fenced") && text.contains("another incarnation"),
+        "{text}"
+    );
+    text
+}

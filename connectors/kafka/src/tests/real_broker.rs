@@ -57,9 +57,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use brook_core::{
-    Batch, BoxedSourceStream, CancellationToken, CheckpointConfig, CheckpointId, Dataflow, Error,
-    Job, JobConfig, PlanContext, Record, Result, Sink, SinkWriter, Source, SourceContext,
-    SourceEvent, SourceSplit, SplitId, TaskContext,
+    Batch, BoxedSourceStream, CancellationToken, CheckpointConfig, CheckpointId, Dataflow, Job,
+    JobConfig, PlanContext, Record, Result, Sink, SinkWriter, Source, SourceContext, SourceEvent,
+    SourceSplit, SplitId, TaskContext,
 };
 use futures::{StreamExt, stream};
 use rdkafka::ClientConfig;
@@ -71,7 +71,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use super::super::txn::{Registry, Restored, TxnEvent, marker_group, transactional_id};
 use super::super::{Delivery, KafkaSink, KafkaSinkConfig};
-use super::{BROKERS_ENV, Cluster, block_on};
+use super::{BROKERS_ENV, Cluster, assert_fenced, block_on};
 
 /// The real broker, or `None` after saying (past the harness's capture)
 /// that `test` is skipped.
@@ -692,21 +692,7 @@ fn a_newer_producer_with_the_same_transactional_id_fences_the_sink() {
         .await
         .expect("commit");
         let (err, sink) = err;
-        assert!(
-            matches!(
-                err,
-                Error::External {
-                    retry: brook_core::RetryHint::Fatal,
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
-        let text = err.to_string();
-        assert!(
-            text.contains(&tid) && text.contains("fenced") && text.contains("another incarnation"),
-            "{text}"
-        );
+        let text = assert_fenced(&err, &tid);
         assert!(text.contains("checkpoint 1"), "{text}");
         let _ = writeln!(
             std::io::stderr(),

@@ -34,7 +34,7 @@ use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 
 use super::super::txn::{PreCommit, Restored, TxnEvent, marker_group};
 use super::super::{Delivery, KafkaSink, KafkaSinkConfig, KafkaSource};
-use super::{block_on, bounded, produce_numbers, read_plain};
+use super::{assert_fenced, block_on, bounded, produce_numbers, read_plain};
 
 /// An exactly-once config with short timeouts.
 fn exactly_once(bootstrap: &str, topic: &str) -> KafkaSinkConfig {
@@ -258,21 +258,7 @@ fn a_fenced_producer_fails_its_commit_naming_the_transactional_id() {
         .await
         .expect("commit");
         let (err, sink) = err;
-        assert!(
-            matches!(
-                err,
-                Error::External {
-                    retry: brook_core::RetryHint::Fatal,
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
-        let text = err.to_string();
-        assert!(
-            text.contains(tid) && text.contains("fenced") && text.contains("another incarnation"),
-            "{text}"
-        );
+        let text = assert_fenced(&err, tid);
         assert!(
             text.contains("'fenced'") && text.contains("checkpoint 1"),
             "{text}"

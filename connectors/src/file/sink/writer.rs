@@ -293,22 +293,7 @@ impl PartFile {
     /// directory, so the name survives a crash), for a checkpoint to
     /// publish; returns its final path.
     async fn stage(&mut self) -> Result<PathBuf> {
-        let file = self.take_file()?;
-        let chunk = std::mem::take(&mut self.chunk);
-        let paths = self.paths.clone();
-        blocking("a file sink", move || {
-            let mut file = match file {
-                Some(file) => file,
-                None => paths.create()?,
-            };
-            if !chunk.is_empty() {
-                paths.write(&mut file, &chunk)?;
-            }
-            sync_file(file, &paths.in_progress)?;
-            sync_dir(&paths.dir)
-        })
-        .await?;
-        self.file = FileState::Done;
+        self.finish(false).await?;
         Ok(self.paths.done.clone())
     }
 
@@ -316,6 +301,12 @@ impl PartFile {
     /// (replacing a file of that name) and syncs the directory so that the
     /// rename survives a crash.
     async fn commit(&mut self) -> Result<()> {
+        self.finish(true).await
+    }
+
+    /// Writes the rest and syncs the file; then renames it to its final
+    /// name if `publish_it`, else syncs its directory and leaves it hidden.
+    async fn finish(&mut self, publish_it: bool) -> Result<()> {
         let file = self.take_file()?;
         let chunk = std::mem::take(&mut self.chunk);
         let paths = self.paths.clone();
@@ -327,7 +318,12 @@ impl PartFile {
             if !chunk.is_empty() {
                 paths.write(&mut file, &chunk)?;
             }
-            publish(file, &paths.in_progress, &paths.done, &paths.dir)
+            if publish_it {
+                publish(file, &paths.in_progress, &paths.done, &paths.dir)
+            } else {
+                sync_file(file, &paths.in_progress)?;
+                sync_dir(&paths.dir)
+            }
         })
         .await?;
         self.file = FileState::Done;
