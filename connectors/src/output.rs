@@ -12,7 +12,7 @@
 //!
 //! # The commit record
 //! A sink that replaces earlier output (see
-//! [`ParquetSink::replace_on_success`](crate::parquet::ParquetSink::replace_on_success))
+//! `ParquetSink::replace_on_success` in `brook-parquet`)
 //! records the files of its last successful run in `_brook_output.json`,
 //! written atomically (temporary file, sync, rename, directory sync). The
 //! next such run removes exactly those files once it has succeeded, so

@@ -230,7 +230,7 @@ where
     /// Opens instance `i`, which writes `part-<i>.<extension>`.
     ///
     /// # Errors
-    /// [`Error::Io`] naming the directory when it is a file or cannot be
+    /// [`Error::Io`](brook_core::Error::Io) naming the directory when it is a file or cannot be
     /// looked at.
     fn open(&mut self, ctx: &SinkContext) -> Result<FileSinkWriter<T, E>> {
         check_dir(&self.dir)?;
