@@ -42,13 +42,14 @@
 //! [`RunOutcome::exit_code`] gives 0 after SIGTERM (a service manager's
 //! stop), 130 after SIGINT (a person's Ctrl-C, as shells expect).
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use brook_core::{CheckpointConfig, Dataflow, Error, Job, JobConfig, Restore, Result};
 
 use crate::admin::AdminServer;
-use crate::run::{RunOutcome, run_until_signal};
+use crate::run::{Interrupts, RunOutcome, run_until};
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -174,12 +175,15 @@ impl JobArgs {
 
     /// Runs `job` until it ends or a signal stops it, with the admin
     /// server while it runs (if the address is taken, the job runs without
-    /// it, with a warning). Call inside a tokio runtime.
+    /// it, with a warning). The signal handlers are installed when this is
+    /// called, not when the future is first polled: call it before telling
+    /// the user the job runs, so that a signal right after is never lost.
+    /// Call inside a tokio runtime.
     ///
     /// # Errors
     /// The job's error, naming the node; a bad `--admin`.
-    pub async fn run(&self, job: Job) -> Result<RunOutcome> {
-        self.run_serving(job, Vec::new()).await
+    pub fn run(&self, job: Job) -> impl Future<Output = Result<RunOutcome>> + '_ {
+        self.run_serving(job, Vec::new())
     }
 
     /// As [`run`](Self::run), with the admin server's SQL box over the
@@ -188,10 +192,21 @@ impl JobArgs {
     ///
     /// # Errors
     /// As [`run`](Self::run).
-    pub async fn run_serving(
+    pub fn run_serving(
         &self,
         job: Job,
         tables: Vec<(String, std::path::PathBuf)>,
+    ) -> impl Future<Output = Result<RunOutcome>> + '_ {
+        // Listening from now on: a signal before the first poll is kept.
+        let interrupts = Interrupts::install(true);
+        self.serve_and_run(job, tables, interrupts)
+    }
+
+    async fn serve_and_run(
+        &self,
+        job: Job,
+        tables: Vec<(String, std::path::PathBuf)>,
+        interrupts: Result<Interrupts>,
     ) -> Result<RunOutcome> {
         let addr = self.admin_addr()?;
         let started = match addr {
@@ -216,7 +231,7 @@ impl JobArgs {
                 None
             }
         };
-        let result = run_until_signal(job).await;
+        let result = run_until(job, interrupts).await;
         if let Some(admin) = admin {
             admin.set_state(match &result {
                 Ok(RunOutcome::Completed) => "completed",

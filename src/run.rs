@@ -58,7 +58,7 @@ pub fn run_until_signal(job: Job) -> impl Future<Output = Result<RunOutcome>> {
     run_until(job, Interrupts::install(true))
 }
 
-async fn run_until(job: Job, interrupts: Result<Interrupts>) -> Result<RunOutcome> {
+pub(crate) async fn run_until(job: Job, interrupts: Result<Interrupts>) -> Result<RunOutcome> {
     {
         let mut interrupts = interrupts?;
         let shutdown = CancellationToken::new();
@@ -88,7 +88,7 @@ async fn run_until(job: Job, interrupts: Result<Interrupts>) -> Result<RunOutcom
 
 /// Ctrl-C (SIGINT), and SIGTERM if asked for, listened for from the
 /// moment they are installed.
-struct Interrupts {
+pub(crate) struct Interrupts {
     #[cfg(unix)]
     interrupt: tokio::signal::unix::Signal,
     #[cfg(unix)]
@@ -96,8 +96,9 @@ struct Interrupts {
 }
 
 impl Interrupts {
+    /// Listens for SIGINT, and SIGTERM if `terminate`, from now on.
     #[cfg(unix)]
-    fn install(terminate: bool) -> Result<Self> {
+    pub(crate) fn install(terminate: bool) -> Result<Self> {
         use tokio::signal::unix::{SignalKind, signal};
         let interrupt = signal(SignalKind::interrupt())
             .map_err(|e| Error::io("installing the Ctrl-C handler", e))?;
@@ -111,8 +112,9 @@ impl Interrupts {
         })
     }
 
+    /// Listens for Ctrl-C.
     #[cfg(not(unix))]
-    fn install(_terminate: bool) -> Result<Self> {
+    pub(crate) fn install(_terminate: bool) -> Result<Self> {
         Ok(Interrupts {})
     }
 

@@ -320,7 +320,7 @@ fn an_interrupted_job_stops_at_a_checkpoint_and_resumes_reading_nothing_twice() 
         .status()
         .expect("kill");
     assert!(kill.success());
-    let o = child.wait_with_output().expect("wait");
+    let o = crate::support::wait_within(child, 120);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(130), "{err}");
     let read_first: u64 = err

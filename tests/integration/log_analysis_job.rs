@@ -228,7 +228,7 @@ fn an_interrupted_run_says_so_writes_nothing_and_exits_130() {
         .status()
         .expect("kill");
     assert!(kill.success());
-    let o = child.wait_with_output().expect("wait");
+    let o = crate::support::wait_within(child, 120);
     let err = text(&o.stderr);
     assert_eq!(o.status.code(), Some(130), "{err}");
     assert!(

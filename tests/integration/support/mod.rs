@@ -61,3 +61,26 @@ impl<T: Send + 'static> SinkWriter<T> for SlowWriter {
         Ok(())
     }
 }
+
+/// Waits for `child` at most `secs` seconds (killing it and failing the
+/// test past that: a hang is a bug), then collects its output.
+pub(crate) fn wait_within(mut child: std::process::Child, secs: u64) -> std::process::Output {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            _ => {
+                let _ = child.kill();
+                let out = child.wait_with_output().expect("wait");
+                panic!(
+                    "the process did not end within {secs} s\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+    }
+    child.wait_with_output().expect("wait")
+}
