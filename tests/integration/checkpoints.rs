@@ -250,14 +250,22 @@ fn a_crash_at_each_failpoint_is_recovered_exactly() {
 fn a_checkpoint_restores_at_another_parallelism_exactly() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let input = tmp.path().join("logs.jsonl");
-    write_input(&input, 300_000);
+    write_input(&input, 500_000);
+    // A checkpoint every 5 ms: the second is taken mid-run, not as the
+    // final one, even on a loaded machine.
+    let args = |out: &Path, ck: &Path, p: usize| {
+        let mut a = job_args(&input, out, ck, p);
+        let last = a.len() - 1;
+        a[last] = "5".into();
+        a
+    };
     for (from, to) in [(3, 2), (2, 3)] {
         let round = tmp.path().join(format!("{from}-{to}"));
         let (out, ck) = (round.join("stats"), round.join("checkpoints"));
         // Die once the second checkpoint is complete, before any sink
         // publishes it.
         let crashed = log_analysis()
-            .args(job_args(&input, &out, &ck, from))
+            .args(args(&out, &ck, from))
             .env("BROOK_FAILPOINT", "after-manifest@2")
             .output()
             .expect("run");
@@ -267,7 +275,7 @@ fn a_checkpoint_restores_at_another_parallelism_exactly() {
             "{from} -> {to}: the run did not die at the failpoint\n{err}"
         );
         let again = log_analysis()
-            .args(job_args(&input, &out, &ck, to))
+            .args(args(&out, &ck, to))
             .output()
             .expect("run again");
         let out_text = String::from_utf8_lossy(&again.stdout);
