@@ -16,10 +16,14 @@
 //!    partition 0 of the topic, with `send_offsets_to_transaction`) and
 //!    commits it: records and marker become visible together, or not at
 //!    all;
-//! 3. a job restored from `n` ([`restore`]) fences each transactional id
-//!    (aborting a transaction left open), reads its marker, and if the
-//!    marker is not `n` with the token, writes the copy again in a new
-//!    transaction, with the marker.
+//! 3. a job restored from `n` fences every transactional id of the
+//!    checkpoint (aborting the transactions left open), then for each
+//!    ([`restore`]) reads its marker, and if the marker is not `n` (with
+//!    the token, where the broker keeps offset metadata), writes the copy
+//!    again in a new transaction, with the marker.
+//!
+//! [`precommit`] holds the pre-commit's encoding, [`marker`] the marker
+//! and the restore.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -27,16 +31,21 @@ use std::time::Duration;
 
 use brook_core::checkpoint::failpoint;
 use brook_core::{CheckpointId, Error, Result, RetryHint};
-use rdkafka::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerGroupMetadata};
+use rdkafka::consumer::{Consumer, ConsumerGroupMetadata};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::Producer as _;
-use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 
 use crate::client::{KafkaFailure, kafka_error};
-use crate::producer::{self, Deliveries, Outgoing, Producer, ProducerSettings};
+use crate::producer::{self, Producer, ProducerSettings};
+
+mod marker;
+mod precommit;
+
+pub(crate) use marker::{Restored, restore};
+use marker::{marker_consumer, send_marker};
+pub(crate) use precommit::{Copied, Head, PreCommit};
 
 /// The failpoint reached when a transaction holds every record and the
 /// commit marker, and is not yet committed.
@@ -67,211 +76,6 @@ pub(crate) fn marker_group(tid: &str) -> String {
 /// never passes for this one's.
 pub(crate) fn run_token() -> String {
     brook_connectors::output::run_id()
-}
-
-/// One message of a transaction, kept to be written again by a restore.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Copied {
-    pub(crate) partition: i32,
-    pub(crate) timestamp: Option<i64>,
-    pub(crate) key: Option<Vec<u8>>,
-    pub(crate) value: Option<Vec<u8>>,
-    pub(crate) headers: Vec<(String, Vec<u8>)>,
-}
-
-/// What a writer pre-commits for a checkpoint: which transaction, and a
-/// write-ahead copy of its messages.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct PreCommit {
-    pub(crate) head: Head,
-    pub(crate) messages: Vec<Copied>,
-}
-
-/// Which transaction a [`PreCommit`] is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Head {
-    pub(crate) transactional_id: String,
-    pub(crate) checkpoint: CheckpointId,
-    /// Unique to this transaction (with `checkpoint`): the marker's
-    /// metadata.
-    pub(crate) token: String,
-    pub(crate) topic: String,
-    /// The parallelism of the writer's node, to fence the ids of instances
-    /// a restore at a lower parallelism no longer runs.
-    pub(crate) parallelism: usize,
-}
-
-/// The first bytes of an encoded [`PreCommit`], and its version.
-const MAGIC: &[u8; 5] = b"BKTX1";
-
-impl PreCommit {
-    /// A compact binary encoding (JSON would triple the size of the
-    /// copy): the head, then each message, lengths as `u32`, integers
-    /// big-endian.
-    pub(crate) fn encode(&self) -> Vec<u8> {
-        let size: usize = self
-            .messages
-            .iter()
-            .map(|m| {
-                32 + m.key.as_ref().map_or(0, Vec::len)
-                    + m.value.as_ref().map_or(0, Vec::len)
-                    + m.headers
-                        .iter()
-                        .map(|(k, v)| 8 + k.len() + v.len())
-                        .sum::<usize>()
-            })
-            .sum();
-        let mut w = Vec::with_capacity(size + 128);
-        w.extend_from_slice(MAGIC);
-        let h = &self.head;
-        put_bytes(&mut w, Some(h.transactional_id.as_bytes()));
-        w.extend_from_slice(&h.checkpoint.to_be_bytes());
-        put_bytes(&mut w, Some(h.token.as_bytes()));
-        put_bytes(&mut w, Some(h.topic.as_bytes()));
-        w.extend_from_slice(&(h.parallelism as u64).to_be_bytes());
-        w.extend_from_slice(&(self.messages.len() as u64).to_be_bytes());
-        for m in &self.messages {
-            w.extend_from_slice(&m.partition.to_be_bytes());
-            match m.timestamp {
-                Some(t) => {
-                    w.push(1);
-                    w.extend_from_slice(&t.to_be_bytes());
-                }
-                None => w.push(0),
-            }
-            put_bytes(&mut w, m.key.as_deref());
-            put_bytes(&mut w, m.value.as_deref());
-            w.extend_from_slice(&(m.headers.len() as u32).to_be_bytes());
-            for (k, v) in &m.headers {
-                put_bytes(&mut w, Some(k.as_bytes()));
-                put_bytes(&mut w, Some(v));
-            }
-        }
-        w
-    }
-
-    /// Decodes only the head.
-    ///
-    /// # Errors
-    /// [`Error::State`] for bytes that are not a pre-commit of this sink.
-    pub(crate) fn decode_head(bytes: &[u8]) -> Result<Head> {
-        Reader::new(bytes)?.head()
-    }
-
-    /// Decodes the whole pre-commit.
-    ///
-    /// # Errors
-    /// [`Error::State`] for bytes that are not a pre-commit of this sink.
-    pub(crate) fn decode(bytes: &[u8]) -> Result<PreCommit> {
-        let mut r = Reader::new(bytes)?;
-        let head = r.head()?;
-        let n = r.u64()?;
-        let mut messages = Vec::with_capacity(usize::try_from(n).unwrap_or(0).min(1 << 20));
-        for _ in 0..n {
-            let partition = i32::from_be_bytes(r.array()?);
-            let timestamp = match r.take(1)?[0] {
-                0 => None,
-                _ => Some(i64::from_be_bytes(r.array()?)),
-            };
-            let key = r.bytes()?;
-            let value = r.bytes()?;
-            let count = u32::from_be_bytes(r.array()?);
-            let mut headers = Vec::new();
-            for _ in 0..count {
-                let k = r.string()?;
-                let v = r.bytes()?.unwrap_or_default();
-                headers.push((k, v));
-            }
-            messages.push(Copied {
-                partition,
-                timestamp,
-                key,
-                value,
-                headers,
-            });
-        }
-        if r.at < r.bytes.len() {
-            return Err(bad("trailing bytes"));
-        }
-        Ok(PreCommit { head, messages })
-    }
-}
-
-/// Writes optional bytes: `u32::MAX` for none, else the length and them.
-fn put_bytes(w: &mut Vec<u8>, b: Option<&[u8]>) {
-    match b {
-        None => w.extend_from_slice(&u32::MAX.to_be_bytes()),
-        Some(b) => {
-            w.extend_from_slice(&(b.len() as u32).to_be_bytes());
-            w.extend_from_slice(b);
-        }
-    }
-}
-
-fn bad(what: &str) -> Error {
-    Error::State(format!(
-        "a kafka sink's pre-commit does not parse ({what}): the checkpoint was written by \
-         another version or is damaged"
-    ))
-}
-
-/// Reads what [`PreCommit::encode`] wrote.
-struct Reader<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn new(bytes: &'a [u8]) -> Result<Self> {
-        if !bytes.starts_with(MAGIC) {
-            return Err(bad("no header"));
-        }
-        Ok(Reader {
-            bytes,
-            at: MAGIC.len(),
-        })
-    }
-
-    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        let end = self.at.checked_add(n).ok_or_else(|| bad("length"))?;
-        let out = self
-            .bytes
-            .get(self.at..end)
-            .ok_or_else(|| bad("truncated"))?;
-        self.at = end;
-        Ok(out)
-    }
-
-    fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
-        self.take(N)?.try_into().map_err(|_| bad("truncated"))
-    }
-
-    fn u64(&mut self) -> Result<u64> {
-        Ok(u64::from_be_bytes(self.array()?))
-    }
-
-    fn bytes(&mut self) -> Result<Option<Vec<u8>>> {
-        let n = u32::from_be_bytes(self.array()?);
-        if n == u32::MAX {
-            return Ok(None);
-        }
-        Ok(Some(self.take(n as usize)?.to_vec()))
-    }
-
-    fn string(&mut self) -> Result<String> {
-        let b = self.bytes()?.ok_or_else(|| bad("missing text"))?;
-        String::from_utf8(b).map_err(|_| bad("text is not UTF-8"))
-    }
-
-    fn head(&mut self) -> Result<Head> {
-        Ok(Head {
-            transactional_id: self.string()?,
-            checkpoint: self.u64()?,
-            token: self.string()?,
-            topic: self.string()?,
-            parallelism: usize::try_from(self.u64()?).map_err(|_| bad("parallelism"))?,
-        })
-    }
 }
 
 /// Where one instance's transactions stand, as the sink sees them.
@@ -523,165 +327,6 @@ pub(crate) fn is_fenced(e: &KafkaError) -> bool {
     )
 }
 
-/// Adds the commit marker of `checkpoint` to the open transaction.
-fn send_marker(
-    producer: &Producer,
-    group: &ConsumerGroupMetadata,
-    topic: &str,
-    checkpoint: CheckpointId,
-    token: &str,
-    timeout: Duration,
-) -> rdkafka::error::KafkaResult<()> {
-    let mut offsets = TopicPartitionList::new();
-    let offset = i64::try_from(checkpoint).unwrap_or(i64::MAX);
-    offsets.add_partition_offset(topic, MARKER_PARTITION, Offset::Offset(offset))?;
-    if let Some(mut e) = offsets.find_partition(topic, MARKER_PARTITION) {
-        e.set_metadata(token);
-    }
-    producer.send_offsets_to_transaction(&offsets, group, timeout)
-}
-
-/// A consumer of the marker group of `tid`, to read the marker and make
-/// its group metadata (no I/O until used).
-fn marker_consumer(settings: &ProducerSettings<'_>, tid: &str, what: &str) -> Result<BaseConsumer> {
-    let mut c = ClientConfig::new();
-    c.set("client.id", settings.client_id);
-    settings.options.apply(&mut c);
-    c.set("bootstrap.servers", settings.servers.trim())
-        .set("group.id", marker_group(tid))
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed");
-    c.create()
-        .map_err(|e| kafka_error(format!("{what}: creating the commit marker's reader"), e))
-}
-
-/// The commit marker of `tid` on `topic`: the checkpoint and token of the
-/// last transaction that committed with one, if any. Read after
-/// [`Txn::init`], so that no transaction of `tid` is pending.
-///
-/// # Errors
-/// The brokers do not answer within `timeout`.
-pub(crate) fn read_marker(
-    settings: &ProducerSettings<'_>,
-    tid: &str,
-    topic: &str,
-    what: &str,
-    timeout: Duration,
-) -> Result<Option<(CheckpointId, String)>> {
-    let consumer = marker_consumer(settings, tid, what)?;
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition(topic, MARKER_PARTITION);
-    let committed = consumer.committed_offsets(tpl, timeout).map_err(|e| {
-        kafka_error(
-            format!(
-                "{what}: reading the commit marker of transactional id '{tid}' (group '{}')",
-                marker_group(tid)
-            ),
-            e,
-        )
-    })?;
-    Ok(committed
-        .find_partition(topic, MARKER_PARTITION)
-        .and_then(|e| match e.offset() {
-            Offset::Offset(n) if n >= 0 => Some((n as CheckpointId, e.metadata().to_string())),
-            _ => None,
-        }))
-}
-
-/// Whether a marker read back says checkpoint `checkpoint`'s transaction
-/// (of the run whose token is `token`) committed. Checkpoint numbers never
-/// repeat within a checkpoint directory, so the number alone decides on a
-/// broker that drops offset metadata (tansu 0.6.0); where the metadata is
-/// kept, the run's token must match too.
-pub(crate) fn marker_says_committed(
-    marker: Option<&(CheckpointId, String)>,
-    checkpoint: CheckpointId,
-    token: &str,
-) -> bool {
-    marker.is_some_and(|(n, meta)| *n == checkpoint && (meta == token || meta.is_empty()))
-}
-
-/// What a restore did with one pre-committed transaction.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Restored {
-    /// Its marker says it committed: nothing was written.
-    AlreadyCommitted,
-    /// It had not committed (its transaction was aborted by the fencing):
-    /// its copy was written again, in a new transaction, and committed.
-    Rewritten(u64),
-}
-
-/// Publishes one pre-committed transaction of checkpoint `checkpoint` on
-/// restore: fences its transactional id (which aborts a transaction the
-/// dead incarnation left open), then, unless its marker says it
-/// committed, writes its copy again and commits it with the marker.
-/// Blocking.
-///
-/// # Errors
-/// A pre-commit of another checkpoint, brokers that do not answer, a
-/// failed delivery or commit.
-pub(crate) fn restore(
-    settings: &ProducerSettings<'_>,
-    node: &str,
-    checkpoint: CheckpointId,
-    pre: &PreCommit,
-    timeout: Duration,
-) -> Result<Restored> {
-    let head = &pre.head;
-    let what = format!("kafka sink '{node}' writing to '{}'", head.topic);
-    if head.checkpoint != checkpoint {
-        return Err(Error::State(format!(
-            "{what}: restoring checkpoint {checkpoint}, a pre-commit of transactional id '{}' \
-             is for checkpoint {}",
-            head.transactional_id, head.checkpoint
-        )));
-    }
-    let tid = head.transactional_id.as_str();
-    let settings = ProducerSettings {
-        transactional: Some((tid, timeout)),
-        ..*settings
-    };
-    let txn = Txn::new(&settings, node, &head.topic, &what)?;
-    txn.init()?;
-    let marker = read_marker(&settings, tid, &head.topic, &what, txn.timeout)?;
-    if marker_says_committed(marker.as_ref(), checkpoint, &head.token) {
-        tracing::info!(
-            node,
-            transactional_id = tid,
-            checkpoint,
-            "Restore: the checkpoint's transaction had committed."
-        );
-        return Ok(Restored::AlreadyCommitted);
-    }
-    txn.begin()?;
-    let mut deliveries = Deliveries::new(settings.max_in_flight_bytes, what.clone());
-    futures::executor::block_on(async {
-        for (i, m) in pre.messages.iter().enumerate() {
-            let out = Outgoing {
-                key: m.key.clone(),
-                payload: m.value.clone(),
-                partition: Some(m.partition),
-                timestamp: m.timestamp,
-                headers: headers(&m.headers),
-                label: format!("message {i} of checkpoint {checkpoint}, written again"),
-            };
-            deliveries.send(&txn.producer, &head.topic, out).await?;
-        }
-        deliveries.settle().await
-    })?;
-    txn.produced(pre.messages.len() as u64);
-    txn.pre_commit(checkpoint);
-    let records = txn.commit(checkpoint, &head.token)?;
-    tracing::info!(
-        node,
-        transactional_id = tid,
-        checkpoint,
-        records,
-        "Restore: the checkpoint's transaction had not committed; its records were written again."
-    );
-    Ok(Restored::Rewritten(records))
-}
-
 /// Fences transactional id `tid`: a transaction an earlier producer left
 /// open is aborted, and that producer can no longer write. Blocking.
 ///
@@ -814,52 +459,5 @@ impl Drop for Registry {
         if let Err(e) = spawned {
             tracing::warn!(error = %e, "Could not start a thread to abort a dropped sink's transactions.");
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_pre_commit_reads_back_whole() {
-        let pre = PreCommit {
-            head: Head {
-                transactional_id: "brook-job-out-1".into(),
-                checkpoint: 42,
-                token: run_token(),
-                topic: "alerts".into(),
-                parallelism: 3,
-            },
-            messages: vec![
-                Copied {
-                    partition: 2,
-                    timestamp: Some(-5),
-                    key: Some(b"k".to_vec()),
-                    value: None,
-                    headers: vec![("h".into(), vec![]), ("i".into(), b"\xff".to_vec())],
-                },
-                Copied {
-                    partition: 0,
-                    timestamp: None,
-                    key: None,
-                    value: Some(Vec::new()),
-                    headers: vec![],
-                },
-            ],
-        };
-        let bytes = pre.encode();
-        assert_eq!(PreCommit::decode(&bytes).expect("decodes"), pre);
-        assert_eq!(PreCommit::decode_head(&bytes).expect("head"), pre.head);
-        for cut in [0, 3, 6, bytes.len() - 1] {
-            assert!(
-                matches!(PreCommit::decode(&bytes[..cut]), Err(Error::State(_))),
-                "cut at {cut}"
-            );
-        }
-        let mut longer = bytes.clone();
-        longer.push(0);
-        assert!(PreCommit::decode(&longer).is_err());
-        assert_ne!(run_token(), run_token());
     }
 }
