@@ -50,6 +50,7 @@ pub mod prelude {
     pub use brook_connectors::{CollectSink, Collected, MemorySource, StdoutSink};
     pub use brook_core::prelude::*;
     pub use brook_core::state::{ListState, MapState, ValueState};
+    pub use brook_operators::join::{Interval, JoinExt, JoinInput};
     pub use brook_operators::keyed::{
         KeyedContext, KeyedProcessExt, KeyedProcessFunction, TimeDomain, Timer,
     };

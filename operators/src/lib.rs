@@ -10,7 +10,10 @@
 //! - [`KeyedWindowExt`] on keyed streams: event-time [`window`]s with
 //!   incremental aggregates or window functions;
 //! - [`KeyedProcessExt`] on keyed streams: [`keyed`] process functions with
-//!   per-key state and timers.
+//!   per-key state and timers;
+//! - [`JoinExt`] on keyed streams: [`join`]s of two streams (window,
+//!   interval, updating and stream–table joins, and any two-input keyed
+//!   logic).
 //!
 //! Which to use: a closure operator for stateless per-record work; a window
 //! for aggregates over time; a keyed process function for per-key logic
@@ -24,6 +27,7 @@ mod ext;
 mod filter;
 mod flat_map;
 mod inspect;
+pub mod join;
 pub mod keyed;
 mod keyed_map;
 mod map;
@@ -38,6 +42,7 @@ pub use ext::StreamExt;
 pub use filter::Filter;
 pub use flat_map::FlatMap;
 pub use inspect::Inspect;
+pub use join::JoinExt;
 pub use keyed::KeyedProcessExt;
 pub use map::Map;
 pub use try_map::{Failed, TryMap, TryMapRouted};

@@ -5,6 +5,7 @@ mod admin_server;
 mod checkpoint_file_sinks;
 mod checkpoints;
 mod file_sources;
+mod joins;
 #[cfg(feature = "kafka")]
 mod kafka_logs_window;
 mod log_analysis_job;

@@ -213,6 +213,22 @@ impl<T: crate::Data> Stream<T> {
 
     /// Merges this stream with others of the same type into one node.
     pub fn union(&self, name: impl Into<String>, others: &[&Stream<T>]) -> Stream<T> {
+        self.union_process(name, others, Identity)
+    }
+
+    /// Merges this stream with others of the same type into one node that
+    /// runs `op`: [`union`](Self::union) and [`process`](Self::process) in
+    /// one. Each input keeps its own partitioning, so inputs keyed by
+    /// functions that agree on the key reach the same instance with the
+    /// same key: how two-input operators (joins) are built. The node's
+    /// input watermark is the minimum over its inputs, and it aligns their
+    /// checkpoint barriers.
+    pub fn union_process<U: crate::Data, O: Operator<T, U>>(
+        &self,
+        name: impl Into<String>,
+        others: &[&Stream<T>],
+        op: O,
+    ) -> Stream<U> {
         let name = name.into();
         let mut inputs = vec![self.edge()];
         for o in others {
@@ -229,8 +245,8 @@ impl<T: crate::Data> Stream<T> {
             name,
             inputs,
             Some(Port::<T>::boxed()),
-            Some(Port::<T>::boxed()),
-            Logic::Operator(Box::new(OperatorFactory::<T, T, _>(Identity, PhantomData))),
+            Some(Port::<U>::boxed()),
+            Logic::Operator(Box::new(OperatorFactory(op, PhantomData))),
         );
         Stream::new(self.graph.clone(), node)
     }
@@ -322,6 +338,17 @@ impl<T, K> KeyedStream<T, K> {
     /// The stream, partitioned by key for the next node.
     pub fn stream(&self) -> &Stream<T> {
         &self.stream
+    }
+
+    /// The stream before it was keyed: its next node is fed as it would
+    /// be without `key_by` (chained where it can be). For operators that
+    /// transform records before the exchange, as joins tag each input's
+    /// records with their side.
+    pub fn unkeyed(&self) -> Stream<T> {
+        Stream {
+            partitioning: Partitioning::Default,
+            ..self.stream.clone()
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use rustc_hash::FxHashMap;
 use brook_core::metrics::NodeMetrics;
 use brook_core::state::TimerQueue;
 use brook_core::time::ProcessingTimer;
-use brook_core::{Collector, EventTime};
+use brook_core::{Collector, EventTime, OutputTag};
 
 use crate::keyed_map::get_or_default;
 
@@ -132,5 +132,13 @@ impl<K: Hash + Eq + Clone, S: Default, Out> KeyedContext<'_, K, S, Out> {
     /// Emits a value with the given event time.
     pub fn emit_at(&mut self, timestamp: EventTime, value: Out) {
         self.out.emit(timestamp, value);
+    }
+
+    /// Emits a value with the current [`timestamp`](Self::timestamp) to
+    /// the side output `tag` (see [`OutputTag`]). Returns whether it went
+    /// anywhere: `false` when no stream was made of the tag and the value
+    /// was dropped (count it, so it is never silently lost).
+    pub fn emit_side<V: Send + 'static>(&mut self, tag: &OutputTag<V>, value: V) -> bool {
+        self.out.emit_side(tag, self.timestamp, value)
     }
 }

@@ -48,7 +48,7 @@
 //! ```
 
 mod context;
-mod operator;
+pub(crate) mod operator;
 #[cfg(test)]
 mod tests;
 

@@ -1,0 +1,202 @@
+//! Joins in running jobs: at every parallelism, through the hash exchange
+//! and with watermarks merged over two inputs, each join equals a
+//! brute-force computation; late records reach the side output.
+
+use std::time::Duration;
+
+use brook::operators::AssignTimestamps;
+use brook::prelude::*;
+use proptest::prelude::*;
+
+use crate::support::{block_on, config};
+
+/// A record: (key, event time, id).
+type Ev = (u8, i64, u32);
+/// A joined pair of ids; `u32::MAX` for no right record.
+type Pair = (u32, u32);
+
+const LATE: OutputTag<JoinInput<Ev, Ev>> = OutputTag::new("late");
+
+/// Records of both sides with unique ids and disorder below `bound`;
+/// `true` for the left side.
+fn disordered(bound: i64) -> impl Strategy<Value = Vec<(bool, Ev)>> {
+    prop::collection::vec((any::<bool>(), 0u8..5, 0i64..20, 0i64..bound), 0..200).prop_map(
+        |steps| {
+            let mut t = 1_000;
+            steps
+                .into_iter()
+                .enumerate()
+                .map(|(i, (left, k, step, delay))| {
+                    t += step;
+                    (left, (k, t - delay, i as u32))
+                })
+                .collect()
+        },
+    )
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Window,
+    Interval,
+    Updating,
+    Table,
+}
+
+fn brute(events: &[(bool, Ev)], kind: Kind) -> Vec<(Pair, i64)> {
+    let ls: Vec<&Ev> = events.iter().filter(|e| e.0).map(|e| &e.1).collect();
+    let rs: Vec<&Ev> = events.iter().filter(|e| !e.0).map(|e| &e.1).collect();
+    let mut out = Vec::new();
+    for l in &ls {
+        let same = rs.iter().filter(|r| r.0 == l.0);
+        match kind {
+            Kind::Window => out.extend(
+                same.filter(|r| r.1.div_euclid(50) == l.1.div_euclid(50))
+                    .map(|r| ((l.2, r.2), l.1.div_euclid(50) * 50 + 49)),
+            ),
+            Kind::Interval => out.extend(
+                same.filter(|r| (-30..=10).contains(&(r.1 - l.1)))
+                    .map(|r| ((l.2, r.2), l.1.max(r.1))),
+            ),
+            Kind::Updating => out.extend(
+                same.filter(|r| (r.1 - l.1).abs() < 100)
+                    .map(|r| ((l.2, r.2), l.1.max(r.1))),
+            ),
+            Kind::Table => {
+                let row = same.filter(|r| r.1 <= l.1).max_by_key(|r| r.1);
+                out.push(((l.2, row.map_or(u32::MAX, |r| r.2)), l.1));
+            }
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+/// Runs the join of `kind` at `parallelism`: the left and right records
+/// each from a source of two instances, timestamps per instance.
+fn job(
+    events: &[(bool, Ev)],
+    kind: Kind,
+    parallelism: usize,
+    bound: i64,
+) -> (Vec<(Pair, i64)>, u64) {
+    let flow = Dataflow::with_config("joins", config(parallelism));
+    let side =
+        |left: bool| -> Vec<Ev> { events.iter().filter(|e| e.0 == left).map(|e| e.1).collect() };
+    let timestamps = || {
+        AssignTimestamps::new(
+            |e: &Ev| e.1,
+            Watermarks::bounded(Duration::from_millis(bound as u64)),
+        )
+        .with_interval(Duration::ZERO)
+    };
+    let left = flow
+        .source("left", MemorySource::new(side(true)))
+        .process("left.ts", timestamps())
+        .key_by(|e: &Ev| e.0);
+    let right = flow
+        .source("right", MemorySource::new(side(false)))
+        .process("right.ts", timestamps())
+        .key_by(|e: &Ev| e.0);
+    let both = left.connect(&right).side_output_late_data(LATE);
+    let pair = |_: &u8, l: &Ev, r: &Ev| (l.2, r.2);
+    let joined = match kind {
+        Kind::Window => both.window_join("join", Tumbling::of(Duration::from_millis(50)), pair),
+        Kind::Interval => both.interval_join("join", Interval::millis(-30, 10), pair),
+        Kind::Updating => both.join("join", Some(Duration::from_millis(100)), pair),
+        Kind::Table => both.join_table("join", |_: &u8, l: &Ev, r: Option<&Ev>| {
+            Some((l.2, r.map_or(u32::MAX, |r| r.2)))
+        }),
+    };
+    let sink = CollectSink::new();
+    let got = sink.handle();
+    joined.sink("out", sink);
+    let job = flow.build().expect("plan");
+    let metrics = job.metrics();
+    block_on(job.run(CancellationToken::new())).expect("job");
+    let mut pairs: Vec<(Pair, i64)> = got
+        .records()
+        .into_iter()
+        .map(|r| (r.value, r.timestamp))
+        .collect();
+    pairs.sort_unstable();
+    let late = metrics.snapshot().node("join").map_or(0, |n| n.total.late);
+    (pairs, late)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(8))]
+
+    #[test]
+    fn joins_in_a_job_equal_brute_force_at_any_parallelism(
+        events in disordered(25),
+        parallelism in 1usize..4,
+    ) {
+        // One table update per key and time: of two at one time the later
+        // read wins, which brute force cannot know.
+        let mut seen = std::collections::HashSet::new();
+        let events: Vec<(bool, Ev)> =
+            events.into_iter().filter(|(l, e)| *l || seen.insert((e.0, e.1))).collect();
+        for kind in [Kind::Window, Kind::Interval, Kind::Updating, Kind::Table] {
+            let (got, late) = job(&events, kind, parallelism, 25);
+            prop_assert_eq!(late, 0, "{:?}", kind);
+            prop_assert_eq!(got, brute(&events, kind), "{:?} at parallelism {}", kind, parallelism);
+        }
+    }
+}
+
+#[test]
+fn late_records_of_a_join_reach_its_side_output() {
+    // The right record at 5 comes after the one at 100, and after the left
+    // input has ended: both inputs' watermarks are past it, so it is late
+    // for the interval join.
+    let flow = Dataflow::with_config(
+        "late-join",
+        JobConfig {
+            batch_size: 1,
+            ..config(1)
+        },
+    );
+    let timestamps = || {
+        AssignTimestamps::new(|e: &Ev| e.1, Watermarks::monotonic()).with_interval(Duration::ZERO)
+    };
+    let left = flow
+        .source(
+            "left",
+            MemorySource::new(vec![(1u8, 10i64, 1u32), (1, 95, 2)]),
+        )
+        .process("left.ts", timestamps())
+        .key_by(|e: &Ev| e.0);
+    let right_records = [(1u8, 100i64, 3u32), (1, 5, 4)].into_iter().inspect(|e| {
+        if e.2 == 4 {
+            // Time for the left input to end (its watermark then is the
+            // end of time).
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    });
+    let right = flow
+        .source("right", MemorySource::from_iterator(right_records))
+        .process("right.ts", timestamps())
+        .key_by(|e: &Ev| e.0);
+    let joined = left
+        .connect(&right)
+        .side_output_late_data(LATE)
+        .interval_join("join", Interval::millis(0, 10), |_: &u8, l: &Ev, r: &Ev| {
+            (l.2, r.2)
+        });
+    let out = CollectSink::new();
+    let got = out.handle();
+    let late_sink = CollectSink::new();
+    let late = late_sink.handle();
+    joined.sink("out", out);
+    joined.side_output(&LATE).sink("late", late_sink);
+    let job = flow.build().expect("plan");
+    let metrics = job.metrics();
+    block_on(job.run(CancellationToken::new())).expect("job");
+    assert_eq!(got.values(), [(2, 3)]);
+    assert_eq!(late.values(), [JoinInput::Right((1, 5, 4))]);
+    assert_eq!(
+        metrics.snapshot().node("join").map(|n| n.total.late),
+        Some(1)
+    );
+}
