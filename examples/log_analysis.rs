@@ -163,7 +163,11 @@ fn main() -> std::process::ExitCode {
         eprintln!("error: {e}");
         return std::process::ExitCode::FAILURE;
     }
-    let result = tokio::runtime::Runtime::new()
+    // One thread at parallelism 1, else one per instance: the same
+    // runtime the end-to-end bench measures the job on.
+    let result = args
+        .job
+        .runtime()
         .context("starting the runtime")
         .and_then(|rt| rt.block_on(run(args)));
     match result {

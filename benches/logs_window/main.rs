@@ -11,17 +11,21 @@
 //! - `loop`: [`hand_loop`], one thread: read the file, parse each line with
 //!   serde_json (borrowing `service`), drop `DEBUG`, fold in an Fx hash map;
 //! - `brook p=1`: `JsonLinesSource::<LogEvent>` → `logs::window_stats` →
-//!   `CollectSink` at parallelism 1, on a current-thread tokio runtime (the
-//!   file source reads on tokio's blocking pool, so it may use a little more
-//!   than one core: see the CPU column);
+//!   `ParquetSink` (two-phase, replacing the last run's files on success)
+//!   at parallelism 1, on a current-thread tokio runtime (the file source
+//!   reads on tokio's blocking pool, so it may use a little more than one
+//!   core: see the CPU column). The path `log_analysis` runs, on the
+//!   runtime it runs on (`JobArgs::runtime`): its printed rate and this
+//!   bench's measure the same thing;
 //! - `brook p=2`: the same at parallelism 2, on two worker threads;
 //! - `brook p=1 ck`, `brook p=2 ck` (only when asked for, as `p1ck,p2ck`):
 //!   the same taking a checkpoint every `BROOK_BENCH_CHECKPOINT_MS` (100 by
 //!   default) into a temporary directory; the bench prints how many
 //!   completed, their mean and longest duration and their size.
 //!
-//! Every run's answer is checked against the loop's (counts exact, floats
-//! within 1e-9 relative), and Brook's against its own metrics (every event
+//! Every run's answer, read back from its Parquet files after the timing,
+//! is checked against the loop's (counts exact, floats within 1e-9
+//! relative), and Brook's against its own metrics (every event
 //! read, none late); a mismatch fails the bench.
 //!
 //! The input is the file in env `BROOK_BENCH_LOGS` or the first argument;
@@ -128,6 +132,9 @@ fn main() -> anyhow::Result<()> {
         interval: std::time::Duration::from_millis(checkpoint_ms),
     };
     let bytes = std::fs::metadata(&input.path)?.len();
+    // Each variant's Parquet output, replaced by each of its runs.
+    let outputs = tempfile::tempdir()?;
+    let out = |v: Variant| outputs.path().join(v.id());
 
     // The reference answer; this run also warms the page cache.
     let reference = hand_loop::run(&input.path)?;
@@ -151,13 +158,20 @@ fn main() -> anyhow::Result<()> {
     for &v in &variants {
         match v {
             Variant::Brook(p) => {
-                let (job, _) = brook_job(&input.path, p, None)?;
+                let job = brook_job(&input.path, p, None, &out(v))?;
                 println!("plan at p={p}:\n{}", job.describe().trim_end());
                 // A warm-up run, checked like the others.
-                run_brook(&input.path, p, None, runtime(p), &reference)?;
+                run_brook(&input.path, p, None, &out(v), runtime(p), &reference)?;
             }
             Variant::Checkpointed(p) => {
-                run_brook(&input.path, p, Some(&ck(p)), runtime(p), &reference)?;
+                run_brook(
+                    &input.path,
+                    p,
+                    Some(&ck(p)),
+                    &out(v),
+                    runtime(p),
+                    &reference,
+                )?;
             }
             Variant::Loop => {}
         }
@@ -179,9 +193,26 @@ fn main() -> anyhow::Result<()> {
                     check_same(&got.rows, &reference.rows, "hand loop")?;
                     run
                 }
-                Variant::Brook(p) => run_brook(&input.path, p, None, runtime(p), &reference)?.0,
+                Variant::Brook(p) => {
+                    run_brook(
+                        &input.path,
+                        p,
+                        None,
+                        &out(variants[k]),
+                        runtime(p),
+                        &reference,
+                    )?
+                    .0
+                }
                 Variant::Checkpointed(p) => {
-                    let (run, s) = run_brook(&input.path, p, Some(&ck(p)), runtime(p), &reference)?;
+                    let (run, s) = run_brook(
+                        &input.path,
+                        p,
+                        Some(&ck(p)),
+                        &out(variants[k]),
+                        runtime(p),
+                        &reference,
+                    )?;
                     stats[k].push(s);
                     run
                 }
@@ -201,7 +232,7 @@ fn main() -> anyhow::Result<()> {
         if let Variant::Checkpointed(p) = v {
             let restore = ck(p);
             let mut times: Vec<f64> = (0..3)
-                .map(|_| restore_time(&input.path, p, &restore, runtime(p), &reference))
+                .map(|_| restore_time(&input.path, p, &restore, &out(v), runtime(p), &reference))
                 .map(|t| t.map(|t| t.as_secs_f64() * 1e3))
                 .collect::<anyhow::Result<_>>()?;
             times.sort_by(f64::total_cmp);
@@ -242,6 +273,7 @@ fn restore_time(
     path: &Path,
     p: usize,
     c: &Checkpoints,
+    out: &Path,
     rt: &Runtime,
     reference: &hand_loop::LoopResult,
 ) -> anyhow::Result<std::time::Duration> {
@@ -251,7 +283,7 @@ fn restore_time(
         dir: c.dir.clone(),
         interval: c.interval.min(std::time::Duration::from_millis(20)),
     };
-    let (job, _) = brook_job(path, p, Some(c))?;
+    let job = brook_job(path, p, Some(c), out)?;
     let metrics = job.metrics();
     let half = reference.events / 2;
     rt.block_on(async {
@@ -268,7 +300,7 @@ fn restore_time(
         running.wait().await
     })?;
     let t0 = Instant::now();
-    let (job, _) = brook_job(path, p, Some(c))?;
+    let job = brook_job(path, p, Some(c), out)?;
     ensure!(
         job.restored_from().is_some() && !job.restores_final(),
         "the stopped job left no checkpoint taken before its end"
@@ -295,12 +327,10 @@ struct Checkpoints {
     interval: std::time::Duration,
 }
 
-/// The Brook job at parallelism `p`, and the handle to its results.
-fn brook_job(
-    path: &Path,
-    p: usize,
-    checkpoints: Option<&Checkpoints>,
-) -> Result<(Job, Collected<WindowStats>)> {
+/// The Brook job at parallelism `p`: the logs-window query from the file
+/// into Parquet files in `out`, as `log_analysis` writes them (two-phase,
+/// each run's files replacing the last run's when it succeeds).
+fn brook_job(path: &Path, p: usize, checkpoints: Option<&Checkpoints>, out: &Path) -> Result<Job> {
     let config = JobConfig {
         parallelism: p,
         ..JobConfig::default()
@@ -310,21 +340,37 @@ fn brook_job(
         flow.set_checkpoints(CheckpointConfig::new(&c.dir).interval(c.interval));
     }
     let events = flow.source("logs", JsonLinesSource::<LogEvent>::new(path));
-    let sink = CollectSink::new();
-    let rows = sink.handle();
-    logs::window_stats(&events).sink("collect", sink);
-    Ok((flow.build()?, rows))
+    logs::window_stats(&events).sink(
+        "parquet",
+        ParquetSink::<WindowStats>::new(out).replace_on_success(),
+    );
+    flow.build()
 }
 
-/// Runs the job once (built outside the timing) and checks its answer.
+/// The rows of the Parquet output in `out`, as the last run left it.
+fn read_output(out: &Path) -> anyhow::Result<Vec<WindowStats>> {
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let mut rows = Vec::new();
+    for file in brook_workload::oracle::output_files(out)? {
+        let open = std::fs::File::open(&file).with_context(|| file.display().to_string())?;
+        for batch in ParquetRecordBatchReaderBuilder::try_new(open)?.build()? {
+            rows.extend(serde_arrow::from_record_batch::<Vec<WindowStats>>(&batch?)?);
+        }
+    }
+    Ok(rows)
+}
+
+/// Runs the job once (built outside the timing) and checks its answer, read
+/// back from its Parquet files (outside the timing too).
 fn run_brook(
     path: &Path,
     p: usize,
     checkpoints: Option<&Checkpoints>,
+    out: &Path,
     rt: &Runtime,
     reference: &hand_loop::LoopResult,
 ) -> anyhow::Result<(Run, CheckpointStats)> {
-    let (job, rows) = brook_job(path, p, checkpoints)?;
+    let job = brook_job(path, p, checkpoints, out)?;
     let metrics = job.metrics();
     let (cpu0, t0) = (cpu_secs(), Instant::now());
     rt.block_on(job.run(CancellationToken::new()))
@@ -342,7 +388,7 @@ fn run_brook(
         reference.events
     );
     ensure!(late == 0, "brook p={p}: {late} late events");
-    let mut got = rows.values();
+    let mut got = read_output(out)?;
     sort_rows(&mut got);
     check_same(&got, &reference.rows, &format!("brook p={p}"))?;
     Ok((run, snapshot.checkpoints))
