@@ -66,7 +66,7 @@ impl<'a, 'de> MapAccess<'a, 'de> {
         MapAccess { de, first: true }
     }
 
-    #[inline]
+    #[inline(always)]
     fn has_next_key(&mut self) -> Result<bool> {
         let de = &mut *self.de;
         let peek = match de.parse_whitespace() {
@@ -99,7 +99,7 @@ impl<'a, 'de> MapAccess<'a, 'de> {
 impl<'de> de::MapAccess<'de> for MapAccess<'_, 'de> {
     type Error = Error;
 
-    #[inline]
+    #[inline(always)]
     fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>> {
         if self.has_next_key()? {
             Ok(Some(seed.deserialize(MapKey { de: &mut *self.de })?))
@@ -108,7 +108,7 @@ impl<'de> de::MapAccess<'de> for MapAccess<'_, 'de> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value> {
         self.de.parse_object_colon()?;
         seed.deserialize(&mut *self.de)

@@ -191,7 +191,7 @@ impl<'de> Deserializer<'de> {
     }
 
     /// A number, for a number type (`serde_json`'s `deserialize_number`).
-    #[inline]
+    #[inline(always)]
     fn deserialize_number<V: Visitor<'de>>(&mut self, visitor: V) -> Result<V::Value> {
         let value = match self.peek_value()? {
             b'-' | b'0'..=b'9' => self.parse_signed()?.visit(visitor),
@@ -201,7 +201,7 @@ impl<'de> Deserializer<'de> {
     }
 
     /// The string after an opening quote, to `visitor`.
-    #[inline]
+    #[inline(always)]
     pub(super) fn visit_str<V: Visitor<'de>>(&mut self, visitor: V) -> Result<V::Value> {
         if let Some(s) = self.parse_plain_str() {
             return visitor.visit_borrowed_str(s);
@@ -370,7 +370,7 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
         self.deserialize_str(visitor)
     }
 
-    #[inline]
+    #[inline(always)]
     fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
         let value = match self.peek_value()? {
             b'"' => {

@@ -61,7 +61,7 @@ macro_rules! overflow {
 impl<'de> Deserializer<'de> {
     /// Reads a number at a `-` or a digit (`serde_json`'s
     /// `parse_integer`, sign included).
-    #[inline]
+    #[inline(always)]
     pub(super) fn parse_signed(&mut self) -> Result<Number> {
         self.num_start = self.pos;
         if let Some(n) = self.parse_simple_number() {
@@ -75,7 +75,7 @@ impl<'de> Deserializer<'de> {
     /// leading zero), and maybe a fraction, 19 digits in all, without an
     /// exponent. `None`, reading nothing, for any other number: the exact
     /// path reads it.
-    #[inline]
+    #[inline(always)]
     fn parse_simple_number(&mut self) -> Option<Number> {
         let bytes = self.bytes;
         let negative = bytes.get(self.pos) == Some(&b'-');
@@ -347,7 +347,7 @@ fn negate(negative: bool, significand: u64) -> Number {
 
 /// Appends the digits at `i` to `significand` (wrapping: the caller
 /// counts them), and returns it with the index after them.
-#[inline]
+#[inline(always)]
 fn accumulate_digits(bytes: &[u8], mut significand: u64, mut i: usize) -> (u64, usize) {
     while let Some(&c) = bytes.get(i) {
         let digit = c.wrapping_sub(b'0');

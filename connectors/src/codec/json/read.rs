@@ -23,7 +23,7 @@ const HIGHS: u64 = ONES << 7;
 /// or after `i`, or `bytes.len()`. Eight bytes at a time: for each of the
 /// three tests, the lowest flagged byte of a word is a true match (a borrow
 /// only runs upward from a match), so the lowest of the three is the first.
-#[inline]
+#[inline(always)]
 pub(super) fn find_special(bytes: &[u8], mut i: usize) -> usize {
     while let Some(chunk) = bytes.get(i..).and_then(<[u8]>::first_chunk::<8>) {
         let w = u64::from_le_bytes(*chunk);
@@ -75,7 +75,7 @@ impl<'de> Deserializer<'de> {
     }
 
     /// Skips whitespace and peeks at the byte after it.
-    #[inline]
+    #[inline(always)]
     pub(super) fn parse_whitespace(&mut self) -> Option<u8> {
         match self.peek() {
             Some(c) if c > b' ' => Some(c),
@@ -131,7 +131,7 @@ impl<'de> Deserializer<'de> {
     /// Reads a string without escapes or control characters whose opening
     /// quote is consumed, through its closing quote; `None`, reading
     /// nothing, for any other string.
-    #[inline]
+    #[inline(always)]
     pub(super) fn parse_plain_str(&mut self) -> Option<&'de str> {
         let start = self.pos;
         let end = find_special(self.bytes, start);
@@ -166,12 +166,14 @@ impl<'de> Deserializer<'de> {
     /// Skips a string whose opening quote is consumed, through its closing
     /// quote, checking it as `serde_json` does when it ignores a string:
     /// no control characters, valid escapes (but not surrogate pairs).
+    #[inline]
     pub(super) fn ignore_str(&mut self) -> Result<()> {
         self.pos = find_special(self.bytes, self.pos);
         self.ignore_str_from_special()
     }
 
     /// [`Self::ignore_str`] from a special byte (or the end).
+    #[inline]
     fn ignore_str_from_special(&mut self) -> Result<()> {
         loop {
             match self.peek() {
