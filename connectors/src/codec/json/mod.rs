@@ -1,6 +1,8 @@
 //! JSON: the [`Json`] codec and the fast path under it, [`from_str`], which
 //! reads any `#[derive(Deserialize)]` type from JSON text with the same
-//! result as `serde_json::from_str`, at about half the cost on log lines.
+//! result as `serde_json::from_str`, in about two thirds of its time on
+//! log lines (123 against 183 ns for the flagship job's 150-byte lines,
+//! of which it keeps five fields).
 //!
 //! # Why it is faster
 //! - Strings without escapes are borrowed from the text: a `String` field
