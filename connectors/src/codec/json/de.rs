@@ -128,16 +128,15 @@ impl<'de> Deserializer<'de> {
         // A value that does not skip is broken: `serde_json` reading the
         // rest of the text finds the same fault, or an earlier one (a
         // number type meets a string), as it would alone.
-        let end = match self.ignore_value() {
-            Ok(()) => self.pos,
-            Err(e) if self.input.get(start..).is_none() => return Err(e),
-            Err(_) => self.input.len(),
-        };
+        let skipped = self.ignore_value().is_ok();
+        let end = if skipped { self.pos } else { self.input.len() };
         let text = self.input.get(start..end).unwrap_or_default();
         let mut de = serde_json::Deserializer::from_str(text);
-        read(&mut de, visitor)
+        let value = read(&mut de, visitor)
             .and_then(|value| de.end().map(|()| value))
-            .map_err(|e| Error::from_serde_json(&e, self.input, start))
+            .map_err(|e| Error::from_serde_json(&e, self.input, start))?;
+        self.pos = end;
+        Ok(value)
     }
 
     /// The error for a value of the wrong type, naming what it is
@@ -387,9 +386,27 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
         self.deserialize_str(visitor)
     }
 
-    /// Left to `serde_json`: its strings as bytes keep lone surrogates.
+    /// Left to `serde_json`: its strings as bytes keep lone surrogates
+    /// and control characters.
     fn deserialize_bytes<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        self.with_serde_json(visitor, |de, v| de::Deserializer::deserialize_bytes(de, v))
+        if self.parse_whitespace() != Some(b'"') {
+            return self
+                .with_serde_json(visitor, |de, v| de::Deserializer::deserialize_bytes(de, v));
+        }
+        // The string's end, found as `serde_json` finds it for bytes.
+        let start = self.pos;
+        self.eat_char();
+        let end = match self.ignore_raw_str() {
+            Ok(()) => self.pos,
+            Err(_) => self.input.len(),
+        };
+        let text = self.input.get(start..end).unwrap_or_default();
+        let mut de = serde_json::Deserializer::from_str(text);
+        let value = de::Deserializer::deserialize_bytes(&mut de, visitor)
+            .and_then(|value| de.end().map(|()| value))
+            .map_err(|e| Error::from_serde_json(&e, self.input, start))?;
+        self.pos = end;
+        Ok(value)
     }
 
     fn deserialize_byte_buf<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {

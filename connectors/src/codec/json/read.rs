@@ -172,6 +172,27 @@ impl<'de> Deserializer<'de> {
         self.ignore_str_from_special()
     }
 
+    /// Skips a string whose opening quote is consumed as `serde_json`
+    /// reads a string as bytes: control characters allowed.
+    pub(super) fn ignore_raw_str(&mut self) -> Result<()> {
+        loop {
+            let rest = self.bytes.get(self.pos..).unwrap_or_default();
+            match memchr::memchr2(b'"', b'\\', rest) {
+                None => {
+                    self.pos = self.bytes.len();
+                    return Err(self.error(Code::EofWhileParsingString));
+                }
+                Some(i) => {
+                    self.pos += i + 1;
+                    if rest.get(i) == Some(&b'"') {
+                        return Ok(());
+                    }
+                    self.ignore_escape()?;
+                }
+            }
+        }
+    }
+
     /// [`Self::ignore_str`] from a special byte (or the end).
     #[inline]
     fn ignore_str_from_special(&mut self) -> Result<()> {

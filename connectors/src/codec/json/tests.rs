@@ -343,6 +343,9 @@ fn what_the_fast_path_leaves_to_serde_json_reads_the_same() {
         "{\"a\":[1]}",
         "[true, \"x\"]",
         "[18446744073709551615, -128]",
+        "\"\u{1}\"",
+        "[\"a\u{1f}\", \"b\"]",
+        "{\"service\":\"\u{1}\"}",
     ] {
         all_types(text);
     }
