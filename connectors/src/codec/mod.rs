@@ -4,7 +4,8 @@
 //!
 //! | codec | value | decodes | encodes |
 //! |---|---|---|---|
-//! | [`Json`] | any serde type | one JSON value | one JSON value |
+//! | [`Json`] | any serde type | one JSON value ([fast path](json::from_str)) | one JSON value |
+//! | [`JsonStrict`] | any serde type | one JSON value (`serde_json`) | one JSON value |
 //! | [`Csv`] | a flat serde type | one CSV row, by header or position | one CSV row (header first) |
 //! | [`Text`] | `String` | UTF-8 text | the text |
 //! | [`Bytes`] | `Vec<u8>` | the bytes as they are | — |
@@ -44,17 +45,17 @@
 //! ```
 
 mod csv;
-mod json;
+pub mod json;
 mod text;
 
 use brook_core::BoxError;
 
 pub use self::csv::{Csv, CsvDecoderState, CsvEncoderState};
-pub use self::json::Json;
+pub use self::json::{Json, JsonStrict};
 pub use self::text::{Bytes, Text};
 
 /// Turns the bytes of one record into a value of type `T`. Implemented by
-/// [`Json`], [`Csv`], [`Text`] and [`Bytes`]; implement it for other
+/// [`Json`], [`JsonStrict`], [`Csv`], [`Text`] and [`Bytes`]; implement it for other
 /// formats.
 pub trait Decoder<T>: Send + Sync + 'static {
     /// Decoding state for one file (or one byte range of a file, or one
