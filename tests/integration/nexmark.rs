@@ -34,7 +34,8 @@ impl QueryOutput for Collect {
     fn attach<R: QueryRow>(&mut self, rows: &Stream<R>) {
         let sink = CollectSink::new();
         self.0 = sink.handle();
-        rows.map("normalize", |r: R| r.to_row()).sink("collect", sink);
+        rows.map("normalize", |r: R| r.to_row())
+            .sink("collect", sink);
     }
 }
 

@@ -120,9 +120,7 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting tokio")?;
-    println!(
-        "| query | parallelism | events | wall s | events/s | CPU s | events/CPU-s | rows |"
-    );
+    println!("| query | parallelism | events | wall s | events/s | CPU s | events/CPU-s | rows |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     for run in runs {
         let f = match run {
@@ -131,7 +129,11 @@ fn main() -> anyhow::Result<()> {
                 .block_on(job(run, &args))
                 .with_context(|| format!("running {}", run.name()))?,
         };
-        let p = if matches!(run, Run::Raw) { 1 } else { args.parallelism };
+        let p = if matches!(run, Run::Raw) {
+            1
+        } else {
+            args.parallelism
+        };
         println!(
             "| {} | {p} | {} | {:.2} | {:.2} M | {:.2} | {:.2} M | {} |",
             run.name(),

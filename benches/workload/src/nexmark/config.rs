@@ -110,9 +110,7 @@ impl NexmarkConfig {
             ("num_categories", self.num_categories),
         ];
         match positive.iter().find(|(_, v)| *v == 0) {
-            Some((name, _)) => Err(Error::Config(format!(
-                "nexmark: {name} must be at least 1"
-            ))),
+            Some((name, _)) => Err(Error::Config(format!("nexmark: {name} must be at least 1"))),
             None => Ok(()),
         }
     }

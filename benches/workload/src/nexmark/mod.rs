@@ -13,9 +13,10 @@
 //! event time is the event's `date_time`.
 //!
 //! # The generator: our own, after nexmark-rs
-//! The `nexmark` crate 0.2 (risingwavelabs) makes about 3.5 M events/s on
-//! one core in release builds (measured on this project's 2-core machine,
-//! all kinds mixed): it formats every string, generates a random `extra`
+//! The `nexmark` crate 0.2 (risingwavelabs) makes 3.3 to 3.7 M events/s
+//! on one core in release builds (measured with its `EventGenerator` on
+//! this project's shared 2-core machine, all kinds mixed, 2 M events): it
+//! formats every string, generates a random `extra`
 //! of about 100 bytes per event, and seeds a fresh `SmallRng` per event.
 //! Its base time defaults to the wall clock and its event times go
 //! through `f32`, which loses milliseconds after some millions of events.
@@ -29,7 +30,9 @@
 //! and a fixed event rate; but a SplitMix64 stream per event, integer
 //! times, empty `extra`, and text borrowed from static tables ([`Text`] is a
 //! `Cow<'static, str>`), so a bid allocates nothing. It makes about
-//! 25 M events/s on one core (`nexmark --query raw`).
+//! 20 M events/s on one core (20.6 M measured with `nexmark --query raw
+//! --events 10000000`, release build, same machine), and a job that only
+//! sources them into a counting sink about 19 M (`--query gen`).
 //!
 //! # Queries
 //! [`Query`] names the queries Brook runs as pipelines ([`queries`]: q0,

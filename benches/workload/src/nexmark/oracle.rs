@@ -17,7 +17,9 @@ use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Builder, RecordBatch, StringBuilder};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, Int64Builder, RecordBatch, StringBuilder,
+};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema};
 use datafusion::error::{DataFusionError, Result};
@@ -121,7 +123,11 @@ impl Table {
         let fields: Vec<Field> = columns
             .iter()
             .map(|(n, int)| {
-                let t = if *int { DataType::Int64 } else { DataType::Utf8 };
+                let t = if *int {
+                    DataType::Int64
+                } else {
+                    DataType::Utf8
+                };
                 Field::new(*n, t, false)
             })
             .collect();
@@ -330,13 +336,25 @@ fn column_values(column: &ArrayRef) -> Result<Vec<Value>> {
         let c = cast(column, &DataType::Int64)?;
         let c = c.as_primitive::<Int64Type>();
         (0..c.len())
-            .map(|i| if c.is_null(i) { Value::Null } else { Value::Int(c.value(i)) })
+            .map(|i| {
+                if c.is_null(i) {
+                    Value::Null
+                } else {
+                    Value::Int(c.value(i))
+                }
+            })
             .collect()
     } else if t.is_floating() || matches!(t, DataType::Decimal128(..) | DataType::Decimal256(..)) {
         let c = cast(column, &DataType::Float64)?;
         let c = c.as_primitive::<Float64Type>();
         (0..c.len())
-            .map(|i| if c.is_null(i) { Value::Null } else { Value::Float(c.value(i)) })
+            .map(|i| {
+                if c.is_null(i) {
+                    Value::Null
+                } else {
+                    Value::Float(c.value(i))
+                }
+            })
             .collect()
     } else {
         let c = cast(column, &DataType::Utf8)?;

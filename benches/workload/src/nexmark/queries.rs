@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use brook_core::Stream;
 use brook_core::state::ValueState;
+use brook_operators::StreamExt;
 use brook_operators::keyed::{KeyedContext, KeyedProcessExt, KeyedProcessFunction, Timer};
 use brook_operators::window::{Count, KeyedWindowExt, Sliding, WindowResult};
-use brook_operators::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::event::{Bid, Event, Text};
@@ -166,7 +166,9 @@ pub fn q2(events: &Stream<Event>) -> Stream<Q2Row> {
 /// auction), `q5.hottest` (the most per window, keyed by window start).
 pub fn q5(events: &Stream<Event>) -> Stream<Q5Row> {
     events
-        .flat_map("q5.bids", |e: Event| e.into_bid().map(|b| (b.auction, b.date_time)))
+        .flat_map("q5.bids", |e: Event| {
+            e.into_bid().map(|b| (b.auction, b.date_time))
+        })
         .assign_timestamps(|(_, t): &(i64, i64)| *t, watermarks())
         .key_by(|(auction, _): &(i64, i64)| *auction)
         .window(Sliding::of(Q5_WINDOW, Q5_SLIDE))

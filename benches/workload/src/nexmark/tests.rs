@@ -57,14 +57,17 @@ fn events_are_a_pure_function_of_config_and_index() {
 
 #[tokio::test]
 async fn instances_make_the_same_multiset_at_parallelism_1_2_and_3() {
-    let mut source = NexmarkSource::new(10_000).chunk_events(1_000).batch_size(77);
+    let mut source = NexmarkSource::new(10_000)
+        .chunk_events(1_000)
+        .batch_size(77);
     let want = sorted(source.iter());
     for p in 1..=3 {
         let parts = instances(&mut source, p).await;
         for part in &parts {
             assert!(!part.is_empty(), "p={p}: every instance has chunks");
             assert!(
-                part.windows(2).all(|w| w[0].date_time() <= w[1].date_time()),
+                part.windows(2)
+                    .all(|w| w[0].date_time() <= w[1].date_time()),
                 "p={p}: event times never decrease within an instance"
             );
         }
@@ -124,23 +127,46 @@ fn the_mix_ids_and_values_follow_the_nexmark_model() {
         // 10 events per millisecond at the default rate.
         assert_eq!(e.date_time(), cfg.base_time_ms + i as i64 / 10);
     }
-    assert_eq!((persons.len(), auctions.len(), bids.len()), (2_000, 6_000, 92_000));
+    assert_eq!(
+        (persons.len(), auctions.len(), bids.len()),
+        (2_000, 6_000, 92_000)
+    );
     // Ids are consecutive from 1000, in order.
-    assert!(persons.iter().enumerate().all(|(k, p)| p.id == 1000 + k as i64));
-    assert!(auctions.iter().enumerate().all(|(k, a)| a.id == 1000 + k as i64));
+    assert!(
+        persons
+            .iter()
+            .enumerate()
+            .all(|(k, p)| p.id == 1000 + k as i64)
+    );
+    assert!(
+        auctions
+            .iter()
+            .enumerate()
+            .all(|(k, a)| a.id == 1000 + k as i64)
+    );
     let states: HashSet<&str> = persons.iter().map(|p| p.state.as_ref()).collect();
     assert_eq!(states, HashSet::from(["AZ", "CA", "ID", "OR", "WA", "WY"]));
-    assert!(persons.iter().all(|p| p.credit_card.len() == 19 && p.email_address.ends_with(".com")));
+    assert!(
+        persons
+            .iter()
+            .all(|p| p.credit_card.len() == 19 && p.email_address.ends_with(".com"))
+    );
     let categories: HashSet<i64> = auctions.iter().map(|a| a.category).collect();
     assert_eq!(categories, (10..15).collect());
     for a in &auctions {
-        assert!(a.expires > a.date_time && a.reserve > a.initial_bid, "{a:?}");
+        assert!(
+            a.expires > a.date_time && a.reserve > a.initial_bid,
+            "{a:?}"
+        );
         assert_eq!((a.item_name.len(), a.description.len()), (20, 100));
     }
     // Hot sellers: about 3 auctions in 4 are by a person whose id is a
     // multiple of 100.
     let hot = auctions.iter().filter(|a| a.seller % 100 == 0).count() as f64;
-    assert!((0.72..0.80).contains(&(hot / auctions.len() as f64)), "{hot}");
+    assert!(
+        (0.72..0.80).contains(&(hot / auctions.len() as f64)),
+        "{hot}"
+    );
     // Hot auctions: about half the bids are on a multiple of 100; hot
     // bidders about 3 in 4; hot channels about half.
     let share = |f: &dyn Fn(&super::Bid) -> bool| {
@@ -180,5 +206,8 @@ async fn every_query_of_the_oracle_finds_rows_on_a_small_set() {
     }
     // q3 really filters: sellers in OR, ID or CA only.
     let q3 = oracle::answer(dir.path(), oracle::Q3).await.expect("q3");
-    assert!(q3.iter().all(|r| ["OR", "ID", "CA"].contains(&r[2].to_string().trim_matches('"'))));
+    assert!(
+        q3.iter()
+            .all(|r| ["OR", "ID", "CA"].contains(&r[2].to_string().trim_matches('"')))
+    );
 }

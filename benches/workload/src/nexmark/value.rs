@@ -200,7 +200,10 @@ mod tests {
         assert!(Value::Float(1.0).matches(&Value::Float(1.0 + 1e-12)));
         assert!(!Value::Float(1.0).matches(&Value::Float(1.0 + 1e-6)));
         assert!(!Value::Int(1).matches(&Value::Float(1.0)));
-        let a = sort_rows(vec![vec![2i64.into(), "x".into()], vec![1i64.into(), "y".into()]]);
+        let a = sort_rows(vec![
+            vec![2i64.into(), "x".into()],
+            vec![1i64.into(), "y".into()],
+        ]);
         assert_eq!(a[0][0], Value::Int(1));
         assert_eq!(compare(&a, &a), Ok(()));
         let b = vec![a[0].clone()];
