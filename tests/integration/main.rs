@@ -10,6 +10,7 @@ mod joins;
 mod kafka_logs_window;
 mod log_analysis_job;
 mod logs_window;
+mod nexmark;
 mod parallelism_limit;
 mod plan;
 mod runtime_backpressure;

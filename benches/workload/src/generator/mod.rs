@@ -55,10 +55,11 @@
 
 mod event;
 mod recipe;
-mod rng;
+pub(crate) mod rng;
 mod source;
 #[cfg(test)]
 mod tests;
 
 pub use event::{GeneratedLog, Level};
+pub(crate) use source::Share;
 pub use source::{CHUNK_EVENTS, DEFAULT_START_MS, GeneratedLogs, GeneratorSplit, LogGenerator};

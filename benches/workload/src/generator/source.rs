@@ -136,8 +136,10 @@ impl LogGenerator {
     }
 }
 
-/// A split of a [`LogGenerator`]: one chunk of [`CHUNK_EVENTS`] indexes
-/// (the last may be shorter).
+/// A split of a [`LogGenerator`] (or of a
+/// [`NexmarkSource`](crate::nexmark::NexmarkSource)): one chunk of event
+/// indexes, [`CHUNK_EVENTS`] of them for a `LogGenerator` (the last may be
+/// shorter).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GeneratorSplit {
     range: Range<u64>,
@@ -146,9 +148,22 @@ pub struct GeneratorSplit {
 }
 
 impl GeneratorSplit {
+    /// The split of the indexes `range`, from its start.
+    pub(crate) fn of(range: Range<u64>) -> Self {
+        GeneratorSplit {
+            next: range.start,
+            range,
+        }
+    }
+
     /// The indexes of the events of this split.
     pub fn range(&self) -> Range<u64> {
         self.range.clone()
+    }
+
+    /// The indexes still to make: from the resumed position on.
+    pub(crate) fn rest(&self) -> Range<u64> {
+        self.next..self.range.end
     }
 }
 
@@ -187,13 +202,7 @@ impl Source<GeneratedLog> for LogGenerator {
         }
         let chunks = self.events.div_ceil(CHUNK_EVENTS);
         Ok((0..chunks)
-            .map(|c| {
-                let range = Share::chunk_range(self.events, c);
-                GeneratorSplit {
-                    next: range.start,
-                    range,
-                }
-            })
+            .map(|c| GeneratorSplit::of(Share::chunk_range(self.events, c)))
             .collect())
     }
 
@@ -209,7 +218,7 @@ impl Source<GeneratedLog> for LogGenerator {
         splits: Vec<GeneratorSplit>,
     ) -> Result<BoxedSourceStream<GeneratedLog>> {
         let size = self.batch_size.unwrap_or(ctx.batch_size()).max(1);
-        let share = Share::of(splits.into_iter().map(|s| s.next..s.range.end).collect());
+        let share = Share::of(splits.iter().map(GeneratorSplit::rest).collect());
         let recipe = self.recipe.clone();
         // Each batch with the position of its split: the index after it.
         Ok(
