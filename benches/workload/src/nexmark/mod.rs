@@ -90,6 +90,7 @@
 mod config;
 mod event;
 mod generate;
+pub mod joins;
 pub mod oracle;
 pub mod queries;
 mod query;
@@ -100,9 +101,10 @@ mod value;
 
 pub use config::{DEFAULT_BASE_TIME_MS, NexmarkConfig};
 pub use event::{Auction, Bid, Event, Person, Text};
+pub use joins::{Q3Row, Q4Row, Q8Row, q3, q4, q8};
 pub use queries::{Q1Row, Q2Row, Q5Row, Q7Row, q0, q1, q2, q5, q7};
 pub use query::{Query, QueryOutput};
 pub use source::{
     DEFAULT_CHUNK_EVENTS, MAX_OUT_OF_ORDERNESS, NexmarkEvents, NexmarkSource, watermarks,
 };
-pub use value::{Mismatch, QueryRow, Row, Value, compare, sort_rows};
+pub use value::{Mismatch, QueryRow, Row, Value, compare, latest, sort_rows};

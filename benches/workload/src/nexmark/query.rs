@@ -7,6 +7,7 @@ use std::str::FromStr;
 use brook_core::{Error, Stream};
 
 use super::event::Event;
+use super::joins;
 use super::oracle;
 use super::queries;
 use super::value::QueryRow;
@@ -24,11 +25,8 @@ pub trait QueryOutput {
 /// A Nexmark query Brook runs: [`Query::build`] puts its pipeline on a
 /// stream of events, [`Query::sql`] is its standard SQL for the oracle.
 ///
-/// q3, q4 and q8 join streams and are added with the joins, in
-/// `nexmark/joins.rs`: a variant each here, an arm each in
-/// [`name`](Self::name), [`sql`](Self::sql) (their SQL is already in
-/// [`oracle`]: [`oracle::Q3`], [`oracle::Q4`], [`oracle::Q8`]) and
-/// [`build`](Self::build), and an entry in [`ALL`](Self::ALL).
+/// q3, q4 and q8 join streams, with the joins of `brook_operators::join`
+/// ([`joins`](super::joins)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Query {
     /// Pass-through: every bid ([`queries::q0`]).
@@ -37,16 +35,35 @@ pub enum Query {
     Q1,
     /// Selection: bids on every 123rd auction ([`queries::q2`]).
     Q2,
+    /// Local item suggestion: auctions of category 10 with their sellers
+    /// from three states, an updating join ([`joins::q3`]).
+    Q3,
+    /// Average price per category: each auction's winning bid as it
+    /// closes, then the running mean per category, an updating query
+    /// ([`joins::q4`]).
+    Q4,
     /// Hot items: the most-bid auctions per sliding window
     /// ([`queries::q5`]).
     Q5,
     /// Highest bid per tumbling window ([`queries::q7`]).
     Q7,
+    /// New users: persons who opened an auction in the window they
+    /// registered in, a window join ([`joins::q8`]).
+    Q8,
 }
 
 impl Query {
     /// Every query, in order.
-    pub const ALL: &'static [Query] = &[Query::Q0, Query::Q1, Query::Q2, Query::Q5, Query::Q7];
+    pub const ALL: &'static [Query] = &[
+        Query::Q0,
+        Query::Q1,
+        Query::Q2,
+        Query::Q3,
+        Query::Q4,
+        Query::Q5,
+        Query::Q7,
+        Query::Q8,
+    ];
 
     /// The query's name: `q0`, `q1`, …
     pub fn name(self) -> &'static str {
@@ -54,8 +71,11 @@ impl Query {
             Query::Q0 => "q0",
             Query::Q1 => "q1",
             Query::Q2 => "q2",
+            Query::Q3 => "q3",
+            Query::Q4 => "q4",
             Query::Q5 => "q5",
             Query::Q7 => "q7",
+            Query::Q8 => "q8",
         }
     }
 
@@ -66,8 +86,11 @@ impl Query {
             Query::Q0 => oracle::Q0,
             Query::Q1 => oracle::Q1,
             Query::Q2 => oracle::Q2,
+            Query::Q3 => oracle::Q3,
+            Query::Q4 => oracle::Q4,
             Query::Q5 => oracle::Q5,
             Query::Q7 => oracle::Q7,
+            Query::Q8 => oracle::Q8,
         }
     }
 
@@ -79,8 +102,11 @@ impl Query {
             Query::Q0 => out.attach(&queries::q0(events)),
             Query::Q1 => out.attach(&queries::q1(events)),
             Query::Q2 => out.attach(&queries::q2(events)),
+            Query::Q3 => out.attach(&joins::q3(events)),
+            Query::Q4 => out.attach(&joins::q4(events)),
             Query::Q5 => out.attach(&queries::q5(events)),
             Query::Q7 => out.attach(&queries::q7(events)),
+            Query::Q8 => out.attach(&joins::q8(events)),
         }
     }
 }

@@ -114,6 +114,39 @@ impl From<&str> for Value {
 pub trait QueryRow: Data {
     /// The row's values, in the SQL's column order.
     fn to_row(&self) -> Row;
+
+    /// For an updating query (q4), whose rows replace earlier rows of the
+    /// same result: the result's key and the row's version. The row of
+    /// the highest version per key is the query's answer so far (see
+    /// [`latest`]). `None`, the default: every row is a result.
+    fn update(&self) -> Option<(Row, u64)> {
+        None
+    }
+}
+
+/// The answer of a query's rows, each with its [`QueryRow::update`]: the
+/// rows without one, and of those with one the highest version per key
+/// (the first of equal versions).
+pub fn latest(rows: impl IntoIterator<Item = (Row, Option<(Row, u64)>)>) -> Vec<Row> {
+    let mut answer = Vec::new();
+    let mut updated: std::collections::BTreeMap<Row, (u64, Row)> = Default::default();
+    for (row, update) in rows {
+        match update {
+            None => answer.push(row),
+            Some((key, version)) => match updated.entry(key) {
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert((version, row));
+                }
+                std::collections::btree_map::Entry::Occupied(mut e) => {
+                    if version > e.get().0 {
+                        e.insert((version, row));
+                    }
+                }
+            },
+        }
+    }
+    answer.extend(updated.into_values().map(|(_, row)| row));
+    answer
 }
 
 /// Sorts rows into the order [`compare`] expects.
