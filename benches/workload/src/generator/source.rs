@@ -80,6 +80,8 @@ pub struct LogGenerator {
     events: u64,
     seed: u64,
     batch_size: Option<usize>,
+    /// Events per second of wall-clock time, over all instances.
+    rate: Option<u64>,
     recipe: Recipe,
 }
 
@@ -91,6 +93,7 @@ impl LogGenerator {
             events,
             seed,
             batch_size: None,
+            rate: None,
             recipe: Recipe::new(seed, DEFAULT_START_MS),
         }
     }
@@ -106,6 +109,18 @@ impl LogGenerator {
     /// not change which events are made.
     pub fn batch_size(mut self, n: usize) -> Self {
         self.batch_size = Some(n);
+        self
+    }
+
+    /// Makes at most `events_per_second` events per second of wall-clock
+    /// time, over all instances (each makes its share): a steady load, to
+    /// measure latency below peak throughput. Each instance makes its
+    /// batches on a schedule from the moment it starts, `size / rate`
+    /// apart; when it falls behind (the job is slower than the rate), it
+    /// makes the next at once, never a burst to catch up with more than
+    /// one batch. Default: as fast as the job takes them.
+    pub fn rate_limit(mut self, events_per_second: u64) -> Self {
+        self.rate = Some(events_per_second.max(1));
         self
     }
 
@@ -220,9 +235,21 @@ impl Source<GeneratedLog> for LogGenerator {
         let size = self.batch_size.unwrap_or(ctx.batch_size()).max(1);
         let share = Share::of(splits.iter().map(GeneratorSplit::rest).collect());
         let recipe = self.recipe.clone();
+        // This instance's share of the rate: the time between batches.
+        let gap = self.rate.map(|rate| {
+            let per_instance = rate as f64 / ctx.parallelism().max(1) as f64;
+            std::time::Duration::from_secs_f64(size as f64 / per_instance)
+        });
         // Each batch with the position of its split: the index after it.
-        Ok(
-            stream::unfold((share, recipe), move |(mut share, recipe)| async move {
+        Ok(stream::unfold(
+            (share, recipe, None::<tokio::time::Instant>),
+            move |(mut share, recipe, mut next_at)| async move {
+                if let Some(gap) = gap {
+                    let now = tokio::time::Instant::now();
+                    let at = next_at.map_or(now, |t: tokio::time::Instant| t.max(now));
+                    tokio::time::sleep_until(at).await;
+                    next_at = Some(at + gap);
+                }
                 let (split, range) = share.take(size)?;
                 let mut batch =
                     Batch::with_capacity(range.end.saturating_sub(range.start) as usize);
@@ -231,10 +258,10 @@ impl Source<GeneratedLog> for LogGenerator {
                     batch.push(e.ts, e);
                 }
                 let event = SourceEvent::batch_at(batch, [(split, range.end)]);
-                Some((Ok(event), (share, recipe)))
-            })
-            .boxed(),
+                Some((Ok(event), (share, recipe, next_at)))
+            },
         )
+        .boxed())
     }
 }
 
