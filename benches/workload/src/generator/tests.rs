@@ -358,7 +358,9 @@ async fn a_rate_limit_spaces_the_batches_by_their_share_of_the_rate() {
     // 10,000 events per second over 2 instances, batches of 500: each
     // instance makes a batch every 100 ms (here instance 0 has the one
     // chunk, all 10 batches).
-    let mut generator = LogGenerator::new(5_000, 3).batch_size(500).rate_limit(10_000);
+    let mut generator = LogGenerator::new(5_000, 3)
+        .batch_size(500)
+        .rate_limit(10_000);
     let mut stream = open_instance(&mut generator, "logs", 0, 2).expect("open");
     let start = tokio::time::Instant::now();
     let mut at = Vec::new();
