@@ -185,11 +185,11 @@ fn main() -> anyhow::Result<()> {
             let k = (round + j) % variants.len();
             let run = match variants[k] {
                 Variant::Loop => {
-                    let (cpu0, t0) = (cpu_secs(), Instant::now());
+                    let (cpu0, t0) = (brook_workload::cpu_seconds(), Instant::now());
                     let got = hand_loop::run(&input.path)?;
                     let run = Run {
                         secs: t0.elapsed().as_secs_f64(),
-                        cpu: cpu_secs() - cpu0,
+                        cpu: brook_workload::cpu_seconds() - cpu0,
                     };
                     ensure!(got.events == events, "the loop read {} events", got.events);
                     check_same(&got.rows, &reference.rows, "hand loop")?;
@@ -374,12 +374,12 @@ fn run_brook(
 ) -> anyhow::Result<(Run, CheckpointStats)> {
     let job = brook_job(path, p, checkpoints, out)?;
     let metrics = job.metrics();
-    let (cpu0, t0) = (cpu_secs(), Instant::now());
+    let (cpu0, t0) = (brook_workload::cpu_seconds(), Instant::now());
     rt.block_on(job.run(CancellationToken::new()))
         .with_context(|| format!("brook p={p}"))?;
     let run = Run {
         secs: t0.elapsed().as_secs_f64(),
-        cpu: cpu_secs() - cpu0,
+        cpu: brook_workload::cpu_seconds() - cpu0,
     };
     let snapshot = metrics.snapshot();
     let read = snapshot.node("logs").map_or(0, |n| n.total.records_out);
@@ -432,25 +432,6 @@ fn check_same(got: &[WindowStats], want: &[WindowStats], what: &str) -> anyhow::
         }
     }
     Ok(())
-}
-
-/// CPU seconds used by the whole process so far (user + system, all
-/// threads), from `/proc/self/stat`; NaN where there is none.
-fn cpu_secs() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return f64::NAN;
-    };
-    // Fields after the command name, which ends at the last ')': state is
-    // field 3, utime 14 and stime 15, in clock ticks (100 per second).
-    let Some((_, rest)) = stat.rsplit_once(')') else {
-        return f64::NAN;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
-    match (ticks(11), ticks(12)) {
-        (Some(u), Some(s)) => (u + s) / 100.0,
-        _ => f64::NAN,
-    }
 }
 
 fn median(values: &mut [f64]) -> f64 {

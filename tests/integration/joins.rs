@@ -200,3 +200,43 @@ fn late_records_of_a_join_reach_its_side_output() {
         Some(1)
     );
 }
+
+#[test]
+fn a_table_without_event_times_enriches_every_record() {
+    // The table, read from memory with no event times (as a file of rows
+    // would be), is valid from the beginning of time: the left records
+    // wait for it to be read, then each finds its key's row.
+    let flow = Dataflow::with_config("enrich", config(2));
+    let clicks = flow
+        .source(
+            "clicks",
+            MemorySource::new(vec![(1u8, 10i64, 1u32), (2, 20, 2), (3, 30, 3)]),
+        )
+        .assign_timestamps(|e: &Ev| e.1, Watermarks::monotonic())
+        .key_by(|e: &Ev| e.0);
+    let users = flow
+        .source(
+            "users",
+            MemorySource::new(vec![(1u8, "ann".to_string()), (2, "bob".to_string())]),
+        )
+        .key_by(|u: &(u8, String)| u.0);
+    let out = CollectSink::new();
+    let got = out.handle();
+    clicks
+        .connect(&users)
+        .join_table("enrich", |_: &u8, c: &Ev, u: Option<&(u8, String)>| {
+            Some((c.2, u.map(|u| u.1.clone())))
+        })
+        .sink("out", out);
+    block_on(flow.build().expect("plan").run(CancellationToken::new())).expect("job");
+    let mut rows = got.values();
+    rows.sort();
+    assert_eq!(
+        rows,
+        [
+            (1, Some("ann".to_string())),
+            (2, Some("bob".to_string())),
+            (3, None)
+        ]
+    );
+}

@@ -26,3 +26,23 @@ pub mod oracle;
 
 pub use generator::{GeneratedLog, Level, LogGenerator};
 pub use logs::{LogEvent, WindowStats};
+
+/// CPU seconds the whole process has used so far (user + system, all
+/// threads), from `/proc/self/stat`; NaN where there is none (not Linux).
+/// For benches: the figures they report per CPU-second.
+pub fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return f64::NAN;
+    };
+    // Fields after the command name, which ends at the last ')': state is
+    // field 3, utime 14 and stime 15, in clock ticks (100 per second).
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return f64::NAN;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+    match (ticks(11), ticks(12)) {
+        (Some(u), Some(s)) => (u + s) / 100.0,
+        _ => f64::NAN,
+    }
+}

@@ -107,6 +107,7 @@ pub(crate) async fn run_source<T: Send + 'static>(
     let trigger = checkpoints.as_ref().map(|ck| ck.trigger.clone());
     // Whether the stream ended (rather than the job shutting down).
     let mut exhausted = false;
+    let mut slice = TimeSlice::new();
     loop {
         if ctx.shutdown.is_cancelled() {
             break;
@@ -163,8 +164,9 @@ pub(crate) async fn run_source<T: Send + 'static>(
                 out.push(batch).await?;
                 // A source that is always ready, feeding a chain that never
                 // waits, must still give its thread back now and then, or
-                // cancellation and aborts could not reach the other tasks.
-                tokio::task::consume_budget().await;
+                // cancellation, aborts and checkpoints could not reach the
+                // other tasks.
+                slice.give_way().await;
             }
             Some(Ok(SourceEvent::BatchAt(batch, positions))) => {
                 if !batch.is_empty() {
@@ -178,7 +180,7 @@ pub(crate) async fn run_source<T: Send + 'static>(
                         ck.positions.update(p).map_err(|e| e.in_node(&name))?;
                     }
                 }
-                tokio::task::consume_budget().await;
+                slice.give_way().await;
             }
             Some(Ok(SourceEvent::Watermark(wm))) => {
                 if wm > watermark {
@@ -422,4 +424,32 @@ pub(crate) async fn run_input<T: Send + 'static>(
         }
     }
     out.close().await
+}
+
+/// How long a source may run its chain before it lets the other tasks of
+/// its thread run: the checkpoint coordinator's timer, the admin server,
+/// cancellation. On a one-thread runtime a source whose input is always
+/// ready and whose chain never waits (a file at parallelism 1) would
+/// otherwise yield only when tokio's budget of 128 operations runs out:
+/// a checkpoint every 20 ms came every few hundred in a debug build.
+const TIME_SLICE: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// When a source last gave its thread back.
+struct TimeSlice(std::time::Instant);
+
+impl TimeSlice {
+    fn new() -> Self {
+        TimeSlice(std::time::Instant::now())
+    }
+
+    /// Yields once the source has run for [`TIME_SLICE`]; else spends one
+    /// unit of tokio's budget (yielding when it is spent).
+    async fn give_way(&mut self) {
+        if self.0.elapsed() >= TIME_SLICE {
+            tokio::task::yield_now().await;
+            self.0 = std::time::Instant::now();
+        } else {
+            tokio::task::consume_budget().await;
+        }
+    }
 }

@@ -154,14 +154,14 @@ fn source(args: &Args) -> NexmarkSource {
 
 /// The generator alone, on this thread.
 fn raw(args: &Args) -> Figures {
-    let (start, cpu) = (Instant::now(), cpu_secs());
+    let (start, cpu) = (Instant::now(), brook_workload::cpu_seconds());
     let mut rows = 0u64;
     for e in source(args).iter() {
         rows += u64::from(e.date_time() > 0);
     }
     Figures {
         wall: start.elapsed().as_secs_f64(),
-        cpu: cpu_secs() - cpu,
+        cpu: brook_workload::cpu_seconds() - cpu,
         rows,
     }
 }
@@ -179,30 +179,11 @@ async fn job(run: Run, args: &Args) -> anyhow::Result<Figures> {
         }
     }
     let job = flow.build()?;
-    let (start, cpu) = (Instant::now(), cpu_secs());
+    let (start, cpu) = (Instant::now(), brook_workload::cpu_seconds());
     job.run(CancellationToken::new()).await?;
     Ok(Figures {
         wall: start.elapsed().as_secs_f64(),
-        cpu: cpu_secs() - cpu,
+        cpu: brook_workload::cpu_seconds() - cpu,
         rows: sink.0.load(Ordering::Relaxed),
     })
-}
-
-/// CPU seconds used by the whole process so far (user + system, all
-/// threads), from `/proc/self/stat`; NaN where there is none.
-fn cpu_secs() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return f64::NAN;
-    };
-    // Fields after the command name, which ends at the last ')': state is
-    // field 3, utime 14 and stime 15, in clock ticks (100 per second).
-    let Some((_, rest)) = stat.rsplit_once(')') else {
-        return f64::NAN;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
-    match (ticks(11), ticks(12)) {
-        (Some(u), Some(s)) => (u + s) / 100.0,
-        _ => f64::NAN,
-    }
 }
