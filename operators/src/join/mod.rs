@@ -37,7 +37,10 @@
 //! parallelism), and freed by event-time timers as the watermark passes.
 //!
 //! # Late records
-//! A record that arrives after the watermark has passed the time when it
+//! The window, interval and updating-with-TTL joins place records by their
+//! event time: a record without one (`NO_TIMESTAMP`, no
+//! `assign_timestamps` upstream) belongs to no window and no interval,
+//! and counts as late. A record that arrives after the watermark has passed the time when it
 //! could still join (its windows fired; its interval's partners are gone)
 //! is late: it is counted in the node's `late` counter and, when asked for
 //! with [`ConnectedStreams::side_output_late_data`], sent to a side output
@@ -260,9 +263,11 @@ impl<L: Data, R: Data, K: WindowKey> ConnectedStreams<L, R, K> {
     /// that every table update up to that time has arrived: the result is
     /// the same whatever the order the inputs were read in (Flink's
     /// event-time temporal join). A right input without event times
-    /// (`NO_TIMESTAMP`) is a table valid from the beginning of time. The
-    /// table's watermark must advance for the join to emit: a table that
-    /// receives no more updates must end, or be marked idle.
+    /// (`NO_TIMESTAMP`) is a table valid from the beginning of time; a left
+    /// record without one joins the table as it stands when the record
+    /// arrives (Kafka Streams' order), since it has no time to wait for.
+    /// The table's watermark must advance for timed records to emit: a
+    /// table that receives no more updates must end, or be marked idle.
     ///
     /// State: per key, the versions newer than the watermark and the latest
     /// older one, and the left records waiting for the watermark.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use brook_core::{EventTime, OutputTag, Result};
+use brook_core::{EventTime, NO_TIMESTAMP, OutputTag, Result};
 
 use super::{JoinInput, JoinValue, late};
 use crate::keyed::{KeyedContext, KeyedProcessFunction, Timer};
@@ -84,6 +84,18 @@ where
                 let state = ctx.state();
                 state.versions.insert(ts, row);
                 state.prune(watermark);
+            }
+            JoinInput::Left(l) if ts == NO_TIMESTAMP => {
+                // A record without event time cannot wait for the
+                // watermark: it joins the table as it stands (Kafka
+                // Streams' processing-order join).
+                let key = ctx.key().clone();
+                let row = ctx
+                    .existing_state()
+                    .and_then(|s| s.versions.values().next_back().cloned());
+                if let Some(out) = (self.f)(&key, &l, row.as_ref()) {
+                    ctx.emit(out);
+                }
             }
             JoinInput::Left(l) if ts <= watermark => {
                 // The versions it should see may be gone.

@@ -448,3 +448,34 @@ fn a_table_join_sees_the_version_valid_at_each_records_time() {
         [((1, u32::MAX), 5), ((2, 100), 15), ((3, 200), 25)]
     );
 }
+
+#[test]
+fn a_table_join_joins_a_record_without_event_time_at_once() {
+    let mut op = open(TableJoin::new(left_outer as TableF, Some(LATE)));
+    let mut out = Collector::with_side_outputs([LATE.name()]);
+    let untimed = |left: bool, id: u32| {
+        let v = if left {
+            JoinInput::Left((1, id))
+        } else {
+            JoinInput::Right((1, id))
+        };
+        Record::new(brook_core::NO_TIMESTAMP, v)
+    };
+    op.process(
+        [untimed(true, 1), untimed(false, 100), untimed(true, 2)]
+            .into_iter()
+            .collect(),
+        &mut out,
+    )
+    .expect("process");
+    let mut run = Run::default();
+    run.take(&mut out);
+    assert_eq!(
+        run.pairs,
+        [
+            ((1, u32::MAX), brook_core::NO_TIMESTAMP),
+            ((2, 100), brook_core::NO_TIMESTAMP)
+        ]
+    );
+    assert!(run.late.is_empty());
+}
