@@ -315,3 +315,22 @@ pub(super) fn assert_fenced(err: &brook_core::Error, tid: &str) -> String {
     );
     text
 }
+
+/// After a commit was fenced: the sink's writer refuses to go on past the
+/// transaction that did not commit, and the sink committed nothing.
+pub(super) async fn assert_stops_after_fence<W>(writer: &mut W, sink: &crate::KafkaSink<u64>)
+where
+    W: brook_core::SinkWriter<u64>,
+{
+    let next = Batch::from(vec![Record::new(1, 99u64)]);
+    let err = writer.write(next).await.expect_err("the writer stops");
+    assert!(err.to_string().contains("did not commit"), "{err}");
+    assert!(
+        !sink
+            .transactions()
+            .events()
+            .iter()
+            .any(|e| matches!(e, crate::txn::TxnEvent::Committed { .. })),
+        "nothing committed"
+    );
+}

@@ -71,7 +71,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use super::super::txn::{Registry, Restored, TxnEvent, marker_group, transactional_id};
 use super::super::{Delivery, KafkaSink, KafkaSinkConfig};
-use super::{BROKERS_ENV, Cluster, assert_fenced, block_on};
+use super::{BROKERS_ENV, Cluster, assert_fenced, assert_stops_after_fence, block_on};
 
 /// The real broker, or `None` after saying (past the harness's capture)
 /// that `test` is skipped.
@@ -700,17 +700,7 @@ fn a_newer_producer_with_the_same_transactional_id_fences_the_sink() {
         );
 
         // The writer does not go on past a transaction that did not commit.
-        let next = Batch::from(vec![Record::new(1, 99u64)]);
-        let stopped = writer.write(next).await.expect_err("the writer stops");
-        assert!(stopped.to_string().contains("did not commit"), "{stopped}");
-        assert!(
-            !sink
-                .transactions()
-                .events()
-                .iter()
-                .any(|e| matches!(e, TxnEvent::Committed { .. })),
-            "nothing committed"
-        );
+        assert_stops_after_fence(&mut writer, &sink).await;
         // No marker: the fenced transaction's offset was never committed.
         let (b2, t2) = (b.clone(), topic.clone());
         let marker = tokio::task::spawn_blocking(move || committed(&b2, &marker_group(&tid), &t2))

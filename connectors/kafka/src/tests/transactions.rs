@@ -34,7 +34,9 @@ use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 
 use super::super::txn::{PreCommit, Restored, TxnEvent, marker_group};
 use super::super::{Delivery, KafkaSink, KafkaSinkConfig, KafkaSource};
-use super::{assert_fenced, block_on, bounded, produce_numbers, read_plain};
+use super::{
+    assert_fenced, assert_stops_after_fence, block_on, bounded, produce_numbers, read_plain,
+};
 
 /// An exactly-once config with short timeouts.
 fn exactly_once(bootstrap: &str, topic: &str) -> KafkaSinkConfig {
@@ -265,17 +267,7 @@ fn a_fenced_producer_fails_its_commit_naming_the_transactional_id() {
         );
 
         // The writer does not go on past a transaction that did not commit.
-        let next = Batch::from(vec![Record::new(1, 99u64)]);
-        let err = writer.write(next).await.expect_err("the writer stops");
-        assert!(err.to_string().contains("did not commit"), "{err}");
-        assert!(
-            !sink
-                .transactions()
-                .events()
-                .iter()
-                .any(|e| matches!(e, TxnEvent::Committed { .. })),
-            "nothing committed"
-        );
+        assert_stops_after_fence(&mut writer, &sink).await;
     });
 }
 
