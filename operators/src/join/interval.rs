@@ -143,11 +143,10 @@ where
         if self.bounds.is_some_and(|b| b.lower > b.upper) {
             return Ok(()); // an empty interval joins nothing
         }
-        let key = ctx.key().clone();
         let mut out = Vec::new();
         let expires = match value {
             JoinInput::Left(l) => {
-                let kept = ctx.state();
+                let (key, kept) = ctx.key_and_state();
                 let partners = match &self.bounds {
                     Some(b) => {
                         let (lo, hi) = right_range(b, ts);
@@ -157,7 +156,7 @@ where
                 };
                 for (&t, rs) in partners {
                     for r in rs {
-                        out.push((t.max(ts), (self.f)(&key, &l, r)));
+                        out.push((t.max(ts), (self.f)(key, &l, r)));
                     }
                 }
                 // Kept until no right record not yet late can join it.
@@ -168,7 +167,7 @@ where
                 expires
             }
             JoinInput::Right(r) => {
-                let kept = ctx.state();
+                let (key, kept) = ctx.key_and_state();
                 let partners = match &self.bounds {
                     Some(b) => {
                         let (lo, hi) = left_range(b, ts);
@@ -178,7 +177,7 @@ where
                 };
                 for (&t, ls) in partners {
                     for l in ls {
-                        out.push((t.max(ts), (self.f)(&key, l, &r)));
+                        out.push((t.max(ts), (self.f)(key, l, &r)));
                     }
                 }
                 let expires = self.bounds.map(|b| ts.saturating_sub(b.lower));

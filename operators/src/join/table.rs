@@ -89,11 +89,13 @@ where
                 // A record without event time cannot wait for the
                 // watermark: it joins the table as it stands (Kafka
                 // Streams' processing-order join).
-                let key = ctx.key().clone();
-                let row = ctx
-                    .existing_state()
-                    .and_then(|s| s.versions.values().next_back().cloned());
-                if let Some(out) = (self.f)(&key, &l, row.as_ref()) {
+                let out = if ctx.has_state() {
+                    let (key, state) = ctx.key_and_state();
+                    (self.f)(key, &l, state.versions.values().next_back())
+                } else {
+                    (self.f)(ctx.key(), &l, None)
+                };
+                if let Some(out) = out {
                     ctx.emit(out);
                 }
             }
@@ -114,17 +116,17 @@ where
         timer: Timer,
         ctx: &mut KeyedContext<'_, K, Self::State, Out>,
     ) -> Result<()> {
-        let key = ctx.key().clone();
-        let Some(state) = ctx.existing_state() else {
+        if !ctx.has_state() {
             return Ok(());
-        };
+        }
+        let (key, state) = ctx.key_and_state();
         let rest = state.waiting.split_off(&timer.time.saturating_add(1));
         let due = std::mem::replace(&mut state.waiting, rest);
         let mut out = Vec::new();
         for (ts, ls) in due {
             let row = state.versions.range(..=ts).next_back().map(|(_, r)| r);
             for l in ls {
-                if let Some(o) = (self.f)(&key, &l, row) {
+                if let Some(o) = (self.f)(key, &l, row) {
                     out.push((ts, o));
                 }
             }

@@ -83,7 +83,9 @@ where
             return Ok(());
         }
         let merging = self.assigner.is_merging();
-        for i in 0..self.windows.len() {
+        let last = self.windows.len() - 1;
+        let mut value = Some(value);
+        for i in 0..=last {
             let mut window = self.windows[i];
             let panes = &mut ctx.state().0;
             let mut pane = if merging {
@@ -124,9 +126,16 @@ where
                     },
                 }
             };
-            match &value {
-                JoinInput::Left(l) => pane.left.push(l.clone()),
-                JoinInput::Right(r) => pane.right.push(r.clone()),
+            // A copy for each window but the last, which takes the record.
+            let record = if i == last {
+                value.take()
+            } else {
+                value.clone()
+            };
+            match record {
+                Some(JoinInput::Left(l)) => pane.left.push(l),
+                Some(JoinInput::Right(r)) => pane.right.push(r),
+                None => {}
             }
             ctx.state().0.push(pane);
             ctx.register_event_time_timer(window.max_timestamp());

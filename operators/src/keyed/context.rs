@@ -54,6 +54,14 @@ impl<K: Hash + Eq + Clone, S: Default, Out> KeyedContext<'_, K, S, Out> {
         get_or_default(self.states, self.key)
     }
 
+    /// The key and its state (created with `Default` on first use) at
+    /// once: for logic that needs the key while it changes the state,
+    /// without cloning the key.
+    pub fn key_and_state(&mut self) -> (&K, &mut S) {
+        let key = self.key;
+        (key, get_or_default(self.states, key))
+    }
+
     /// This key's state if it has any: unlike [`state`](Self::state), does
     /// not create it. A timer that outlived a [`clear_state`](Self::clear_state)
     /// finds `None` here.
