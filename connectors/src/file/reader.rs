@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use super::plan::{FileEntry, Split};
 
 /// How much a reader reads at once.
-pub(crate) const CHUNK_SIZE: usize = 1 << 20;
+pub(crate) const CHUNK_SIZE: usize = 256 << 10;
 /// How much a reader reads at once past the end of its range, to finish its
 /// last line.
 const LOOKAHEAD: usize = 64 << 10;
