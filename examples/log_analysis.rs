@@ -345,7 +345,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let debug = counter("drop-debug", |c| c.records_in.saturating_sub(c.records_out));
     let late = counter("stats", |c| c.late);
     let rejected = counter(&timestamps, |c| c.rejected);
-    let counted = counter("stats", |c| c.records_in).saturating_sub(late);
+    // What reached the windows (the window node itself counts partial
+    // aggregates in: see `WindowedStream::aggregate`).
+    let counted = counter("drop-debug", |c| c.records_out).saturating_sub(late);
     let rows = counter("parquet", |c| c.records_in);
     say!(
         "Read {} events in {:.2} s ({:.2} M events/s): {counted} counted in windows, {debug} \

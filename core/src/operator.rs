@@ -123,6 +123,18 @@ pub trait Operator<In, Out>: Clone + Send + 'static {
         Ok(())
     }
 
+    /// Called when a checkpoint barrier arrives, before
+    /// [`snapshot`](Operator::snapshot): what the operator emits here goes
+    /// downstream ahead of the barrier, so it belongs to the checkpoint
+    /// without being in this operator's state (an operator that buffers
+    /// output, such as a pre-aggregation, sends it on here).
+    ///
+    /// # Errors
+    /// Fails the job, naming the node.
+    fn on_barrier(&mut self, _out: &mut Collector<Out>) -> Result<()> {
+        Ok(())
+    }
+
     /// The operator's state for a checkpoint, `None` for a stateless
     /// operator. Keyed state goes by key group
     /// ([`Snapshot::keyed`](crate::state::Snapshot::keyed)), so that the

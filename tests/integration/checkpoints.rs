@@ -197,10 +197,11 @@ fn a_crash_at_each_failpoint_is_recovered_exactly() {
         // Die in the second checkpoint: one completed before (the final
         // one counts: a fast run may take only one before it). A
         // checkpoint reaches `after-snapshot` once per operator instance
-        // (four operators), `after-pre-commit` once per sink instance. The
+        // (five operators: timestamps, filter, the window's two phases and
+        // the row mapping), `after-pre-commit` once per sink instance. The
         // final checkpoint's points come once.
         let per_checkpoint = match point {
-            "after-snapshot" => 4 * parallelism,
+            "after-snapshot" => 5 * parallelism,
             "after-pre-commit" => parallelism,
             _ => 1,
         };

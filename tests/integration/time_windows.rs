@@ -299,3 +299,52 @@ fn an_idle_instance_stops_holding_back_the_watermark() {
     let total: u64 = got.values().iter().map(|w| w.value).sum();
     assert_eq!(total, 100, "shutdown fires the rest");
 }
+
+#[test]
+fn two_phase_windows_count_late_records_one_by_one() {
+    // Tumbling windows without lateness or a late output aggregate in two
+    // phases: late records reach the window node folded into partials, and
+    // still count one by one.
+    for parallelism in 1..=3 {
+        let mut events: Vec<Ev> = (0..32).map(|t| ((t % 3) as u8, t)).collect();
+        events.extend((1000..1016).map(|t| ((t % 3) as u8, t)));
+        // Past the watermark of 1015: window [0, 100) has fired.
+        events.extend((40..56).map(|t| ((t % 3) as u8, t)));
+        let flow = Dataflow::with_config("late-two-phase", config(parallelism));
+        let sink = CollectSink::new();
+        let got = sink.handle();
+        flow.source("events", MemorySource::new(events))
+            .parallelism(1)
+            .process(
+                "ts",
+                AssignTimestamps::new(|e: &Ev| e.1, Watermarks::bounded(Duration::ZERO))
+                    .with_interval(Duration::ZERO),
+            )
+            // One watermark for all: the late records are late everywhere.
+            .parallelism(1)
+            .key_by(|e: &Ev| e.0)
+            .window(Tumbling::of(Duration::from_millis(100)))
+            .aggregate("w", Count)
+            .sink("out", sink);
+        let job = flow.build().expect("plan");
+        let metrics = job.metrics();
+        block_on(job.run(CancellationToken::new())).expect("job");
+        let snapshot = metrics.snapshot();
+        assert_eq!(
+            snapshot.node("w").map_or(0, |n| n.total.late),
+            16,
+            "at parallelism {parallelism}"
+        );
+        let mut counts: Vec<(i64, u8, u64)> = got
+            .values()
+            .into_iter()
+            .map(|w| (w.window.start, w.key, w.value))
+            .collect();
+        counts.sort();
+        let expected: Vec<(i64, u8, u64)> = [(0, 0, 11), (0, 1, 11), (0, 2, 10)]
+            .into_iter()
+            .chain([(1000, 0, 5), (1000, 1, 6), (1000, 2, 5)])
+            .collect();
+        assert_eq!(counts, expected, "at parallelism {parallelism}");
+    }
+}

@@ -35,6 +35,9 @@ pub(crate) enum Logic {
 pub(crate) struct Node {
     pub(crate) name: String,
     pub(crate) parallelism: Option<usize>,
+    /// Without a parallelism of its own, the node takes its first input's
+    /// (see `Stream::process_forward`).
+    pub(crate) follows_input: bool,
     pub(crate) chaining: bool,
     pub(crate) inputs: Vec<Edge>,
     pub(crate) input: Option<Box<dyn InputPort>>,
@@ -85,6 +88,7 @@ impl Graph {
         self.add(Node {
             name,
             parallelism: None,
+            follows_input: false,
             chaining: true,
             inputs,
             input,

@@ -211,6 +211,24 @@ impl<T: crate::Data> Stream<T> {
         Stream::new(self.graph.clone(), node)
     }
 
+    /// Adds a node running `op` as [`process`](Self::process) does, at the
+    /// parallelism of this stream's node unless set otherwise, so that it
+    /// is fed forward (chained where chaining is on): each of its
+    /// instances sees what one instance before it emitted, in order, and
+    /// the watermarks that followed. For work that belongs with the node
+    /// before it, such as a pre-aggregation ahead of a key exchange.
+    pub fn process_forward<U: crate::Data, O: Operator<T, U>>(
+        &self,
+        name: impl Into<String>,
+        op: O,
+    ) -> Stream<U> {
+        let out = self.process(name, op);
+        self.graph
+            .borrow_mut()
+            .update(out.node, |n| n.follows_input = true);
+        out
+    }
+
     /// Merges this stream with others of the same type into one node.
     pub fn union(&self, name: impl Into<String>, others: &[&Stream<T>]) -> Stream<T> {
         self.union_process(name, others, Identity)

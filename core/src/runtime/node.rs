@@ -169,21 +169,26 @@ where
     }
 
     fn barrier(&mut self, id: CheckpointId) -> PushFut<'_> {
-        if let Some(acker) = &self.acker {
-            let start = Instant::now();
-            let state = catch_unwind(AssertUnwindSafe(|| {
-                self.op.snapshot()?.map(|s| s.to_bytes()).transpose()
-            }));
-            self.metrics.add_busy(start.elapsed());
-            let state = match state {
-                Ok(Ok(state)) => state,
-                Ok(Err(e)) => return PushFut::err(e.in_node(&self.name)),
-                Err(panic) => return PushFut::err(Error::from_panic(panic).in_node(&self.name)),
-            };
-            acker.ack(id, &self.name, self.instance, AckState::Operator(state));
-            crate::checkpoint::failpoint::hit("after-snapshot");
+        if let Err(e) = self.call(|op, out| op.on_barrier(out)) {
+            return PushFut::err(e);
         }
         PushFut::wait(async move {
+            // What the operator let go of goes ahead of the barrier.
+            self.emit().await?;
+            if let Some(acker) = &self.acker {
+                let start = Instant::now();
+                let state = catch_unwind(AssertUnwindSafe(|| {
+                    self.op.snapshot()?.map(|s| s.to_bytes()).transpose()
+                }));
+                self.metrics.add_busy(start.elapsed());
+                let state = match state {
+                    Ok(Ok(state)) => state,
+                    Ok(Err(e)) => return Err(e.in_node(&self.name)),
+                    Err(panic) => return Err(Error::from_panic(panic).in_node(&self.name)),
+                };
+                acker.ack(id, &self.name, self.instance, AckState::Operator(state));
+                crate::checkpoint::failpoint::hit("after-snapshot");
+            }
             self.next.barrier(id).await?;
             for side in &mut self.sides {
                 side.barrier(id).await?;

@@ -92,6 +92,10 @@ impl Plan {
                     )));
                 }
                 (Some(p), _) => p,
+                // Nodes come after their inputs: the input's is known.
+                (None, _) if n.follows_input && !n.inputs.is_empty() => {
+                    parallelism[n.inputs[0].from]
+                }
                 (None, Some(m)) => config.parallelism.min(m.max(1)),
                 (None, None) => config.parallelism,
             };

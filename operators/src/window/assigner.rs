@@ -56,6 +56,14 @@ pub trait WindowAssigner: Clone + Send + Sync + 'static {
         false
     }
 
+    /// Whether every timestamp belongs to exactly one window that depends
+    /// on the timestamp alone (tumbling windows). Such windows can be
+    /// aggregated in two phases: partly before the key exchange, then
+    /// merged (see [`WindowedStream::aggregate`](super::WindowedStream::aggregate)).
+    fn is_single(&self) -> bool {
+        false
+    }
+
     /// Checks the assigner's settings.
     ///
     /// # Errors
@@ -129,6 +137,10 @@ impl WindowAssigner for Tumbling {
         }
         let start = aligned_start(i128::from(timestamp), size, ms(self.offset));
         emit_holding(timestamp, start, start + size, &mut f);
+    }
+
+    fn is_single(&self) -> bool {
+        true
     }
 
     fn validate(&self) -> Result<()> {

@@ -50,6 +50,11 @@ pub(crate) trait WindowLogic<K, T>: Clone + Send + 'static {
     fn create(&self) -> Self::Acc;
     fn add(&self, acc: &mut Self::Acc, value: &T);
     fn merge(&self, acc: &mut Self::Acc, other: Self::Acc);
+    /// How many of the user's records `value` stands for (a partial
+    /// aggregate stands for several), for the node's counts.
+    fn records(&self, _value: &T) -> u64 {
+        1
+    }
     fn emit(
         &mut self,
         key: &K,

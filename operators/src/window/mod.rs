@@ -43,6 +43,7 @@
 
 mod aggregate;
 mod assigner;
+mod local;
 mod logic;
 mod operator;
 mod stream;

@@ -185,9 +185,10 @@ where
         window.max_timestamp().saturating_add(self.lateness) <= self.state.watermark
     }
 
-    fn late(&mut self, timestamp: EventTime, value: T, out: &mut Collector<L::Out>) {
+    /// A late record (or partial aggregate of `records` records).
+    fn late(&mut self, timestamp: EventTime, value: T, records: u64, out: &mut Collector<L::Out>) {
         if let Some(m) = &self.metrics {
-            m.add_late(1);
+            m.add_late(records);
         }
         if timestamp == EventTime::MAX {
             if self.alarm.first() {
@@ -442,10 +443,11 @@ where
     }
 
     fn process(&mut self, batch: Batch<T>, out: &mut Collector<L::Out>) -> Result<()> {
-        let seen = batch.len() as u64;
-        let mut late = 0;
+        let (mut seen, mut late) = (0, 0);
         for record in batch {
             let ts = record.timestamp;
+            let records = self.logic.records(&record.value);
+            seen += records;
             if ts == NO_TIMESTAMP {
                 return Err(Error::Config(
                     "a record without an event time reached an event-time window: \
@@ -455,8 +457,8 @@ where
             }
             if ts == EventTime::MAX {
                 // The end-of-input watermark: no window holds it.
-                late += 1;
-                self.late(ts, record.value, out);
+                late += records;
+                self.late(ts, record.value, records, out);
                 continue;
             }
             let key = (self.key)(&record.value);
@@ -466,8 +468,8 @@ where
                 self.add_fixed(key, ts, &record.value, out)?
             };
             if !taken {
-                late += 1;
-                self.late(ts, record.value, out);
+                late += records;
+                self.late(ts, record.value, records, out);
             }
         }
         if let Some(loud) = self.alarm.count(seen, late) {

@@ -9,6 +9,7 @@ use brook_core::{Data, KeyedStream, OutputTag, Stream};
 
 use super::aggregate::AggregateFunction;
 use super::assigner::WindowAssigner;
+use super::local::{MergePartials, Partial, PreAggregate};
 use super::logic::{Aggregate, Process, ProcessWindowFunction, WindowResult};
 use super::operator::{WindowKey, WindowOperator};
 
@@ -82,12 +83,43 @@ impl<T: Data, K: WindowKey, W: WindowAssigner> WindowedStream<T, K, W> {
     /// window's last millisecond as its event time. The returned stream is
     /// the window node's: its parallelism, chaining and side outputs are
     /// the window's.
+    ///
+    /// Tumbling windows without allowed lateness or a late side output
+    /// aggregate in two phases: a node `<name>.local`, at the parallelism
+    /// of the node before and chained to it, folds the records into one
+    /// partial accumulator per key and window (with
+    /// [`AggregateFunction::merge`]) and sends them on ahead of each
+    /// watermark, checkpoint barrier and the end of input; only the
+    /// partials cross the key exchange to the window node, which merges
+    /// them. The results are the same; the window node's `records_in`
+    /// counts partials, and its `late` counter still counts records.
     pub fn aggregate<A: AggregateFunction<T>>(
         self,
         name: impl Into<String>,
         agg: A,
     ) -> Stream<WindowResult<K, A::Output>> {
-        self.build(name.into(), Aggregate(agg))
+        let name = name.into();
+        if self.assigner.is_single() && self.lateness.is_zero() && self.late.is_none() {
+            let local = PreAggregate::new(
+                self.stream.key_selector(),
+                self.assigner.clone(),
+                agg.clone(),
+            );
+            let partials = self
+                .stream
+                .unkeyed()
+                .process_forward(format!("{name}.local"), local)
+                .key_by(|p: &Partial<K, A::Acc>| p.key.clone());
+            let op = WindowOperator::new(
+                partials.key_selector(),
+                self.assigner,
+                0,
+                MergePartials::new(agg),
+                None,
+            );
+            return partials.process(name, op);
+        }
+        self.build(name, Aggregate(agg))
     }
 
     /// Keeps each window's records and calls `f` on all of them when it
