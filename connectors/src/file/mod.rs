@@ -23,7 +23,7 @@
 //! order; there is no order across instances.
 //!
 //! # I/O and backpressure
-//! Each instance reads on tokio's blocking pool, in chunks of about 256 KiB cut
+//! Each instance reads on tokio's blocking pool, in chunks of about 1 MiB cut
 //! at a line end, and sends them over a small bounded channel to its stream,
 //! which parses them into batches of at most `batch_size` records. A slow
 //! downstream fills the channel and holds the reader back.

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use super::bad_line::Mode;
 use super::follow::follow_files_on;
 use super::plan::{Plan, Split, list_files};
-use super::reader::{BufferPool, CHANNEL_CAPACITY, CHUNK_SIZE, ReadOptions, read_splits};
+use super::reader::{BufferPool, CHANNEL_CAPACITY, ReadOptions, chunk_for, read_splits};
 use super::stream::LineStream;
 use crate::bad_record::BadRecordPolicy;
 use crate::codec::{Csv, Decoder, Json};
@@ -72,8 +72,9 @@ pub struct FileSource<T, F> {
     poll_interval: Duration,
     split_size: u64,
     max_line: usize,
-    /// How much a reader reads at once; changed only by tests.
-    chunk_size: usize,
+    /// How much a reader reads at once; set only by tests (otherwise it
+    /// follows the parallelism: see `chunk_for`).
+    chunk_size: Option<usize>,
     on_bad_line: BadRecordPolicy,
     /// The splits of the last plan, for tests that look at them.
     #[cfg(test)]
@@ -171,7 +172,7 @@ impl<T, F> FileSource<T, F> {
             poll_interval: DEFAULT_POLL_INTERVAL,
             split_size: DEFAULT_SPLIT_SIZE,
             max_line: DEFAULT_MAX_LINE_LENGTH,
-            chunk_size: CHUNK_SIZE,
+            chunk_size: None,
             on_bad_line: BadRecordPolicy::Fail,
             #[cfg(test)]
             planned: Vec::new(),
@@ -229,7 +230,7 @@ impl<T, F> FileSource<T, F> {
     /// How much a reader reads at once, for tests with small files.
     #[cfg(test)]
     pub(crate) fn chunk_size(mut self, bytes: usize) -> Self {
-        self.chunk_size = bytes.max(1);
+        self.chunk_size = Some(bytes.max(1));
         self
     }
 
@@ -348,11 +349,14 @@ where
             BadRecordPolicy::DeadLetter(target) => Mode::DeadLetter(target.open(ctx)?),
         };
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-        let pool = BufferPool::default();
+        let chunk = self
+            .chunk_size
+            .unwrap_or_else(|| chunk_for(ctx.parallelism()));
+        let pool = BufferPool::new(chunk);
         let opts = ReadOptions {
             has_header: self.format.has_header(),
             max_line: self.max_line,
-            chunk: self.chunk_size,
+            chunk,
         };
         let reader: Box<dyn FnOnce() + Send> = if self.follow {
             let (poll, pool) = (self.poll_interval, pool.clone());

@@ -177,7 +177,7 @@ async fn read_ranges(path: &Path, size: u64, cuts: &[u64]) -> Vec<String> {
             resume: None,
         };
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-        let pool = BufferPool::default();
+        let pool = BufferPool::new(CHUNK_SIZE);
         let reader = {
             let pool = pool.clone();
             let opts = ReadOptions {
@@ -416,4 +416,15 @@ fn public_handles_are_send_and_sync() {
     sync::<BadRecordPolicy>();
     send::<DeadLetter>();
     sync::<DeadLetter>();
+}
+
+#[test]
+fn the_instances_of_a_source_read_about_four_mib_at_once_in_all() {
+    use super::reader::chunk_for;
+    assert_eq!(chunk_for(1), CHUNK_SIZE);
+    assert_eq!(chunk_for(4), CHUNK_SIZE);
+    assert_eq!(chunk_for(8), 512 << 10);
+    assert_eq!(chunk_for(16), 256 << 10);
+    assert_eq!(chunk_for(64), 256 << 10);
+    assert_eq!(chunk_for(0), CHUNK_SIZE);
 }

@@ -94,7 +94,7 @@ fn follow_with(paths: &[&Path], has_header: bool, max_line: usize, chunk: usize)
     let clock = manual.clock();
     let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
     let thread = std::thread::spawn(move || {
-        follow_files_on(splits, opts, POLL, &clock, tx, BufferPool::default());
+        follow_files_on(splits, opts, POLL, &clock, tx, BufferPool::new(CHUNK_SIZE));
     });
     Reader { rx, manual, thread }
 }

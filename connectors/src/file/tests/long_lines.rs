@@ -203,7 +203,7 @@ async fn a_reader_never_holds_more_of_a_line_than_the_limit_and_a_read() {
     use std::sync::Arc;
 
     use crate::file::plan::{FileEntry, Split};
-    use crate::file::reader::{BufferPool, Msg, ReadOptions, read_splits};
+    use crate::file::reader::{BufferPool, CHUNK_SIZE, Msg, ReadOptions, read_splits};
 
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("long.jsonl");
@@ -226,7 +226,7 @@ async fn a_reader_never_holds_more_of_a_line_than_the_limit_and_a_read() {
     };
     let (tx, mut rx) = tokio::sync::mpsc::channel(2);
     let reader = tokio::task::spawn_blocking(move || {
-        read_splits(vec![split], opts, tx, BufferPool::default());
+        read_splits(vec![split], opts, tx, BufferPool::new(CHUNK_SIZE));
     });
     let (mut lines, mut long_at) = (String::new(), Vec::new());
     while let Some(msg) = rx.recv().await {

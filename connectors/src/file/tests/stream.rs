@@ -26,7 +26,7 @@ use crate::file::{BadRecordPolicy, DEFAULT_MAX_LINE_LENGTH, DeadLetter, Json, Js
 /// A stream of JSON numbers over what `reader` sends.
 fn stream_of(reader: impl FnOnce(Tx, BufferPool) + Send + 'static) -> LineStream<u32, Json> {
     let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-    let pool = BufferPool::default();
+    let pool = BufferPool::new(CHUNK_SIZE);
     let reader = {
         let pool = pool.clone();
         Box::new(move || reader(tx, pool))
