@@ -201,22 +201,11 @@ pub(crate) fn io_error(what: &str, file: &FileEntry) -> impl FnOnce(std::io::Err
 /// Appends up to `want` bytes of `file` to `buf`; returns how many were read,
 /// fewer than `want` only at the end of the file.
 pub(crate) fn fill(file: &mut File, buf: &mut Vec<u8>, want: usize) -> std::io::Result<usize> {
-    let start = buf.len();
-    buf.resize(start + want, 0);
-    let mut filled = start;
-    while filled < buf.len() {
-        match file.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                buf.truncate(filled);
-                return Err(e);
-            }
-        }
-    }
-    buf.truncate(filled);
-    Ok(filled - start)
+    // Reads into the vector's spare room without zeroing it first (a file
+    // reads into uninitialised memory), retrying interrupted reads; on an
+    // error, what was read stays in `buf`.
+    buf.reserve(want);
+    file.take(want as u64).read_to_end(buf)
 }
 
 /// Sends `buf[..cut]` as a chunk starting at `*offset` and keeps the rest
