@@ -18,7 +18,7 @@ use std::marker::PhantomData;
 
 use super::aggregate::AggregateFunction;
 use super::assigner::{Window, WindowAssigner};
-use super::logic::{WindowLogic, WindowResult};
+use super::logic::{Aggregate, WindowLogic, WindowResult};
 use super::operator::WindowKey;
 
 /// Part of one window's aggregate for one key: what one instance read of
@@ -150,18 +150,18 @@ impl<K, T, W, A: AggregateFunction<T>> PreAggregate<K, T, W, A> {
 }
 
 /// The second phase: the window node merges the partials of each key and
-/// window, and emits what the one-phase aggregate would.
-pub(crate) struct MergePartials<A, T>(A, PhantomData<fn(&T)>);
+/// window, and emits what the one-phase aggregate ([`Aggregate`]) would.
+pub(crate) struct MergePartials<A, T>(Aggregate<A>, PhantomData<fn(&T)>);
 
 impl<A, T> MergePartials<A, T> {
     pub(crate) fn new(agg: A) -> Self {
-        MergePartials(agg, PhantomData)
+        MergePartials(Aggregate(agg), PhantomData)
     }
 }
 
 impl<A: Clone, T> Clone for MergePartials<A, T> {
     fn clone(&self) -> Self {
-        MergePartials::new(self.0.clone())
+        MergePartials(self.0.clone(), PhantomData)
     }
 }
 
@@ -175,15 +175,15 @@ where
     type Out = WindowResult<K, A::Output>;
 
     fn create(&self) -> A::Acc {
-        self.0.create_accumulator()
+        self.0.0.create_accumulator()
     }
 
     fn add(&self, acc: &mut A::Acc, value: &Partial<K, A::Acc>) {
-        self.0.merge(acc, value.acc.clone());
+        self.0.0.merge(acc, value.acc.clone());
     }
 
     fn merge(&self, acc: &mut A::Acc, other: A::Acc) {
-        self.0.merge(acc, other);
+        self.0.0.merge(acc, other);
     }
 
     fn records(&self, value: &Partial<K, A::Acc>) -> u64 {
@@ -197,12 +197,122 @@ where
         acc: &A::Acc,
         out: &mut Collector<Self::Out>,
     ) -> Result<()> {
-        let result = WindowResult {
-            key: key.clone(),
-            window,
-            value: self.0.result(acc),
+        WindowLogic::<K, T>::emit(&mut self.0, key, window, acc, out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use brook_core::{Record, TaskContext};
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::window::logic::Aggregate;
+    use crate::window::operator::WindowOperator;
+    use crate::window::{Count, Sum, Tumbling};
+
+    type Ev = (u8, i64);
+    type Agg = (Count, Sum<fn(&Ev) -> i64>);
+    /// (key, window start) → (count, sum)
+    type Results = BTreeMap<(u8, i64), (u64, i64)>;
+
+    fn agg() -> Agg {
+        (Count, Sum::of((|e: &Ev| e.1) as fn(&Ev) -> i64))
+    }
+
+    fn key() -> KeySelector<Ev, u8> {
+        Arc::new(|e: &Ev| e.0)
+    }
+
+    fn collect(results: &mut Results, out: &mut Collector<WindowResult<u8, (u64, i64)>>) {
+        for r in out.take() {
+            let w = r.value;
+            assert!(
+                results.insert((w.key, w.window.start), w.value).is_none(),
+                "window fired twice"
+            );
+        }
+    }
+
+    /// Feeds both forms the same batches and watermarks (a watermark
+    /// after every `wm_every` batches, a barrier after every `barrier_every`),
+    /// and returns their results.
+    fn both(
+        events: &[Ev],
+        batch: usize,
+        wm_every: usize,
+        barrier_every: usize,
+    ) -> (Results, Results) {
+        let ctx = TaskContext::standalone("w", 0, 1);
+        let tumbling = Tumbling::of(std::time::Duration::from_millis(50));
+        let mut one = WindowOperator::new(key(), tumbling, 0, Aggregate(agg()), None);
+        let mut pre = PreAggregate::new(key(), tumbling, agg());
+        let partial_key: KeySelector<Partial<u8, <Agg as AggregateFunction<Ev>>::Acc>, u8> =
+            Arc::new(|p| p.key);
+        let mut two =
+            WindowOperator::new(partial_key, tumbling, 0, MergePartials::new(agg()), None);
+        Operator::open(&mut one, &ctx).expect("open");
+        Operator::open(&mut pre, &ctx).expect("open");
+        Operator::open(&mut two, &ctx).expect("open");
+        let (mut got_one, mut got_two) = (Results::new(), Results::new());
+        let (mut out, mut mid, mut out2) = (
+            Collector::default(),
+            Collector::default(),
+            Collector::default(),
+        );
+        // Partials go on in order, then what the pre-aggregation emitted
+        // after them (its watermark) reaches the window node.
+        let pass = |mid: &mut Collector<_>,
+                        two: &mut WindowOperator<_, _, _, _>,
+                        out2: &mut Collector<_>| {
+            let partials: Batch<_> = mid.take();
+            two.process(partials, out2).expect("merge");
+            if let Some(wm) = mid.take_watermark() {
+                two.on_watermark(wm, out2).expect("watermark");
+            }
         };
-        out.emit(window.max_timestamp(), result);
-        Ok(())
+        let mut max = EventTime::MIN;
+        for (i, chunk) in events.chunks(batch.max(1)).enumerate() {
+            let b: Batch<Ev> = chunk.iter().map(|&(k, t)| Record::new(t, (k, t))).collect();
+            max = chunk.iter().map(|e| e.1).fold(max, i64::max);
+            one.process(b.clone(), &mut out).expect("process");
+            pre.process(b, &mut mid).expect("pre-aggregate");
+            pass(&mut mid, &mut two, &mut out2);
+            if i % barrier_every.max(1) == 0 {
+                pre.on_barrier(&mut mid).expect("barrier");
+                pass(&mut mid, &mut two, &mut out2);
+            }
+            if i % wm_every.max(1) == 0 {
+                one.on_watermark(max - 20, &mut out).expect("watermark");
+                pre.on_watermark(max - 20, &mut mid).expect("watermark");
+                pass(&mut mid, &mut two, &mut out2);
+            }
+            collect(&mut got_one, &mut out);
+            collect(&mut got_two, &mut out2);
+        }
+        one.on_watermark(EventTime::MAX, &mut out).expect("end");
+        pre.on_end(&mut mid).expect("end");
+        pre.on_watermark(EventTime::MAX, &mut mid).expect("end");
+        pass(&mut mid, &mut two, &mut out2);
+        collect(&mut got_one, &mut out);
+        collect(&mut got_two, &mut out2);
+        (got_one, got_two)
+    }
+
+    proptest! {
+        #[test]
+        fn two_phases_give_the_one_phase_results(
+            events in prop::collection::vec((0u8..4, 0i64..400), 0..300),
+            batch in 1usize..40,
+            wm_every in 1usize..5,
+            barrier_every in 1usize..7,
+        ) {
+            // Disordered, and late past the 20 ms bound now and then.
+            let (one, two) = both(&events, batch, wm_every, barrier_every);
+            prop_assert_eq!(one, two);
+        }
     }
 }
