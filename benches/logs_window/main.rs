@@ -312,7 +312,11 @@ fn restore_time(
         let running = job.start(CancellationToken::new())?;
         let first = loop {
             let s = metrics.snapshot();
-            if s.node("stats").is_some_and(|n| n.total.records_in > 0) {
+            // The windowed aggregate's first phase: the window node itself
+            // gets partials only at the next watermark or barrier.
+            if s.node("stats.local")
+                .is_some_and(|n| n.total.records_in > 0)
+            {
                 break t0.elapsed();
             }
             tokio::time::sleep(std::time::Duration::from_micros(200)).await;

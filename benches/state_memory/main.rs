@@ -11,7 +11,8 @@
 //! filtered count. A source emits one event for each of N distinct
 //! services, all in one window, and then holds the window open (no
 //! watermark) until the bench has measured; then it ends and the window
-//! fires. The bench reports, per key, the resident memory the job added
+//! fires. (The aggregate runs in two phases: until the watermark, the
+//! accumulators are in its first phase, `stats.local`.) The bench reports, per key, the resident memory the job added
 //! while every key is in the window's state (the state, and little
 //! else: the source's batches are gone by then), and the peak resident
 //! memory of the run (the state plus the results the window emits at
@@ -154,11 +155,14 @@ fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let live = rt.block_on(async {
         let running = job.start(CancellationToken::new())?;
-        // Every event in the window's state, and the batches drained.
+        // Every event in the aggregate's state, and the batches drained.
+        // A tumbling aggregate runs in two phases: with no watermark yet,
+        // every key's accumulator is in the first phase (`stats.local`),
+        // which hands them to the window node ahead of the watermark.
         loop {
             let n = metrics
                 .snapshot()
-                .node("stats")
+                .node("stats.local")
                 .map_or(0, |n| n.total.records_in);
             if n >= keys {
                 break;

@@ -266,8 +266,8 @@ mod tests {
         // Partials go on in order, then what the pre-aggregation emitted
         // after them (its watermark) reaches the window node.
         let pass = |mid: &mut Collector<_>,
-                        two: &mut WindowOperator<_, _, _, _>,
-                        out2: &mut Collector<_>| {
+                    two: &mut WindowOperator<_, _, _, _>,
+                    out2: &mut Collector<_>| {
             let partials: Batch<_> = mid.take();
             two.process(partials, out2).expect("merge");
             if let Some(wm) = mid.take_watermark() {
