@@ -87,6 +87,26 @@ pub trait Decoder<T>: Send + Sync + 'static {
     /// [`BadRecordPolicy`](crate::BadRecordPolicy) decides what happens to
     /// them, and the source adds where they came from.
     fn decode(&self, state: &mut Self::State, bytes: &[u8]) -> Result<T, BoxError>;
+
+    /// Whether every record is UTF-8 text. A file source then checks each
+    /// block it reads for UTF-8 once, as a whole, and hands the lines of a
+    /// block that is all UTF-8 to [`Decoder::decode_text`]: one check of a
+    /// megabyte costs less than a check of each of its lines. The lines of
+    /// a block that is not go to [`Decoder::decode`], each failing or not
+    /// as it would alone.
+    fn is_text(&self) -> bool {
+        false
+    }
+
+    /// [`Decoder::decode`] of a record known to be UTF-8, with the same
+    /// result; the default decodes its bytes. Called only when
+    /// [`Decoder::is_text`] is true.
+    ///
+    /// # Errors
+    /// As [`Decoder::decode`].
+    fn decode_text(&self, state: &mut Self::State, text: &str) -> Result<T, BoxError> {
+        self.decode(state, text.as_bytes())
+    }
 }
 
 /// Turns a value of type `T` into the bytes of one record. Implemented by

@@ -21,6 +21,14 @@ impl Decoder<String> for Text {
     fn decode(&self, _state: &mut (), bytes: &[u8]) -> Result<String, BoxError> {
         Ok(std::str::from_utf8(bytes)?.to_owned())
     }
+
+    fn is_text(&self) -> bool {
+        true
+    }
+
+    fn decode_text(&self, _state: &mut (), text: &str) -> Result<String, BoxError> {
+        Ok(text.to_owned())
+    }
 }
 
 impl Encoder<String> for Text {
@@ -67,6 +75,11 @@ mod tests {
     fn text_must_be_utf8_and_one_line_and_bytes_are_kept() {
         assert_eq!(Text.decode(&mut (), b"caf\xc3\xa9").expect("utf8"), "café");
         assert!(Text.decode(&mut (), b"\xff").is_err());
+        assert!(Text.is_text());
+        assert_eq!(
+            Text.decode_text(&mut (), "caf\u{e9}").expect("text"),
+            "café"
+        );
         let mut out = Vec::new();
         Text.encode(&mut (), &"a\rb".to_string(), &mut out)
             .expect("one line");

@@ -30,7 +30,7 @@ const LINES_PER_UNIT: usize = 256;
 struct Cursor {
     slot: usize,
     offset: u64,
-    data: Vec<u8>,
+    data: Chunk,
     /// Where the next line starts in `data`.
     pos: usize,
     /// Lines of `data` already consumed, blank ones included.
@@ -38,6 +38,50 @@ struct Cursor {
     /// Lines longer than this are too long: the maximum line length, or 0
     /// when `data` is the first bytes of one too-long line.
     limit: usize,
+}
+
+/// A chunk's bytes: checked for UTF-8 as a whole when the decoder reads
+/// text, so that its lines need no check of their own.
+enum Chunk {
+    /// All UTF-8 (a chunk ends at a line's end, or at the end of a file).
+    Text(String),
+    /// Not checked, or not all UTF-8: each line is decoded from its bytes.
+    Bytes(Vec<u8>),
+}
+
+impl Chunk {
+    /// `data` as text when `text` is asked for and it is all UTF-8.
+    fn new(data: Vec<u8>, text: bool) -> Self {
+        if !text {
+            return Chunk::Bytes(data);
+        }
+        match String::from_utf8(data) {
+            Ok(text) => Chunk::Text(text),
+            Err(e) => Chunk::Bytes(e.into_bytes()),
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Chunk::Text(text) => text.as_bytes(),
+            Chunk::Bytes(bytes) => bytes,
+        }
+    }
+
+    /// The text from `start` to `end`, when the chunk is text.
+    fn text(&self, start: usize, end: usize) -> Option<&str> {
+        match self {
+            Chunk::Text(text) => text.get(start..end),
+            Chunk::Bytes(_) => None,
+        }
+    }
+
+    fn into_vec(self) -> Vec<u8> {
+        match self {
+            Chunk::Text(text) => text.into_bytes(),
+            Chunk::Bytes(bytes) => bytes,
+        }
+    }
 }
 
 /// Why parsing a chunk stopped.
@@ -225,7 +269,7 @@ impl<T: Send + 'static, F: Decoder<T>> LineStream<T, F> {
             slot.lines_before = slot.lines_before.map(|n| n + cur.lines);
         }
         // A too-long line's first bytes are too few to pool: dropped.
-        self.pool.give(cur.data);
+        self.pool.give(cur.data.into_vec());
     }
 
     /// Takes the reader's next message; waits for one only when `wait`.
@@ -276,6 +320,7 @@ impl<T: Send + 'static, F: Decoder<T>> LineStream<T, F> {
                 self.slots.insert(slot, slot_state);
             }
             Msg::Chunk { slot, offset, data } => {
+                let data = Chunk::new(data, self.format.is_text());
                 self.chunk = Some(Cursor::new(slot, offset, data, self.max_line));
             }
             // Its first bytes, never empty, hold no `\n`: with a limit of 0
@@ -284,7 +329,7 @@ impl<T: Send + 'static, F: Decoder<T>> LineStream<T, F> {
                 slot,
                 offset,
                 prefix,
-            } => self.chunk = Some(Cursor::new(slot, offset, prefix, 0)),
+            } => self.chunk = Some(Cursor::new(slot, offset, Chunk::Bytes(prefix), 0)),
             Msg::End { slot, next } => {
                 // The next range of this file, here or in another instance,
                 // starts at `next`: its line numbers need no count.
@@ -347,12 +392,13 @@ impl<T: Send + 'static, F: Decoder<T>> LineStream<T, F> {
             if self.bad.pending() >= self.batch_size {
                 break Step::DeadFull;
             }
-            let Some(rest) = cur.data.get(cur.pos..).filter(|r| !r.is_empty()) else {
+            let data = cur.data.bytes();
+            let Some(rest) = data.get(cur.pos..).filter(|r| !r.is_empty()) else {
                 break Step::ChunkDone;
             };
             let (len, next) = match memchr(b'\n', rest) {
                 Some(i) => (i, cur.pos + i + 1),
-                None => (rest.len(), cur.data.len()),
+                None => (rest.len(), data.len()),
             };
             let raw = &rest[..len];
             let problem = if len > limit {
@@ -365,7 +411,13 @@ impl<T: Send + 'static, F: Decoder<T>> LineStream<T, F> {
                 if line.iter().all(u8::is_ascii_whitespace) {
                     None
                 } else {
-                    match self.format.decode(&mut slot.parser, line) {
+                    // The line ends before a `\r`, a `\n` or the chunk's
+                    // end: in a text chunk, on a char boundary.
+                    let decoded = match cur.data.text(cur.pos, cur.pos + line.len()) {
+                        Some(text) => self.format.decode_text(&mut slot.parser, text),
+                        None => self.format.decode(&mut slot.parser, line),
+                    };
+                    match decoded {
                         Ok(value) => {
                             batch.push(NO_TIMESTAMP, value);
                             cur.pos = next;
@@ -436,7 +488,7 @@ fn bad_line<P>(
 }
 
 impl Cursor {
-    fn new(slot: usize, offset: u64, data: Vec<u8>, limit: usize) -> Self {
+    fn new(slot: usize, offset: u64, data: Chunk, limit: usize) -> Self {
         Cursor {
             slot,
             offset,

@@ -175,3 +175,53 @@ async fn each_instance_opens_and_closes_its_dead_letter_writer() {
     assert!(results.iter().all(Result::is_ok));
     assert_eq!(sink.get(), (4, s.bad.len(), 4));
 }
+
+/// A line that is not UTF-8 is bad alone: the lines around it, non-ASCII
+/// text included, read as they are, whether a chunk holds many lines or
+/// one, and whether it is checked for UTF-8 as a whole or line by line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_that_is_not_utf8_is_bad_alone() {
+    #[derive(Debug, serde::Deserialize)]
+    struct S {
+        s: String,
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("text.jsonl");
+    let (mut bytes, mut good, mut bad) = (Vec::new(), Vec::new(), 0);
+    for i in 0..400 {
+        if i % 37 == 5 {
+            bytes.extend_from_slice(b"{\"s\":\"caf\xff\"}\n");
+            bad += 1;
+        } else {
+            let s = format!("caf\u{e9}-{i}-\u{df}\u{1f600}");
+            bytes.extend_from_slice(format!("{{\"s\":\"{s}\"}}\n").as_bytes());
+            good.push(s);
+        }
+    }
+    std::fs::write(&path, &bytes).expect("write");
+    good.sort();
+    for chunk in [1 << 20, 64, 7] {
+        let ctxs = contexts(2);
+        let mut src = JsonLinesSource::<S>::new(&path)
+            .chunk_size(chunk)
+            .on_bad_line(BadRecordPolicy::Drop);
+        let mut got: Vec<String> = read_with(&mut src, &ctxs)
+            .await
+            .into_iter()
+            .flat_map(|r| r.expect("read"))
+            .map(|v| v.s)
+            .collect();
+        got.sort();
+        assert_eq!(got, good, "chunks of {chunk} bytes");
+        let dropped: u64 = ctxs.iter().map(|c| counter(c, "dropped")).sum();
+        assert_eq!(dropped, bad, "chunks of {chunk} bytes");
+
+        let mut src = JsonLinesSource::<S>::new(&path).chunk_size(chunk);
+        let results = read_with(&mut src, &contexts(1)).await;
+        let Some(Err(Error::BadRecord { location, reason })) = results.into_iter().next() else {
+            panic!("the line that is not UTF-8 was read (chunks of {chunk} bytes)");
+        };
+        assert_eq!(location, format!("{}:6", path.display()));
+        assert!(reason.contains("invalid utf-8"), "{reason}");
+    }
+}
