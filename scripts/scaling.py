@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""The scaling table of the logs-window job: wall time, CPU seconds and
+peak RSS of `log_analysis` at each parallelism, over one JSON-lines file.
+
+    cargo build --release --example log_analysis
+    cargo run --release -p brook-workload -- gen-logs --events 8000000 --seed 1 --out /tmp/logs.jsonl
+    python3 scripts/scaling.py --input /tmp/logs.jsonl
+
+Rounds are interleaved (p=1, 2, 4, ... then again), so that a machine
+that slows down or speeds up does so for every parallelism alike; the
+table shows medians, and speed-up and CPU are ratios to p=1 within the
+same rounds. Only the standard library: it runs on a bare machine.
+"""
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def run_once(binary, input_path, parallelism, out_root):
+    """One run: (wall s, CPU s, peak RSS MB, the rate the job printed)."""
+    out = os.path.join(out_root, f"p{parallelism}")
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = [
+        binary,
+        "--input", input_path,
+        "--parallelism", str(parallelism),
+        "--out", os.path.join(out, "stats"),
+        "--dead-letters", os.path.join(out, "dead"),
+    ]
+    started = time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.monotonic() - started
+    text = proc.stdout.read().decode("utf-8", "replace")
+    proc.stdout.close()
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"{' '.join(cmd)} failed:\n{text}")
+    rate = re.search(r"\(([0-9.]+) M events/s\)", text)
+    shutil.rmtree(out, ignore_errors=True)
+    return (
+        wall,
+        usage.ru_utime + usage.ru_stime,
+        usage.ru_maxrss / 1024,
+        float(rate.group(1)) if rate else float("nan"),
+    )
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--input", required=True, help="a JSON-lines file of log events")
+    ap.add_argument("--binary", default="target/release/examples/log_analysis")
+    ap.add_argument("--parallelism", default="1,2,4,8,16",
+                    help="comma-separated parallelisms (default 1,2,4,8,16)")
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+    levels = [int(p) for p in args.parallelism.split(",")]
+    print(f"{args.binary} over {args.input}; {os.cpu_count()} cores; "
+          f"{args.rounds} rounds", flush=True)
+    runs = {p: [] for p in levels}
+    with tempfile.TemporaryDirectory(prefix="brook-scaling-") as out_root:
+        # A first run, not counted, brings the file into the page cache.
+        run_once(args.binary, args.input, levels[-1], out_root)
+        for r in range(args.rounds):
+            for p in levels:
+                runs[p].append(run_once(args.binary, args.input, p, out_root))
+                wall, cpu, rss, rate = runs[p][-1]
+                print(f"round {r + 1} p={p}: {wall:.2f} s wall, {cpu:.2f} CPU-s, "
+                      f"{rss:.0f} MB, printed {rate:.2f} M events/s", flush=True)
+    base = levels[0]
+    print()
+    print(f"| parallelism | wall s | speed-up vs p={base} | CPU-s | CPU vs p={base} "
+          "| peak RSS MB | printed M events/s |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for p in levels:
+        # Ratios per round, against the same round's base: then medians.
+        speedup = statistics.median(b[0] / x[0] for b, x in zip(runs[base], runs[p]))
+        cpu_ratio = statistics.median(x[1] / b[1] for b, x in zip(runs[base], runs[p]))
+        med = [statistics.median(x[i] for x in runs[p]) for i in range(4)]
+        print(f"| {p} | {med[0]:.2f} | {speedup:.2f}x | {med[1]:.2f} | {cpu_ratio:.2f}x "
+              f"| {med[2]:.0f} | {med[3]:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
