@@ -9,7 +9,11 @@ peak RSS of `log_analysis` at each parallelism, over one JSON-lines file.
 Rounds are interleaved (p=1, 2, 4, ... then again), so that a machine
 that slows down or speeds up does so for every parallelism alike; the
 table shows medians, and speed-up and CPU are ratios to p=1 within the
-same rounds. Only the standard library: it runs on a bare machine.
+same rounds. Wall time is the whole process, start-up and the final SQL
+query included (the same at every parallelism); the rate the job printed
+is of reading and windowing alone. Peak RSS is in MiB. Linux only (it
+reads `ru_maxrss` as KiB); only the standard library, so that it runs on
+a bare machine.
 """
 
 import argparse
@@ -24,7 +28,7 @@ import time
 
 
 def run_once(binary, input_path, parallelism, out_root):
-    """One run: (wall s, CPU s, peak RSS MB, the rate the job printed)."""
+    """One run: (wall s, CPU s, peak RSS MiB, the rate the job printed)."""
     out = os.path.join(out_root, f"p{parallelism}")
     shutil.rmtree(out, ignore_errors=True)
     cmd = [
@@ -34,22 +38,23 @@ def run_once(binary, input_path, parallelism, out_root):
         "--out", os.path.join(out, "stats"),
         "--dead-letters", os.path.join(out, "dead"),
     ]
-    started = time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.monotonic() - started
-    text = proc.stdout.read().decode("utf-8", "replace")
-    proc.stdout.close()
+    # Output to a file, not a pipe: a pipe nobody reads while waiting
+    # would stop a talkative job.
+    with tempfile.TemporaryFile() as log:
+        started = time.monotonic()
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.monotonic() - started
+        log.seek(0)
+        text = log.read().decode("utf-8", "replace")
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(f"{' '.join(cmd)} failed:\n{text}")
     rate = re.search(r"\(([0-9.]+) M events/s\)", text)
+    if rate is None:
+        sys.exit(f"{' '.join(cmd)} printed no rate:\n{text}")
     shutil.rmtree(out, ignore_errors=True)
-    return (
-        wall,
-        usage.ru_utime + usage.ru_stime,
-        usage.ru_maxrss / 1024,
-        float(rate.group(1)) if rate else float("nan"),
-    )
+    # Linux gives ru_maxrss in KiB.
+    return (wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, float(rate.group(1)))
 
 
 def main():
@@ -72,11 +77,11 @@ def main():
                 runs[p].append(run_once(args.binary, args.input, p, out_root))
                 wall, cpu, rss, rate = runs[p][-1]
                 print(f"round {r + 1} p={p}: {wall:.2f} s wall, {cpu:.2f} CPU-s, "
-                      f"{rss:.0f} MB, printed {rate:.2f} M events/s", flush=True)
+                      f"{rss:.0f} MiB, printed {rate:.2f} M events/s", flush=True)
     base = levels[0]
     print()
     print(f"| parallelism | wall s | speed-up vs p={base} | CPU-s | CPU vs p={base} "
-          "| peak RSS MB | printed M events/s |")
+          "| peak RSS MiB | printed M events/s |")
     print("|---:|---:|---:|---:|---:|---:|---:|")
     for p in levels:
         # Ratios per round, against the same round's base: then medians.
