@@ -225,3 +225,79 @@ async fn a_line_that_is_not_utf8_is_bad_alone() {
         assert!(reason.contains("invalid utf-8"), "{reason}");
     }
 }
+
+/// Counts the lines a text decoder is given as bytes and as text.
+#[derive(Clone, Default)]
+struct CountingText(Arc<Mutex<(usize, usize)>>);
+
+impl crate::codec::Decoder<String> for CountingText {
+    type State = ();
+
+    fn start(&self, _header: Option<&[u8]>) -> std::result::Result<(), brook_core::BoxError> {
+        Ok(())
+    }
+
+    fn decode(
+        &self,
+        _: &mut (),
+        bytes: &[u8],
+    ) -> std::result::Result<String, brook_core::BoxError> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).0 += 1;
+        Ok(std::str::from_utf8(bytes)?.to_owned())
+    }
+
+    fn is_text(&self) -> bool {
+        true
+    }
+
+    fn decode_text(
+        &self,
+        _: &mut (),
+        text: &str,
+    ) -> std::result::Result<String, brook_core::BoxError> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).1 += 1;
+        Ok(text.to_owned())
+    }
+}
+
+/// The lines of a chunk that is all UTF-8 reach `decode_text`, unchecked
+/// again; only those of a chunk that is not go to `decode`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_chunks_are_decoded_as_text() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("text.txt");
+    let lines: Vec<String> = (0..100).map(|i| format!("line {i} \u{e9}")).collect();
+    std::fs::write(&path, lines.join("\n") + "\n").expect("write");
+    let codec = CountingText::default();
+    let mut src = crate::file::FileSource::with_codec(&path, codec.clone());
+    let got: usize = read_with(&mut src, &contexts(2))
+        .await
+        .into_iter()
+        .map(|r| r.expect("read").len())
+        .sum();
+    assert_eq!(got, 100);
+    assert_eq!(
+        *codec.0.lock().unwrap_or_else(PoisonError::into_inner),
+        (0, 100)
+    );
+
+    // One line that is not UTF-8: with one line per chunk, it alone goes
+    // to `decode`, and fails there.
+    let mut bytes = (lines.join("\n") + "\n").into_bytes();
+    bytes.extend_from_slice(b"\xff\n");
+    std::fs::write(&path, bytes).expect("write");
+    let codec = CountingText::default();
+    let mut src = crate::file::FileSource::with_codec(&path, codec.clone())
+        .chunk_size(1)
+        .on_bad_line(BadRecordPolicy::Drop);
+    let got: usize = read_with(&mut src, &contexts(1))
+        .await
+        .into_iter()
+        .map(|r| r.expect("read").len())
+        .sum();
+    assert_eq!(got, 100);
+    assert_eq!(
+        *codec.0.lock().unwrap_or_else(PoisonError::into_inner),
+        (1, 100)
+    );
+}
