@@ -267,37 +267,26 @@ async fn text_chunks_are_decoded_as_text() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("text.txt");
     let lines: Vec<String> = (0..100).map(|i| format!("line {i} \u{e9}")).collect();
-    std::fs::write(&path, lines.join("\n") + "\n").expect("write");
-    let codec = CountingText::default();
-    let mut src = crate::file::FileSource::with_codec(&path, codec.clone());
-    let got: usize = read_with(&mut src, &contexts(2))
-        .await
-        .into_iter()
-        .map(|r| r.expect("read").len())
-        .sum();
-    assert_eq!(got, 100);
-    assert_eq!(
-        *codec.0.lock().unwrap_or_else(PoisonError::into_inner),
-        (0, 100)
-    );
-
-    // One line that is not UTF-8: with one line per chunk, it alone goes
-    // to `decode`, and fails there.
-    let mut bytes = (lines.join("\n") + "\n").into_bytes();
-    bytes.extend_from_slice(b"\xff\n");
-    std::fs::write(&path, bytes).expect("write");
-    let codec = CountingText::default();
-    let mut src = crate::file::FileSource::with_codec(&path, codec.clone())
-        .chunk_size(1)
-        .on_bad_line(BadRecordPolicy::Drop);
-    let got: usize = read_with(&mut src, &contexts(1))
-        .await
-        .into_iter()
-        .map(|r| r.expect("read").len())
-        .sum();
-    assert_eq!(got, 100);
-    assert_eq!(
-        *codec.0.lock().unwrap_or_else(PoisonError::into_inner),
-        (1, 100)
-    );
+    let text = lines.join("\n") + "\n";
+    // One line that is not UTF-8 at the end the second time: with a line
+    // per chunk, it alone goes to `decode`, and fails there.
+    for (bad, chunk, calls) in [(false, 1 << 20, (0, 100)), (true, 1, (1, 100))] {
+        let mut bytes = text.clone().into_bytes();
+        if bad {
+            bytes.extend_from_slice(b"\xff\n");
+        }
+        std::fs::write(&path, bytes).expect("write");
+        let codec = CountingText::default();
+        let mut src = crate::file::FileSource::with_codec(&path, codec.clone())
+            .chunk_size(chunk)
+            .on_bad_line(BadRecordPolicy::Drop);
+        let got: usize = read_with(&mut src, &contexts(2))
+            .await
+            .into_iter()
+            .map(|r| r.expect("read").len())
+            .sum();
+        assert_eq!(got, 100);
+        let counted = *codec.0.lock().unwrap_or_else(PoisonError::into_inner);
+        assert_eq!(counted, calls, "decode and decode_text calls");
+    }
 }
