@@ -385,6 +385,7 @@ impl<T: Send + 'static, F: Decoder<T>> LineStream<T, F> {
         // Spent only on lines that make no record: a batch bounds the
         // others.
         let mut budget = LINES_PER_UNIT;
+        let data = cur.data.bytes();
         let step = loop {
             if batch.len() >= self.batch_size {
                 break Step::Full;
@@ -392,7 +393,6 @@ impl<T: Send + 'static, F: Decoder<T>> LineStream<T, F> {
             if self.bad.pending() >= self.batch_size {
                 break Step::DeadFull;
             }
-            let data = cur.data.bytes();
             let Some(rest) = data.get(cur.pos..).filter(|r| !r.is_empty()) else {
                 break Step::ChunkDone;
             };
