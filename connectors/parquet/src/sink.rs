@@ -383,9 +383,7 @@ where
                 drop(ck);
                 shared.staged().extend(restored);
             } else {
-                for done in &restored {
-                    output::publish_staged(&self.dir, done)?;
-                }
+                output::publish_staged(&self.dir, &restored)?;
             }
         }
         Ok(())
@@ -404,9 +402,7 @@ where
         };
         let files = output::PreCommit::files(&self.dir, pre_committed)?;
         if !shared.replace {
-            for done in &files {
-                output::publish_staged(&self.dir, done)?;
-            }
+            output::publish_staged(&self.dir, &files)?;
         }
         shared.checkpointed().files.extend(files);
         Ok(())
@@ -462,9 +458,7 @@ where
             }
             // With checkpoints: what no completed checkpoint published.
             JobOutcome::Completed => {
-                for done in &staged {
-                    output::publish_staged(&self.dir, done)?;
-                }
+                output::publish_staged(&self.dir, &staged)?;
             }
             JobOutcome::Stopped => {
                 // What completed checkpoints hold stays, staged, for the

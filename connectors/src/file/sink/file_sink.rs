@@ -166,9 +166,7 @@ where
         if self.lock.is_none() {
             self.lock = Some(OutputLock::acquire(&self.dir, ctx.job_name())?);
             output::remove_abandoned_except(&self.dir, &self.restored)?;
-            for done in std::mem::take(&mut self.restored) {
-                output::publish_staged(&self.dir, &done)?;
-            }
+            output::publish_staged(&self.dir, &std::mem::take(&mut self.restored))?;
         }
         if ctx.checkpoints_enabled() && self.run.is_none() {
             self.run = Some(output::run_id());
@@ -184,10 +182,10 @@ where
     /// [`Error::State`](brook_core::Error::State) for a pre-commit that
     /// does not parse.
     fn commit(&mut self, _checkpoint: CheckpointId, pre_committed: &[Vec<u8>]) -> Result<()> {
-        for done in output::PreCommit::files(&self.dir, pre_committed)? {
-            output::publish_staged(&self.dir, &done)?;
-        }
-        Ok(())
+        output::publish_staged(
+            &self.dir,
+            &output::PreCommit::files(&self.dir, pre_committed)?,
+        )
     }
 
     /// Notes the files the restored checkpoint staged: they survive the
@@ -217,12 +215,7 @@ where
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         );
         match outcome {
-            JobOutcome::Completed => {
-                for done in &staged {
-                    output::publish_staged(&self.dir, done)?;
-                }
-                Ok(())
-            }
+            JobOutcome::Completed => output::publish_staged(&self.dir, &staged),
             JobOutcome::Stopped => output::discard(&staged),
         }
     }
