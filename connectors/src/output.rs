@@ -54,8 +54,7 @@ impl OutputLock {
                 dir.display()
             )));
         }
-        fs::create_dir_all(dir)
-            .map_err(|e| Error::io(format_args!("creating directory {}", dir.display()), e))?;
+        crate::publish::create_dir(dir)?;
         let path = dir.join(LOCK_FILE);
         let io = |e| Error::io(format_args!("locking {}", path.display()), e);
         let mut file = OpenOptions::new()

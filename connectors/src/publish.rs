@@ -23,6 +23,37 @@ pub fn check_dir(dir: &Path) -> Result<()> {
     }
 }
 
+/// Creates `dir` and any missing parents, and syncs the parent of each
+/// directory it creates, so that the new directories survive a crash with
+/// the files later published in them. A directory that exists is left as
+/// it is.
+///
+/// # Errors
+/// [`Error::Io`] naming the directory that could not be created or synced.
+pub fn create_dir(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    // The directories to create, deepest first.
+    let mut missing = Vec::new();
+    let mut at = Some(dir);
+    while let Some(d) = at.filter(|d| !d.as_os_str().is_empty() && !d.is_dir()) {
+        missing.push(d);
+        at = d.parent();
+    }
+    fs::create_dir_all(dir)
+        .map_err(|e| Error::io(format_args!("creating directory {}", dir.display()), e))?;
+    for d in missing.into_iter().rev() {
+        match d.parent().filter(|p| !p.as_os_str().is_empty()) {
+            Some(parent) => sync_dir(parent)?,
+            // A relative path's first component: its parent is the
+            // working directory.
+            None => sync_dir(Path::new("."))?,
+        }
+    }
+    Ok(())
+}
+
 /// Publishes a finished file: syncs `file` (written at `in_progress`),
 /// renames it to `done` (replacing a file of that name) and syncs `dir`,
 /// the directory holding both, so that the rename survives a crash.
@@ -89,4 +120,30 @@ pub async fn blocking<R: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| Error::Internal(format!("{sink}'s blocking write failed: {e}")))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_dir_makes_the_missing_parents_and_leaves_what_exists() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let deep = root.path().join("out").join("k=1").join("v=2");
+        create_dir(&deep).expect("create");
+        assert!(deep.is_dir());
+        fs::write(deep.join("kept"), "x").expect("write");
+        create_dir(&deep).expect("again");
+        assert!(deep.join("kept").exists());
+    }
+
+    #[test]
+    fn create_dir_under_a_file_names_it() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let file = root.path().join("file");
+        fs::write(&file, "x").expect("write");
+        let err = create_dir(&file.join("sub")).expect_err("a file is in the way");
+        assert!(matches!(err, Error::Io { .. }), "{err:?}");
+        assert!(err.to_string().contains("file/sub"), "{err}");
+    }
 }

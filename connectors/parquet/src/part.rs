@@ -1,7 +1,7 @@
 //! [`PartFile`]: one Parquet file being written, from its first buffered
 //! row to its rename.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,7 +17,7 @@ use serde::Serialize;
 use serde_arrow::ArrayBuilder;
 
 use brook_connectors::output::in_progress_path;
-use brook_connectors::publish::{blocking, publish, sync_file};
+use brook_connectors::publish::{blocking, create_dir, publish, sync_dir, sync_file};
 
 /// What blocking-pool failures call this sink.
 const SINK: &str = "a parquet sink";
@@ -38,6 +38,21 @@ pub(crate) struct PartPaths {
     done: PathBuf,
 }
 
+/// What [`PartFile::commit`] does with a finished file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Finish {
+    /// Renames it to its final name and syncs its directory, so that the
+    /// rename survives a crash.
+    Publish,
+    /// Leaves it under its hidden in-progress name, complete, for the
+    /// commit at the end of a replacing run (which syncs the directory
+    /// once the files are renamed).
+    Stage,
+    /// Stages it and syncs its directory: a checkpoint is to list it by
+    /// its hidden name, and a restore from that checkpoint finds it.
+    StageDurably,
+}
+
 impl PartPaths {
     /// The paths of the part file `name` in `dir`.
     pub(crate) fn new(dir: PathBuf, name: &str) -> Self {
@@ -51,8 +66,7 @@ impl PartPaths {
     /// Creates the directory and the in-progress file, and starts a Parquet
     /// writer on it.
     fn create(&self, format: &FileFormat) -> Result<ArrowWriter<File>> {
-        fs::create_dir_all(&self.dir)
-            .map_err(|e| Error::io(format_args!("creating directory {}", self.dir.display()), e))?;
+        create_dir(&self.dir)?;
         // The name is new to this run: never truncate someone else's file.
         let file = OpenOptions::new()
             .write(true)
@@ -187,17 +201,15 @@ impl PartFile {
     }
 
     /// Finishes the file: writes the buffered rows and the footer and syncs
-    /// it. With `publish`, also renames it to its final name and syncs the
-    /// directory so that the rename survives a crash; without, it stays
-    /// under its hidden in-progress name, complete, for a later rename.
-    /// Returns the final path.
+    /// it, then publishes or stages it as `finish` says. Returns the final
+    /// path.
     ///
     /// # Errors
     /// [`Error::Io`] naming the path; the in-progress file then stays.
     pub(crate) async fn commit(
         mut self,
         format: &Arc<FileFormat>,
-        publish_now: bool,
+        finish: Finish,
     ) -> Result<PathBuf> {
         let batch = self.take_batch()?;
         let writer = self.writer.take();
@@ -215,10 +227,13 @@ impl PartFile {
             let file = writer
                 .into_inner()
                 .map_err(|e| paths.failed("finishing", e))?;
-            if publish_now {
-                publish(file, &paths.in_progress, &paths.done, &paths.dir)?;
-            } else {
-                sync_file(file, &paths.in_progress)?;
+            match finish {
+                Finish::Publish => publish(file, &paths.in_progress, &paths.done, &paths.dir)?,
+                Finish::Stage => sync_file(file, &paths.in_progress)?,
+                Finish::StageDurably => {
+                    sync_file(file, &paths.in_progress)?;
+                    sync_dir(&paths.dir)?;
+                }
             }
             Ok(paths.done.clone())
         })

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use brook_core::{Batch, CheckpointId, Error, EventTime, ProcessingTimer, Result, SinkWriter};
 use serde::Serialize;
 
-use crate::part::{FileFormat, PartFile, PartPaths};
+use crate::part::{FileFormat, Finish, PartFile, PartPaths};
 use crate::partition::Partitioner;
 
 /// When a file is closed and the next one started.
@@ -247,7 +247,12 @@ async fn finish_file<T>(
 ) -> Result<()> {
     let rows = part.rows;
     let stage = shared.replace || checkpointing;
-    let path = part.commit(&shared.format, !stage).await?;
+    let finish = match (checkpointing, shared.replace) {
+        (true, _) => Finish::StageDurably,
+        (false, true) => Finish::Stage,
+        (false, false) => Finish::Publish,
+    };
+    let path = part.commit(&shared.format, finish).await?;
     if stage {
         tracing::debug!(path = %path.display(), rows, "Parquet file staged.");
         shared.staged().push(path.clone());

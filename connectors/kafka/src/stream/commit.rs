@@ -28,7 +28,7 @@ impl Running {
 
     /// The offsets consumed and not yet committed (all consumed ones after a
     /// failed commit).
-    pub(super) fn uncommitted(&self, all: bool) -> TopicPartitionList {
+    fn uncommitted(&self, all: bool) -> TopicPartitionList {
         let mut tpl = TopicPartitionList::new();
         for p in &self.parts {
             if let Some(n) = p.next
@@ -82,7 +82,7 @@ impl Running {
         }
     }
 
-    pub(super) fn mark_committed(&mut self) {
+    fn mark_committed(&mut self) {
         for p in &mut self.parts {
             p.committed = p.next;
         }

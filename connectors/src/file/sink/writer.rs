@@ -1,7 +1,7 @@
 //! [`FileSinkWriter`]: one instance of a [`FileSink`](super::FileSink),
 //! encoding on the task and writing its part file on tokio's blocking pool.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
@@ -11,7 +11,7 @@ use brook_core::{Batch, CheckpointId, Error, Result, SinkWriter};
 
 use crate::codec::Encoder;
 use crate::output::PreCommit;
-use crate::publish::{blocking, publish, sync_dir, sync_file};
+use crate::publish::{blocking, create_dir, publish, sync_dir, sync_file};
 
 /// How many encoded bytes an instance holds before it writes them: 1 MiB.
 pub(crate) const CHUNK_SIZE: usize = 1 << 20;
@@ -190,8 +190,7 @@ impl PartPaths {
     /// Creates the directory and the in-progress file, truncating one that
     /// a crashed run left behind.
     fn create(&self) -> Result<File> {
-        fs::create_dir_all(&self.dir)
-            .map_err(|e| Error::io(format_args!("creating directory {}", self.dir.display()), e))?;
+        create_dir(&self.dir)?;
         OpenOptions::new()
             .write(true)
             .create(true)

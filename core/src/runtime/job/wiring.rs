@@ -55,7 +55,7 @@ impl Job {
         )
     }
 
-    pub(super) fn context(&self, node: NodeId, instance: usize) -> TaskContext {
+    fn context(&self, node: NodeId, instance: usize) -> TaskContext {
         TaskContext {
             job: self.name.clone(),
             node: Arc::from(self.graph.nodes[node].name.as_str()),
@@ -76,7 +76,7 @@ impl Job {
     /// The pusher that takes output `port` of `node` (0 the main one, `k`
     /// side output `k - 1`): its chained consumers and exits to other
     /// tasks, behind a tee when there are several.
-    pub(super) fn outputs(
+    fn outputs(
         &mut self,
         node: NodeId,
         port: usize,
@@ -140,7 +140,7 @@ impl Job {
         }
     }
 
-    pub(super) fn feeder(&self, node: NodeId, instance: usize) -> Feeder {
+    fn feeder(&self, node: NodeId, instance: usize) -> Feeder {
         Feeder {
             node: Arc::from(self.graph.nodes[node].name.as_str()),
             metrics: self.metrics[node][instance].clone(),
@@ -148,7 +148,7 @@ impl Job {
     }
 
     /// The input pusher of `node` (an operator or sink) with its outputs.
-    pub(super) fn build_push(
+    fn build_push(
         &mut self,
         node: NodeId,
         instance: usize,
