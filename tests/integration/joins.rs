@@ -2,8 +2,10 @@
 //! and with watermarks merged over two inputs, each join equals a
 //! brute-force computation; late records reach the side output.
 
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
+use brook::core::JobMetrics;
 use brook::operators::AssignTimestamps;
 use brook::prelude::*;
 use proptest::prelude::*;
@@ -167,13 +169,30 @@ fn late_records_of_a_join_reach_its_side_output() {
         )
         .process("left.ts", timestamps())
         .key_by(|e: &Ev| e.0);
-    let right_records = [(1u8, 100i64, 3u32), (1, 5, 4)].into_iter().inspect(|e| {
-        if e.2 == 4 {
-            // Time for the left input to end (its watermark then is the
-            // end of time).
-            std::thread::sleep(Duration::from_secs(1));
-        }
-    });
+    // The job's metrics, once it is built: the right source waits on them.
+    let metrics = Arc::new(OnceLock::<JobMetrics>::new());
+    let watched = metrics.clone();
+    let right_records = [(1u8, 100i64, 3u32), (1, 5, 4)]
+        .into_iter()
+        .inspect(move |e| {
+            if e.2 == 4 {
+                // Wait for the join's watermark to reach 99 (a monotonic
+                // watermark trails the newest time by 1): the right input's is
+                // 99 then, and the left input's past 94, its last record's, so
+                // the left input has ended. A sleep instead made the test
+                // depend on how busy the machine was.
+                let deadline = Instant::now() + Duration::from_secs(30);
+                while Instant::now() < deadline {
+                    let joined = watched
+                        .get()
+                        .and_then(|m| m.snapshot().node("join").map(|n| n.total.watermark));
+                    if joined.is_some_and(|wm| wm >= 99) {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        });
     let right = flow
         .source("right", MemorySource::from_iterator(right_records))
         .process("right.ts", timestamps())
@@ -191,7 +210,7 @@ fn late_records_of_a_join_reach_its_side_output() {
     joined.sink("out", out);
     joined.side_output(&LATE).sink("late", late_sink);
     let job = flow.build().expect("plan");
-    let metrics = job.metrics();
+    let metrics = metrics.get_or_init(|| job.metrics()).clone();
     block_on(job.run(CancellationToken::new())).expect("job");
     assert_eq!(got.values(), [(2, 3)]);
     assert_eq!(late.values(), [JoinInput::Right((1, 5, 4))]);
