@@ -31,12 +31,13 @@ impl Operator<GeneratedLog, GeneratedLog> for Pause {
     }
 }
 
-fn job(json: &Path, csv: &Path, ck: &Path) -> Job {
+/// The job, pausing `pause` per batch of 64 events.
+fn job(json: &Path, csv: &Path, ck: &Path, pause: Duration) -> Job {
     let mut flow = Dataflow::with_config("file-sinks", config(2));
     flow.set_checkpoints(CheckpointConfig::new(ck).interval(Duration::from_millis(10)));
     let events = flow
         .source("logs", LogGenerator::new(EVENTS, 5).batch_size(64))
-        .process("pause", Pause(Duration::from_millis(1)));
+        .process("pause", Pause(pause));
     events.sink("json", JsonLinesSink::<GeneratedLog>::new(json));
     events.sink("csv", CsvSink::<GeneratedLog>::new(csv));
     flow.build().expect("build")
@@ -87,9 +88,11 @@ fn file_sinks_publish_every_record_once_across_a_crash() {
         tmp.path().join("ck"),
     );
 
-    // First run: dropped once three checkpoints are complete.
+    // First run: dropped once three checkpoints are complete. Its input
+    // would take about 3 s (20 ms per batch, 2 instances), ample for three
+    // checkpoints 10 ms apart, however loaded the machine.
     block_on(async {
-        let running = job(&json, &csv, &ck)
+        let running = job(&json, &csv, &ck, Duration::from_millis(20))
             .start(CancellationToken::new())
             .expect("start");
         let metrics = running.metrics().clone();
@@ -106,7 +109,7 @@ fn file_sinks_publish_every_record_once_across_a_crash() {
     );
 
     // Second run: restores and completes.
-    let second = job(&json, &csv, &ck);
+    let second = job(&json, &csv, &ck, Duration::from_millis(1));
     assert!(second.restored_from().is_some(), "it restores");
     block_on(second.run(CancellationToken::new())).expect("the restored run");
 

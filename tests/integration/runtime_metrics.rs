@@ -43,11 +43,22 @@ fn graceful_shutdown_drains_an_endless_source() {
         .sink("out", out);
     let job = flow.build().expect("plan");
     let metrics = job.metrics();
+    let watched = metrics.clone();
     let token = CancellationToken::new();
     let stopper = token.clone();
     block_on(async move {
         let running = job.start(token).expect("start");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        // Stopped once the source has produced, however busy the machine.
+        while watched
+            .snapshot()
+            .node("endless")
+            .expect("n")
+            .total
+            .records_out
+            == 0
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
         stopper.cancel();
         running.wait().await
     })

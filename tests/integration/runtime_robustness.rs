@@ -24,13 +24,18 @@ fn shutdown_from_another_task(rt: tokio::runtime::Runtime, pipelines: usize) {
     let job = flow.build().expect("plan");
     let token = CancellationToken::new();
     let stopper = token.clone();
+    let watched = handles.clone();
     // A starved runtime cannot time itself out: watch it from a thread.
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         rt.block_on(async move {
             let mut canceller = tokio::task::JoinSet::new();
             canceller.spawn(async move {
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                // Stopped once every pipeline has delivered, so that each
+                // source is busy when the token is cancelled.
+                while watched.iter().any(|h| h.is_empty()) {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
                 stopper.cancel();
             });
             tokio::time::timeout(Duration::from_secs(30), job.run(token))
