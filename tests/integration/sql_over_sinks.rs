@@ -121,7 +121,22 @@ fn readers_never_see_a_partial_file_while_the_job_runs() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("raw");
     let flow = Dataflow::with_config("raw", config(2));
+    // The 20,000th event waits until the reader has read a file and run a
+    // query, so that it does so while the job runs, however the threads
+    // are scheduled (files have been published by then).
+    let progressed = Arc::new(AtomicBool::new(false));
+    let seen = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let gate = progressed.clone();
     flow.source("logs", LogGenerator::new(EVENTS, 3).batch_size(256))
+        .map("gate", move |e: GeneratedLog| {
+            if seen.fetch_add(1, Ordering::Relaxed) == 20_000 {
+                let deadline = std::time::Instant::now() + Duration::from_secs(30);
+                while !gate.load(Ordering::Acquire) && std::time::Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
+            e
+        })
         .sink(
             "parquet",
             ParquetSink::<GeneratedLog>::new(&out)
@@ -134,6 +149,7 @@ fn readers_never_see_a_partial_file_while_the_job_runs() {
     let reader = {
         let out = out.clone();
         let done = done.clone();
+        let progressed = progressed.clone();
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -189,6 +205,9 @@ fn readers_never_see_a_partial_file_while_the_job_runs() {
                     );
                     last_count = count;
                     queries += 1;
+                }
+                if reads > 0 && queries > 0 {
+                    progressed.store(true, Ordering::Release);
                 }
                 std::thread::sleep(Duration::from_millis(2));
             }
