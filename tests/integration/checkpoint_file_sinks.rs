@@ -10,7 +10,7 @@ use std::time::Duration;
 use brook::prelude::*;
 use brook_workload::generator::{GeneratedLog, LogGenerator};
 
-use crate::support::{block_on, config};
+use crate::support::{block_on, checkpoints_released, config};
 
 const EVENTS: u64 = 20_000;
 
@@ -101,6 +101,7 @@ fn file_sinks_publish_every_record_once_across_a_crash() {
         }
         drop(running);
     });
+    checkpoints_released(&ck);
     let (before, _) = published(&json);
     assert!(!before.is_empty(), "completed checkpoints published files");
     assert!(

@@ -87,6 +87,14 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
 /// How many complete checkpoints are kept unless set.
 pub const DEFAULT_RETAIN: usize = 3;
 
+/// The file in a local checkpoint directory that a job holds locked
+/// (`flock`) while it runs, so that no second job writes there. The OS
+/// frees it when the process dies. In a process that drops a running job,
+/// it is freed once the job's tasks have ended and a checkpoint it was
+/// writing has finished, shortly after the drop: a job built on the
+/// directory before then is refused as a second writer.
+pub const LOCK_FILE: &str = ".brook-checkpoints.lock";
+
 /// Where a job starts when its checkpoint directory has checkpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Restore {

@@ -33,7 +33,7 @@ use crate::message::CheckpointId;
 pub(crate) const MANIFEST: &str = "_manifest.json";
 
 /// The lock file in a checkpoint directory.
-const LOCK: &str = ".brook-checkpoints.lock";
+const LOCK: &str = super::LOCK_FILE;
 
 /// The newest checkpoint number a directory had when its checkpoints were
 /// cleared: numbers go on from it, so that a number names one checkpoint

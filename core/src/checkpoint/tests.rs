@@ -264,11 +264,49 @@ fn complete(dir: &std::path::Path) -> usize {
 /// Runs a job from `dir` until `more` checkpoints completed, then drops
 /// it, as a crash would end it.
 async fn crash_after(dir: &std::path::Path, sink: &TwoPhase, n: u64, more: usize) {
-    crash_job_after(job(dir, sink.clone(), n, Restore::Latest), sink, n, more).await;
+    crash_job_after(
+        job(dir, sink.clone(), n, Restore::Latest),
+        Some(dir),
+        sink,
+        n,
+        more,
+    )
+    .await;
 }
 
-/// Runs `job` until `more` checkpoints completed, then drops it.
-async fn crash_job_after(job: Job, sink: &TwoPhase, n: u64, more: usize) {
+/// Waits until no job holds `dir`'s checkpoint lock: a dropped job's tasks
+/// end, and a checkpoint it was writing finishes, after the drop returns
+/// (a process that died would write nothing more).
+async fn released(dir: &std::path::Path) {
+    let path = dir.join(super::LOCK_FILE);
+    tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .expect("the lock file");
+            // Dropping `file` unlocks it again.
+            if file.try_lock().is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .await
+    .expect("the dropped job let go of its checkpoint directory");
+}
+
+/// Runs `job` until `more` checkpoints completed, then drops it, and
+/// waits for what it was still doing to end: until it lets go of its
+/// local checkpoint directory `dir`, or 100 ms in an object store (which
+/// has no lock to watch).
+async fn crash_job_after(
+    job: Job,
+    dir: Option<&std::path::Path>,
+    sink: &TwoPhase,
+    n: u64,
+    more: usize,
+) {
     let commits = sink.0.lock().expect("lock").commits.len();
     let running = job.start(CancellationToken::new()).expect("start");
     let waited = tokio::time::timeout(Duration::from_secs(30), async {
@@ -279,9 +317,10 @@ async fn crash_job_after(job: Job, sink: &TwoPhase, n: u64, more: usize) {
     .await;
     assert!(waited.is_ok(), "no {more} checkpoints in 30 s");
     drop(running);
-    // A checkpoint being written when the job was dropped finishes on the
-    // blocking pool (a process that died would write nothing more).
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    match dir {
+        Some(dir) => released(dir).await,
+        None => tokio::time::sleep(Duration::from_millis(100)).await,
+    }
     let mut p = sink.0.lock().expect("lock");
     assert!(
         p.values.len() < n as usize,
@@ -381,6 +420,7 @@ async fn checkpoints_in_an_object_store_resume_a_dropped_job_exactly() {
     let sink = TwoPhase::default();
     crash_job_after(
         try_job_at(at(), sink.clone(), n).expect("build"),
+        None,
         &sink,
         n,
         2,
@@ -422,6 +462,7 @@ async fn damaged_checkpoints_are_skipped_and_a_named_one_must_exist() {
     .await
     .expect("two checkpoints");
     drop(running);
+    released(&dir).await;
     let mut ids: Vec<u64> = std::fs::read_dir(&dir)
         .expect("dir")
         .filter_map(|e| e.ok())

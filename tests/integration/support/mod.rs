@@ -23,6 +23,29 @@ pub(crate) fn block_on<F: Future>(fut: F) -> F::Output {
     })
 }
 
+/// Waits until no job holds checkpoint directory `dir`'s lock: a dropped
+/// job lets go of it once its tasks have ended and a checkpoint it was
+/// writing has finished, shortly after the drop.
+pub(crate) fn checkpoints_released(dir: &std::path::Path) {
+    let path = dir.join(brook::core::checkpoint::LOCK_FILE);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    // Dropping the file unlocks it again.
+    while std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .expect("the lock file")
+        .try_lock()
+        .is_err()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the dropped job kept {}",
+            dir.display()
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 /// A config with the given default parallelism and small batches, so that
 /// even small inputs cross several batches and channels.
 pub(crate) fn config(parallelism: usize) -> JobConfig {

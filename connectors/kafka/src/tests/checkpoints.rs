@@ -133,6 +133,26 @@ fn committed_total(bootstrap: &str, topic: &str, group: &str, partitions: i32) -
     }
 }
 
+/// Waits until no job holds `dir`'s checkpoint lock: a dropped job lets
+/// go of it once its tasks have ended.
+async fn released(dir: &std::path::Path) {
+    let path = dir.join(brook_core::checkpoint::LOCK_FILE);
+    tokio::time::timeout(Duration::from_secs(30), async {
+        // Dropping the file unlocks it again.
+        while std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .expect("the lock file")
+            .try_lock()
+            .is_err()
+        {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .await
+    .expect("the dropped job let go of its checkpoint directory");
+}
+
 #[test]
 fn a_dropped_job_resumes_at_the_checkpoints_offsets_with_every_message_once() {
     block_on(async {
@@ -189,7 +209,9 @@ fn a_dropped_job_resumes_at_the_checkpoints_offsets_with_every_message_once() {
             committed <= read as i64,
             "{committed} committed, {read} read"
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // What the dropped job was still doing (a checkpoint it was
+        // writing) ends once it lets go of its checkpoint directory.
+        released(&dir).await;
         {
             let mut p = sink.0.lock().expect("lock");
             assert!(p.values.len() < n as usize, "the job ended before the drop");
