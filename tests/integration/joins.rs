@@ -180,17 +180,26 @@ fn late_records_of_a_join_reach_its_side_output() {
                 // watermark trails the newest time by 1): the right input's is
                 // 99 then, and the left input's past 94, its last record's, so
                 // the left input has ended. A sleep instead made the test
-                // depend on how busy the machine was.
-                let deadline = Instant::now() + Duration::from_secs(30);
-                while Instant::now() < deadline {
-                    let joined = watched
-                        .get()
-                        .and_then(|m| m.snapshot().node("join").map(|n| n.total.watermark));
-                    if joined.is_some_and(|wm| wm >= 99) {
-                        break;
+                // depend on how busy the machine was. The wait blocks this
+                // source's worker thread, so `block_in_place` hands the
+                // worker's other tasks (the join, woken by this source's
+                // last send, may wait in its slot) to another thread.
+                tokio::task::block_in_place(|| {
+                    let deadline = Instant::now() + Duration::from_secs(30);
+                    loop {
+                        let joined = watched
+                            .get()
+                            .and_then(|m| m.snapshot().node("join").map(|n| n.total.watermark));
+                        if joined.is_some_and(|wm| wm >= 99) {
+                            break;
+                        }
+                        assert!(
+                            Instant::now() < deadline,
+                            "the join's watermark is {joined:?} after 30 s"
+                        );
+                        std::thread::sleep(Duration::from_millis(5));
                     }
-                    std::thread::sleep(Duration::from_millis(5));
-                }
+                });
             }
         });
     let right = flow
