@@ -130,10 +130,14 @@ fn readers_never_see_a_partial_file_while_the_job_runs() {
     flow.source("logs", LogGenerator::new(EVENTS, 3).batch_size(256))
         .map("gate", move |e: GeneratedLog| {
             if seen.fetch_add(1, Ordering::Relaxed) == 20_000 {
-                let deadline = std::time::Instant::now() + Duration::from_secs(30);
-                while !gate.load(Ordering::Acquire) && std::time::Instant::now() < deadline {
-                    std::thread::sleep(Duration::from_millis(2));
-                }
+                // Off the worker: the sink's task, queued behind this one,
+                // publishes the files the reader waits for.
+                tokio::task::block_in_place(|| {
+                    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+                    while !gate.load(Ordering::Acquire) && std::time::Instant::now() < deadline {
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                });
             }
             e
         })
