@@ -95,6 +95,29 @@ pub const DEFAULT_RETAIN: usize = 3;
 /// directory before then is refused as a second writer.
 pub const LOCK_FILE: &str = ".brook-checkpoints.lock";
 
+/// Whether a running job, in this process or another, holds the local
+/// checkpoint directory `dir` ([`LOCK_FILE`]). A directory without a lock
+/// file (no job has used it) is not in use.
+///
+/// # Errors
+/// [`Error::Io`](crate::Error::Io) naming the lock file when it cannot be
+/// opened or probed.
+pub fn in_use(dir: &Path) -> crate::Result<bool> {
+    let path = dir.join(LOCK_FILE);
+    let io = |e| crate::Error::io(format_args!("probing {}", path.display()), e);
+    let file = match std::fs::OpenOptions::new().write(true).open(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(io(e)),
+    };
+    // A lock taken here is let go when `file` is dropped.
+    match file.try_lock() {
+        Ok(()) => Ok(false),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(true),
+        Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
+    }
+}
+
 /// Where a job starts when its checkpoint directory has checkpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Restore {

@@ -278,17 +278,8 @@ async fn crash_after(dir: &std::path::Path, sink: &TwoPhase, n: u64, more: usize
 /// end, and a checkpoint it was writing finishes, after the drop returns
 /// (a process that died would write nothing more).
 async fn released(dir: &std::path::Path) {
-    let path = dir.join(super::LOCK_FILE);
     tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            let file = std::fs::OpenOptions::new()
-                .write(true)
-                .open(&path)
-                .expect("the lock file");
-            // Dropping `file` unlocks it again.
-            if file.try_lock().is_ok() {
-                return;
-            }
+        while super::in_use(dir).expect("probe") {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
     })
@@ -493,4 +484,20 @@ async fn damaged_checkpoints_are_skipped_and_a_named_one_must_exist() {
     // Starting fresh ignores them, numbering new ones after.
     let fresh = job(&dir, TwoPhase::default(), 4_000, Restore::Fresh);
     assert_eq!(fresh.restored_from(), None);
+}
+
+#[test]
+fn a_checkpoint_directory_is_in_use_while_a_job_holds_it() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("ck");
+    assert!(!super::in_use(&dir).expect("no directory yet"));
+    let held = job(&dir, TwoPhase::default(), 10, Restore::Latest);
+    assert!(super::in_use(&dir).expect("probe"));
+    // Probing takes nothing: a second probe sees the same.
+    assert!(super::in_use(&dir).expect("probe"));
+    drop(held);
+    assert!(!super::in_use(&dir).expect("probe"));
+    let again = job(&dir, TwoPhase::default(), 10, Restore::Latest);
+    assert!(super::in_use(&dir).expect("probe"));
+    drop(again);
 }

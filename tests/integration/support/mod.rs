@@ -27,16 +27,8 @@ pub(crate) fn block_on<F: Future>(fut: F) -> F::Output {
 /// job lets go of it once its tasks have ended and a checkpoint it was
 /// writing has finished, shortly after the drop.
 pub(crate) fn checkpoints_released(dir: &std::path::Path) {
-    let path = dir.join(brook::core::checkpoint::LOCK_FILE);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    // Dropping the file unlocks it again.
-    while std::fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .expect("the lock file")
-        .try_lock()
-        .is_err()
-    {
+    while brook::core::checkpoint::in_use(dir).expect("probe") {
         assert!(
             std::time::Instant::now() < deadline,
             "the dropped job kept {}",

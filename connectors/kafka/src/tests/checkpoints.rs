@@ -136,16 +136,8 @@ fn committed_total(bootstrap: &str, topic: &str, group: &str, partitions: i32) -
 /// Waits until no job holds `dir`'s checkpoint lock: a dropped job lets
 /// go of it once its tasks have ended.
 async fn released(dir: &std::path::Path) {
-    let path = dir.join(brook_core::checkpoint::LOCK_FILE);
     tokio::time::timeout(Duration::from_secs(30), async {
-        // Dropping the file unlocks it again.
-        while std::fs::OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .expect("the lock file")
-            .try_lock()
-            .is_err()
-        {
+        while brook_core::checkpoint::in_use(dir).expect("probe") {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
     })
