@@ -351,17 +351,24 @@ pub fn publish_staged<P: AsRef<Path>>(dir: &Path, done: &[P]) -> Result<()> {
     for done in done {
         let done = done.as_ref();
         let staged = in_progress_path(done);
-        if staged.exists() {
-            crate::publish::rename_unsynced(&staged, done)?;
-        } else if !done.exists() {
-            return Err(Error::io(
-                format_args!(
-                    "publishing {}: neither it nor {} exists",
-                    done.display(),
-                    staged.display()
-                ),
-                io::Error::from(io::ErrorKind::NotFound),
-            ));
+        match fs::rename(&staged, done) {
+            Ok(()) => {}
+            // Published before.
+            Err(e) if e.kind() == io::ErrorKind::NotFound && done.exists() => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::io(
+                    format_args!(
+                        "publishing {}: neither it nor {} exists",
+                        done.display(),
+                        staged.display()
+                    ),
+                    e,
+                ));
+            }
+            Err(e) => {
+                let context = format_args!("renaming {} to {}", staged.display(), done.display());
+                return Err(Error::io(context, e));
+            }
         }
         // Synced even when it was published before: that publish may
         // have been cut short between its rename and its sync.

@@ -81,20 +81,11 @@ pub fn sync_file(file: File, path: &Path) -> Result<()> {
 /// # Errors
 /// [`Error::Io`] naming the paths.
 pub fn rename(from: &Path, to: &Path, dir: &Path) -> Result<()> {
-    rename_unsynced(from, to)?;
-    sync_dir(dir)
-}
-
-/// Renames `from` to `to` (replacing a file of that name) without syncing
-/// their directory: the caller syncs it once for several renames.
-///
-/// # Errors
-/// [`Error::Io`] naming the paths.
-pub fn rename_unsynced(from: &Path, to: &Path) -> Result<()> {
     fs::rename(from, to).map_err(|e| {
         let context = format_args!("renaming {} to {}", from.display(), to.display());
         Error::io(context, e)
-    })
+    })?;
+    sync_dir(dir)
 }
 
 /// Syncs a directory, so that a rename in it is durable.

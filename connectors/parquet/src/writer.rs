@@ -246,12 +246,12 @@ async fn finish_file<T>(
     part: PartFile,
 ) -> Result<()> {
     let rows = part.rows;
-    let stage = shared.replace || checkpointing;
     let finish = match (checkpointing, shared.replace) {
         (true, _) => Finish::StageDurably,
         (false, true) => Finish::Stage,
         (false, false) => Finish::Publish,
     };
+    let stage = finish != Finish::Publish;
     let path = part.commit(&shared.format, finish).await?;
     if stage {
         tracing::debug!(path = %path.display(), rows, "Parquet file staged.");
