@@ -165,6 +165,22 @@ pub(crate) fn send(tx: &Tx, msg: Msg) -> Result<(), Stop> {
     tx.blocking_send(Ok(msg)).map_err(|_| Stop::Closed)
 }
 
+/// When the channel is full, waits until the stream has taken everything
+/// in it, so that the reader then reads and sends [`CHANNEL_CAPACITY`]
+/// chunks in a row. A reader that waited for one free slot was woken once
+/// per chunk, and on a busy machine each wake-up takes a core from a
+/// worker; this is once per two chunks, with the same chunks in memory.
+/// The reader is its channel's only sender, so the room it waited for is
+/// still there when it sends.
+fn wait_for_room(tx: &Tx) -> Result<(), Stop> {
+    if tx.capacity() > 0 {
+        return Ok(());
+    }
+    futures::executor::block_on(tx.reserve_many(tx.max_capacity()))
+        .map(drop)
+        .map_err(|_| Stop::Closed)
+}
+
 /// Reports an unfinished line already longer than the limit, with its prefix.
 pub(crate) fn send_long_line(
     tx: &Tx,
@@ -231,6 +247,7 @@ pub(crate) fn send_lines(
         data,
     };
     *offset += cut as u64;
+    wait_for_room(tx)?;
     send(tx, chunk)
 }
 

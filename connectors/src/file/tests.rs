@@ -1,7 +1,8 @@
 //! Unit tests of the file sources: splitting, formats and listing here;
-//! bad-line policies and follow mode in `tests/`.
+//! bad-line policies, follow mode and the reader's hand-over in `tests/`.
 
 mod follow;
+mod handover;
 mod line_numbers;
 mod long_lines;
 mod policies;
