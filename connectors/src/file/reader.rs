@@ -22,10 +22,15 @@ use super::plan::{FileEntry, Split};
 pub(crate) const CHUNK_SIZE: usize = 1 << 20;
 /// The least a reader reads at once, at high parallelism.
 const MIN_CHUNK_SIZE: usize = 256 << 10;
-/// What the instances of one source read at once, together: with up to
-/// four chunks in flight per instance, its read buffers stay near 16 MiB
-/// at any parallelism (at 16 instances of 1 MiB they were 68 MiB).
+/// What the instances of one source read at once, together, at 4 to 16
+/// instances (below, each reads [`CHUNK_SIZE`]; above, [`MIN_CHUNK_SIZE`]).
+/// An instance holds up to five buffers of a chunk: the one its stream
+/// parses, two in the channel, the one the reader holds and the reader's
+/// unfinished line. So its read buffers stay near 20 MiB (at 16 instances
+/// of 1 MiB they were 68 MiB).
 const SOURCE_CHUNK_BUDGET: usize = 4 << 20;
+/// The most a reader reads at once when a user sets the chunk size.
+pub(crate) const MAX_CHUNK_SIZE: usize = 64 << 20;
 
 /// How much each instance of a source of `parallelism` instances reads at
 /// once: [`SOURCE_CHUNK_BUDGET`] shared, within
@@ -52,7 +57,7 @@ pub(crate) struct ReadOptions {
     /// The longest line, in bytes before its `\n`, that is buffered.
     pub(crate) max_line: usize,
     /// How much to read at once: [`chunk_for`] the source's parallelism,
-    /// but in tests.
+    /// unless `FileSource::chunk_size` set it.
     pub(crate) chunk: usize,
 }
 
@@ -124,6 +129,10 @@ pub(crate) struct BufferPool {
     bufs: Arc<Mutex<Vec<Vec<u8>>>>,
     /// The chunk size the buffers are for.
     chunk: usize,
+    /// How many times the reader found its channel full and waited for
+    /// room: tests watch it to know that the reader is waiting.
+    #[cfg(test)]
+    pub(crate) waits: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl BufferPool {
@@ -132,7 +141,15 @@ impl BufferPool {
         BufferPool {
             bufs: Arc::default(),
             chunk,
+            #[cfg(test)]
+            waits: Arc::default(),
         }
+    }
+
+    /// Notes that the reader found its channel full and waits for room.
+    fn note_wait(&self) {
+        #[cfg(test)]
+        self.waits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// An empty buffer, reused when one is free.
@@ -165,20 +182,26 @@ pub(crate) fn send(tx: &Tx, msg: Msg) -> Result<(), Stop> {
     tx.blocking_send(Ok(msg)).map_err(|_| Stop::Closed)
 }
 
-/// When the channel is full, waits until the stream has taken everything
-/// in it, so that the reader then reads and sends [`CHANNEL_CAPACITY`]
-/// chunks in a row. A reader that waited for one free slot was woken once
-/// per chunk, and on a busy machine each wake-up takes a core from a
-/// worker; this is once per two chunks, with the same chunks in memory.
-/// The reader is its channel's only sender, so the room it waited for is
-/// still there when it sends.
-fn wait_for_room(tx: &Tx) -> Result<(), Stop> {
+/// Sends a chunk. When the channel is full, the reader waits until the
+/// stream has taken everything in it, then sends the chunk it holds and
+/// reads and sends the next without waiting: a wake-up per
+/// [`CHANNEL_CAPACITY`] chunks. A reader that waited for one free slot was
+/// woken once per chunk, and on a busy machine each wake-up takes a core
+/// from a worker. The same chunks are in memory either way. The reader is
+/// its channel's only sender, so the room it waited for is still there
+/// when it sends.
+fn send_chunk(tx: &Tx, pool: &BufferPool, chunk: Msg) -> Result<(), Stop> {
     if tx.capacity() > 0 {
-        return Ok(());
+        return send(tx, chunk);
     }
-    futures::executor::block_on(tx.reserve_many(tx.max_capacity()))
-        .map(drop)
-        .map_err(|_| Stop::Closed)
+    pool.note_wait();
+    let mut room = futures::executor::block_on(tx.reserve_many(tx.max_capacity()))
+        .map_err(|_| Stop::Closed)?;
+    // `reserve_many` gives as many permits as asked for; the rest go back
+    // to the channel when `room` is dropped.
+    let permit = room.next().ok_or(Stop::Closed)?;
+    permit.send(Ok(chunk));
+    Ok(())
 }
 
 /// Reports an unfinished line already longer than the limit, with its prefix.
@@ -247,8 +270,7 @@ pub(crate) fn send_lines(
         data,
     };
     *offset += cut as u64;
-    wait_for_room(tx)?;
-    send(tx, chunk)
+    send_chunk(tx, pool, chunk)
 }
 
 /// Reads the ranges of one instance in order. Runs on a blocking thread

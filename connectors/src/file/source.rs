@@ -14,7 +14,9 @@ use tokio::sync::mpsc;
 use super::bad_line::Mode;
 use super::follow::follow_files_on;
 use super::plan::{Plan, Split, list_files};
-use super::reader::{BufferPool, CHANNEL_CAPACITY, ReadOptions, chunk_for, read_splits};
+use super::reader::{
+    BufferPool, CHANNEL_CAPACITY, MAX_CHUNK_SIZE, ReadOptions, chunk_for, read_splits,
+};
 use super::stream::LineStream;
 use crate::bad_record::BadRecordPolicy;
 use crate::codec::{Csv, Decoder, Json};
@@ -227,16 +229,16 @@ impl<T, F> FileSource<T, F> {
         self
     }
 
-    /// How many bytes each instance reads from its files at once (at
-    /// least 1). By default the instances share 4 MiB: 1 MiB each up to
-    /// parallelism 4, down to 256 KiB each at 16 and above.
+    /// How many bytes each instance reads from its files at once (from 1
+    /// byte to 64 MiB). By default 1 MiB each up to parallelism 4, then
+    /// 4 MiB shared by the instances, down to 256 KiB each at 16 and above.
     ///
-    /// Up to four chunks per instance are in memory at once. Larger
+    /// Up to five chunks per instance are in memory at once. Larger
     /// chunks cost less CPU (fewer hand-overs between the reading thread
     /// and the task that parses, each a wake-up) and more memory: at 16
     /// instances, 1 MiB chunks held about 60 MiB more than the default.
     pub fn chunk_size(mut self, bytes: usize) -> Self {
-        self.chunk_size = Some(bytes.max(1));
+        self.chunk_size = Some(bytes.clamp(1, MAX_CHUNK_SIZE));
         self
     }
 

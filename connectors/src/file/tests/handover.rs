@@ -4,6 +4,7 @@
 //! chunk); and it ends when the stream goes away while it waits.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering::SeqCst;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -23,8 +24,8 @@ const LINE: usize = 9;
 type Rx = mpsc::Receiver<brook_core::Result<Msg>>;
 
 /// A reader on its own thread over a file of `lines` lines, reading one
-/// line per chunk.
-fn reader(lines: usize) -> (tempfile::TempDir, Rx, JoinHandle<()>) {
+/// line per chunk, and its buffer pool (which counts its waits for room).
+fn reader(lines: usize) -> (tempfile::TempDir, Rx, BufferPool, JoinHandle<()>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("lines.txt");
     let text: String = (0..lines).map(|i| format!("line-{i:03}\n")).collect();
@@ -43,18 +44,22 @@ fn reader(lines: usize) -> (tempfile::TempDir, Rx, JoinHandle<()>) {
     };
     let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
     let pool = BufferPool::new(LINE);
-    let thread = std::thread::spawn(move || read_splits(vec![split], opts, tx, pool));
-    (dir, rx, thread)
+    let thread = {
+        let pool = pool.clone();
+        std::thread::spawn(move || read_splits(vec![split], opts, tx, pool))
+    };
+    (dir, rx, pool, thread)
 }
 
-/// Waits until the channel holds `n` messages.
-fn until_len(rx: &Rx, n: usize) {
+/// Waits until the reader has found its channel full `n` times: from then
+/// on it waits until the channel is empty before it sends again.
+fn until_waits(pool: &BufferPool, n: usize) {
     let start = Instant::now();
-    while rx.len() < n {
+    while pool.waits.load(SeqCst) < n {
         assert!(
             start.elapsed() < GUARD,
-            "the reader sent {} of {n}",
-            rx.len()
+            "the reader waited {} times of {n}",
+            pool.waits.load(SeqCst)
         );
         std::thread::sleep(Duration::from_micros(200));
     }
@@ -71,24 +76,29 @@ fn chunk(rx: &mut Rx) -> String {
 #[test]
 fn a_full_channel_is_refilled_only_once_the_stream_took_everything_in_it() {
     assert_eq!(CHANNEL_CAPACITY, 2, "the test takes two messages per round");
-    let (_dir, mut rx, thread) = reader(100);
-    until_len(&rx, 2);
+    let (_dir, mut rx, pool, thread) = reader(100);
+    // The start of the range and the first chunk fill the channel; the
+    // reader holds the second chunk.
+    until_waits(&pool, 1);
+    assert_eq!(rx.len(), 2);
     assert!(matches!(
         rx.try_recv().expect("a message").expect("no error"),
         Msg::Start { slot: 0, .. }
     ));
     // One slot is free; a reader that took it at once would be woken per
-    // chunk. It waits for the other one.
+    // chunk. It waits for the other one (this sleep only gives a wrong
+    // reader the time to show itself).
     std::thread::sleep(Duration::from_millis(50));
     assert_eq!(rx.len(), 1, "the reader sent into a half-empty channel");
     assert_eq!(chunk(&mut rx), "line-000\n");
-    // Empty: the reader sends two chunks in a row.
-    until_len(&rx, 2);
+    // Empty: the reader sends the chunk it held and the next in a row.
+    until_waits(&pool, 2);
+    assert_eq!(rx.len(), 2);
     assert_eq!(chunk(&mut rx), "line-001\n");
     std::thread::sleep(Duration::from_millis(50));
     assert_eq!(rx.len(), 1, "the reader sent into a half-empty channel");
     assert_eq!(chunk(&mut rx), "line-002\n");
-    until_len(&rx, 2);
+    until_waits(&pool, 3);
     assert_eq!(chunk(&mut rx), "line-003\n");
     assert_eq!(chunk(&mut rx), "line-004\n");
     drop(rx);
@@ -97,14 +107,13 @@ fn a_full_channel_is_refilled_only_once_the_stream_took_everything_in_it() {
 
 #[test]
 fn a_reader_waiting_for_room_ends_when_the_stream_is_dropped() {
-    let (_dir, mut rx, thread) = reader(100);
-    until_len(&rx, 2);
+    let (_dir, mut rx, pool, thread) = reader(100);
+    until_waits(&pool, 1);
     assert!(matches!(
         rx.try_recv().expect("a message").expect("no error"),
         Msg::Start { .. }
     ));
     // The reader waits for the stream to take the other message too.
-    std::thread::sleep(Duration::from_millis(20));
     drop(rx);
     let start = Instant::now();
     while !thread.is_finished() {
