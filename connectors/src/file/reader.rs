@@ -195,13 +195,11 @@ fn send_chunk(tx: &Tx, pool: &BufferPool, chunk: Msg) -> Result<(), Stop> {
         return send(tx, chunk);
     }
     pool.note_wait();
-    let mut room = futures::executor::block_on(tx.reserve_many(tx.max_capacity()))
+    // The permits go back to the channel at once; the send takes one.
+    futures::executor::block_on(tx.reserve_many(tx.max_capacity()))
+        .map(drop)
         .map_err(|_| Stop::Closed)?;
-    // `reserve_many` gives as many permits as asked for; the rest go back
-    // to the channel when `room` is dropped.
-    let permit = room.next().ok_or(Stop::Closed)?;
-    permit.send(Ok(chunk));
-    Ok(())
+    send(tx, chunk)
 }
 
 /// Reports an unfinished line already longer than the limit, with its prefix.
