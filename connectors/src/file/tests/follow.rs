@@ -38,6 +38,16 @@ struct N {
     n: u32,
 }
 
+/// Waits until a reader's thread has ended, failing with `what` after
+/// [`GUARD`].
+pub(super) fn until_finished(thread: &JoinHandle<()>, what: &str) {
+    let start = Instant::now();
+    while !thread.is_finished() {
+        assert!(start.elapsed() < GUARD, "{what}");
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
 pub(super) fn append(path: &Path, text: &str) {
     let mut f = std::fs::OpenOptions::new()
         .append(true)
@@ -213,14 +223,7 @@ fn follow_stops_one_poll_interval_after_the_stream_is_dropped() {
     assert_eq!(manual.sleepers(), 1, "asleep until its interval ends");
     assert!(!thread.is_finished());
     manual.advance(Duration::from_millis(1));
-    let start = Instant::now();
-    while !thread.is_finished() {
-        assert!(
-            start.elapsed() < GUARD,
-            "the reader went on after its interval"
-        );
-        std::thread::sleep(Duration::from_micros(200));
-    }
+    until_finished(&thread, "the reader went on after its interval");
     assert_eq!(manual.sleepers(), 0, "it did not sleep again");
     thread.join().expect("reader");
 }

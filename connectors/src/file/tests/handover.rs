@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
+use super::follow::until_finished;
 use crate::file::DEFAULT_MAX_LINE_LENGTH;
 use crate::file::plan::{FileEntry, Split};
 use crate::file::reader::{BufferPool, CHANNEL_CAPACITY, Msg, ReadOptions, read_splits};
@@ -115,13 +116,6 @@ fn a_reader_waiting_for_room_ends_when_the_stream_is_dropped() {
     ));
     // The reader waits for the stream to take the other message too.
     drop(rx);
-    let start = Instant::now();
-    while !thread.is_finished() {
-        assert!(
-            start.elapsed() < GUARD,
-            "the reader went on without its stream"
-        );
-        std::thread::sleep(Duration::from_micros(200));
-    }
+    until_finished(&thread, "the reader went on without its stream");
     thread.join().expect("reader");
 }
