@@ -39,7 +39,7 @@ fn main() {
     // default), not 1 s (v3's). The log-analysis job frees its read buffers
     // and batches as it ends and runs its SQL query at once; with 1 s they
     // were still held at the query's peak, and the process peaked at
-    // 59-62 MiB at parallelism 2, with 10 ms at 53-55 MiB, at the same CPU.
+    // 59-62 MiB at parallelism 2, with 10 ms at 51-56 MiB, at the same CPU.
     // The same as MIMALLOC_PURGE_DELAY=10, which still overrides it.
     build.define("MI_DEFAULT_PURGE_DELAY", "10");
 

@@ -31,7 +31,7 @@ pub(super) const POLL: Duration = Duration::from_millis(20);
 
 /// How long a test waits for the reader to send or go to sleep before
 /// failing: a guard against a hang, not part of any assertion.
-const GUARD: Duration = Duration::from_secs(10);
+pub(super) const GUARD: Duration = Duration::from_secs(10);
 
 #[derive(Debug, serde::Deserialize)]
 struct N {

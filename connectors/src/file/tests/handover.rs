@@ -10,14 +10,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use super::follow::until_finished;
+use super::follow::{GUARD, until_finished};
 use crate::file::DEFAULT_MAX_LINE_LENGTH;
 use crate::file::plan::{FileEntry, Split};
 use crate::file::reader::{BufferPool, CHANNEL_CAPACITY, Msg, ReadOptions, read_splits};
-
-/// How long a test waits for the reader before failing: a guard against a
-/// hang, not part of any assertion.
-const GUARD: Duration = Duration::from_secs(10);
 
 /// Every line is this long, with its `\n`; the reader reads one at a time.
 const LINE: usize = 9;
